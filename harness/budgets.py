@@ -1,0 +1,91 @@
+"""How a token budget becomes a request. Pure: no HTTP, no files.
+
+Two ways to spend "about N tokens":
+- `prompt` (the seed's): ask in the prompt to "use around N tokens" and measure what the model spends.
+  Works for any chat model, obeyed only in some range (o1-mini used ~8x the request between 2^4 and 2^11).
+- `forcing` (s1-style budget forcing): let the model reason on the raw completions endpoint, cut the
+  reasoning at N tokens, append an answer cue (``Final answer: \\boxed{``) and let it write the answer.
+  Tokens then track N exactly, which makes small open models usable for scaling curves.
+
+A request is a plain dict: ``endpoint`` ("chat" or "completions") plus the body the OpenAI API takes.
+Its canonical JSON is the store key, so everything that changes the answer must be in it and nothing
+else (no API key, no base URL: replicas of one model share responses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .params import Params
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+def sample_seed(base_seed: int, problem_id: str, sample: int) -> int:
+    """A per-sample seed, stable across runs and machines.
+
+    It does not depend on the budget on purpose: with the same seed a forced run at 64 tokens starts
+    with the same reasoning as the one at 32, so budgets are compared on common random numbers.
+    """
+    digest = hashlib.sha256(f"{base_seed}:{problem_id}:{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
+
+
+def chatml(user: str, system: str = SYSTEM_PROMPT) -> str:
+    """ChatML (Qwen, many open models): the prompt a chat endpoint would build, for the completions endpoint."""
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n"
+        f"<|im_start|>user\n{user}<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def render_prompt(template: str, problem: str, budget: int) -> str:
+    # str.replace, not str.format: problems are full of LaTeX braces.
+    return template.replace("{problem}", problem).replace("{budget}", str(budget))
+
+
+def _sampling_fields(params: Params, seed: int) -> dict[str, Any]:
+    return {
+        "model": params.model.name,
+        "temperature": params.sampling.temperature,
+        "top_p": params.sampling.top_p,
+        "seed": seed,
+    }
+
+
+def first_request(params: Params, problem: str, problem_id: str, budget: int, sample: int) -> dict[str, Any]:
+    """The first (for `prompt`, the only) request of one sample."""
+    seed = sample_seed(params.sampling.seed, problem_id, sample)
+    text = render_prompt(params.prompt_template, problem, budget)
+    if params.budgets.method == "prompt":
+        req: dict[str, Any] = {
+            "endpoint": "chat",
+            "messages": [{"role": "user", "content": text}],
+            **_sampling_fields(params, seed),
+        }
+        if params.budgets.max_tokens is not None:
+            req["max_tokens"] = params.budgets.max_tokens
+        return req
+    return {
+        "endpoint": "completions",
+        "prompt": chatml(text),
+        "max_tokens": budget,
+        **_sampling_fields(params, seed),
+    }
+
+
+def needs_forced_answer(params: Params, finish_reason: str | None) -> bool:
+    """Forcing: the reasoning hit the budget (finish_reason 'length'), so the answer must be forced."""
+    return params.budgets.method == "forcing" and finish_reason == "length"
+
+
+def answer_request(params: Params, first: dict[str, Any], reasoning: str) -> dict[str, Any]:
+    """Forcing's second request: the cut reasoning plus the answer cue; the model writes only the answer."""
+    return {
+        **first,
+        "prompt": first["prompt"] + reasoning + params.budgets.answer_cue,
+        "max_tokens": params.budgets.answer_tokens,
+        "stop": ["\n", "<|im_end|>"],
+    }

@@ -1,0 +1,103 @@
+"""Pure answer grading: pull the final answer out of a model's text, compare it with the gold answer.
+
+Why not string equality: "0.5", "\\frac{1}{2}" and "1/2" are one answer. Equivalence is decided by
+Math-Verify (a maintained library) rather than hand-written rules; this module only finds *which* part of
+the text is the answer, and normalises it so that majority vote groups equal answers together.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from math_verify import parse, verify
+
+_ANSWER_IS = re.compile(
+    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*\$?\s*([^\n$]+?)\s*\$?\s*(?:\.|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_MAX_ANSWER_CHARS = 200
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} (or \\fbox{...}), with nested braces matched.
+
+    A forced answer may be cut before its closing brace; then the rest of the text is the answer.
+    """
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        ch = text[j]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return text[i:].strip() or None
+
+
+def extract_answer(text: str) -> str | None:
+    """The model's final answer as written, or None when the text holds no recognisable answer.
+
+    Order: the last \\boxed{}; then "the answer is X" / "Final answer: X"; then the last number on the
+    last non-empty line (models that ignore the format often end with a bare number).
+    """
+    if not text or not text.strip():
+        return None
+    boxed = last_boxed(text)
+    if boxed is not None and boxed.strip():
+        return _clip(boxed)
+    matches = _ANSWER_IS.findall(text)
+    if matches:
+        return _clip(matches[-1])
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    numbers = _NUMBER.findall(lines[-1]) if lines else []
+    return _clip(numbers[-1]) if numbers else None
+
+
+def _clip(answer: str) -> str | None:
+    answer = answer.strip()
+    return answer[:_MAX_ANSWER_CHARS] if answer else None
+
+
+def normalize_answer(answer: str | None) -> str | None:
+    """A canonical spelling for voting: equal answers must land in one bucket.
+
+    Numbers become their plain decimal form ("1,000" -> "1000", "42.0" -> "42"); other answers lose
+    whitespace, surrounding $ and trailing full stops.
+    """
+    if answer is None:
+        return None
+    a = answer.strip().strip("$").strip().rstrip(".").strip()
+    a = re.sub(r"\\text\{([^}]*)\}", r"\1", a)
+    a = a.replace("\\!", "").replace("\\,", "").replace("\\ ", "")
+    compact = re.sub(r"\s+", "", a)
+    plain = compact.replace(",", "")
+    if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", plain):
+        value = float(plain)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    return compact or None
+
+
+@lru_cache(maxsize=65536)
+def is_equivalent(answer: str | None, gold: str) -> bool:
+    """True when Math-Verify judges the answer equal to the gold answer."""
+    if answer is None:
+        return False
+    norm_a, norm_g = normalize_answer(answer), normalize_answer(gold)
+    if norm_a is not None and norm_a == norm_g:
+        return True
+    try:
+        gold_parsed = parse(f"\\boxed{{{gold}}}")
+        answer_parsed = parse(f"\\boxed{{{answer}}}")
+        return bool(gold_parsed) and bool(answer_parsed) and bool(verify(gold_parsed, answer_parsed))
+    except Exception:  # Math-Verify is defensive, but a pathological string must never crash a run
+        return False

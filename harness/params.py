@@ -1,0 +1,247 @@
+"""The params.yaml schema: every key, its type, its allowed values, and the one-line messages users see.
+
+Why one module: a typo in params.yaml must cost nothing. Everything is checked here, before any stage
+touches a file or sends a request, and every complaint names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EMBEDDED = "embedded"
+BUDGET_METHODS = ("prompt", "forcing")
+CHAT_TEMPLATES = ("chatml",)
+
+# The seed experiment's prompt (o1-mini on AIME 2024), with {problem} and {budget} substituted.
+SEED_PROMPT = (
+    "You are a math problem solver. I will give you a problem from the American Invitational Mathematics "
+    "Examination (AIME). At the end, provide the final answer as a single integer.\n\n"
+    "Important: You should try your best to use around {budget} tokens in your reasoning steps.\n"
+    "If you feel like you are finished early, spend the extra tokens trying to double check your work "
+    "until you are absolutely sure that you have the correct answer.\n"
+    "Here's the problem:\n\n{problem}\n\n"
+    "Solve this problem, use around {budget} tokens in your reasoning, and provide the final answer as a "
+    "single integer.\n"
+)
+
+# Budget forcing's instruction: the model reasons freely, the harness cuts it at the budget.
+FORCING_PROMPT = (
+    "Solve the following problem. Reason step by step, then give the final answer in \\boxed{{}}.\n\n"
+    "{problem}"
+)
+
+
+class ParamsError(ValueError):
+    """A params.yaml problem, already phrased as the one line the user should read."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(_Section):
+    base_url: str = EMBEDDED
+    name: str = "qwen2.5-coder-0.5b-instruct"
+    api_key_env: str | None = None
+    chat_template: Literal["chatml"] = "chatml"
+    request_timeout: float = Field(default=600.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v != EMBEDDED and not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError(f"must be '{EMBEDDED}' or an http(s):// URL of an OpenAI-compatible endpoint")
+        return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.replace("_", "").isalnum() or v[0].isdigit()):
+            raise ValueError(
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+            )
+        return v
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.base_url == EMBEDDED
+
+
+class DataParams(_Section):
+    source: str = "reasoning_gym:basic_arithmetic"
+    limit: int | None = Field(default=None, gt=0)
+    split: str = "test"
+    seed: int = 0
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a Hugging Face dataset id, reasoning_gym:<task>, or a .jsonl file")
+        return v
+
+
+class BudgetParams(_Section):
+    method: Literal["prompt", "forcing"] = "forcing"
+    requested: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
+    prompt_template: str | None = None
+    answer_cue: str = "\n\nFinal answer: \\boxed{"
+    answer_tokens: int = Field(default=16, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+    @field_validator("requested")
+    @classmethod
+    def _budgets(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must list at least one token budget")
+        for i, b in enumerate(v):
+            if b <= 0:
+                raise ValueError(f"[{i}] = {b}: budgets must be positive integers")
+        for i in range(1, len(v)):
+            if v[i] <= v[i - 1]:
+                raise ValueError(f"[{i}] = {v[i]}: budgets must be strictly increasing")
+        return v
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and "{problem}" not in v:
+            raise ValueError("must contain the placeholder {problem}")
+        return v
+
+
+class CalibrateParams(_Section):
+    problems: int | None = Field(default=None, gt=0)
+
+
+class SamplingParams(_Section):
+    samples: int = Field(default=4, gt=0)
+    vote_samples: int | None = Field(default=None, gt=0)
+    concurrency: int = Field(default=2, gt=0)
+    seed: int = 0
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+
+
+class VoteParams(_Section):
+    min_samples: int = Field(default=1, gt=0)
+    saturation_tolerance: float = Field(default=0.01, ge=0, le=1)
+
+
+class Params(_Section):
+    model: ModelParams = Field(default_factory=ModelParams)
+    data: DataParams = Field(default_factory=DataParams)
+    budgets: BudgetParams = Field(default_factory=BudgetParams)
+    calibrate: CalibrateParams = Field(default_factory=CalibrateParams)
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    vote: VoteParams = Field(default_factory=VoteParams)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        if self.sampling.vote_samples is not None and self.sampling.vote_samples < self.sampling.samples:
+            raise ValueError(
+                f"sampling.vote_samples = {self.sampling.vote_samples}: must be >= sampling.samples "
+                f"({self.sampling.samples}); it is the larger pool drawn at the largest budget"
+            )
+        return self
+
+    # --- derived values every stage agrees on -------------------------------------------------------
+    @property
+    def vote_budget(self) -> int:
+        """Majority vote runs at the largest budget, as in the seed ("many samples at the largest budget")."""
+        return self.budgets.requested[-1]
+
+    def pool_size(self, budget: int) -> int:
+        if budget == self.vote_budget and self.sampling.vote_samples:
+            return self.sampling.vote_samples
+        return self.sampling.samples
+
+    @property
+    def prompt_template(self) -> str:
+        if self.budgets.prompt_template is not None:
+            return self.budgets.prompt_template
+        return SEED_PROMPT if self.budgets.method == "prompt" else FORCING_PROMPT
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _section_model(section: str) -> type[BaseModel] | None:
+    field = Params.model_fields.get(section)
+    return field.annotation if field is not None else None  # type: ignore[return-value]
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+    """Turn one pydantic error into `key = value: what is allowed`."""
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        parent = _section_model(loc[0]) if len(loc) > 1 else Params
+        allowed = _known_keys(parent) if parent is not None else []
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        where = f"'{loc[0]}'" if len(loc) > 1 else "the top level"
+        return f"{key}: unknown key{hint}; allowed in {where}: {', '.join(allowed)}"
+    value: Any = raw
+    for p in err["loc"]:
+        try:
+            value = value[p]
+        except (KeyError, IndexError, TypeError):
+            value = None
+            break
+    msg = err["msg"]
+    if etype == "literal_error":
+        msg = "allowed values: " + err.get("ctx", {}).get("expected", "")
+    elif etype == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        if msg.startswith("["):  # an item of a list: keep `key[i] = v: ...`
+            return f"{key}{msg}"
+    elif msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+    shown = "missing" if value is None and etype == "missing" else repr(value)
+    if key == "model.api_key_env":
+        shown = "(value hidden: it may be a key)"
+    return f"{key} = {shown}: {msg}"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise ParamsError with a single line naming the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found; run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ParamsError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (model, data, budgets, sampling, ...)")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ParamsError(f"{path}: {_describe(dict(first), raw)}") from None
+    _check_local_files(params, path)
+    return params
+
+
+def _check_local_files(params: Params, path: Path) -> None:
+    src = params.data.source
+    if looks_like_local_file(src) and not Path(src).exists():
+        raise ParamsError(
+            f"{path}: data.source = {src!r}: file not found (a local source must be an existing .jsonl file)"
+        )
+
+
+def looks_like_local_file(source: str) -> bool:
+    return source.endswith(".jsonl") or source.startswith(("./", "../", "/"))

@@ -1,0 +1,128 @@
+"""The response store: every model response, persisted the moment it arrives.
+
+Why it looks like this: a scaling run is thousands of paid requests, and a run can be killed at any
+moment. The store is a directory of append-only JSON-lines shards (one per stage that writes), each line
+one response keyed by the sha256 of the canonical request. Appends are fsync'd under an exclusive lock,
+so a response that was received is never lost and two processes never interleave half lines. A torn last
+line (a crash mid-write) is detected on open, reported, and cut off before the next append. Lookups read
+every shard, so a response paid for by one stage is reused by every other stage.
+
+Only this module knows the file format.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as it is; the message says which file and line, and what to do."""
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """The identity of a request: sha256 of its canonical JSON (sorted keys, no whitespace)."""
+    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
+
+
+class ResponseStore:
+    """Look up responses by request key across all shards of `root`; append new ones to `shard`."""
+
+    def __init__(self, root: str | Path, shard: str):
+        self.root = Path(root)
+        self.shard_path = self.root / f"{shard}.jsonl"
+        self._lock_path = self.root / ".lock"
+        self._records: dict[str, dict[str, Any]] = {}
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
+        for path in sorted(self.root.glob("*.jsonl")):
+            for record in _read_shard(path):
+                self._records.setdefault(record["key"], record)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._records.get(key)
+
+    def append(self, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+        """Persist one response durably (write + fsync under lock) and index it."""
+        key = request_key(request)
+        record = {"v": SCHEMA_VERSION, "key": key, "request": request, "response": response}
+        line = (canonical_json(record) + "\n").encode("utf-8")
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                _cut_torn_tail(self.shard_path)
+                fd = os.open(self.shard_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, line)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._records.setdefault(key, record)
+        return record
+
+
+def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the last newline: empty unless the last write was torn
+    if torn:
+        warnings.warn(
+            f"{path}: the last line is incomplete (a run was killed mid-write); it is ignored and will be "
+            "cut off at the next append",
+            stacklevel=3,
+        )
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError:
+            raise StoreError(
+                f"{path}:{number}: not a JSON record; the store is damaged. Restore it "
+                "(git checkout / dvc pull) or delete that line to re-request just that response"
+            ) from None
+        if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION or "key" not in record:
+            raise StoreError(
+                f"{path}:{number}: unknown store schema (expected v={SCHEMA_VERSION}); "
+                "this store was written by another version of the harness"
+            )
+        if request_key(record["request"]) != record["key"]:
+            raise StoreError(
+                f"{path}:{number}: the key does not match its request; the record was edited. "
+                "Delete that line to re-request it"
+            )
+        yield record
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """If a crash left a partial last line, truncate it so the next record starts on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        fh.truncate(cut)
+        fh.flush()
+        os.fsync(fh.fileno())

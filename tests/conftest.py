@@ -1,0 +1,52 @@
+"""Shared fixtures: a real local OpenAI-protocol server and a scratch project directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fake_server import FakeModel, serve
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def fake_model():
+    model = FakeModel()
+    server, url = serve(model)
+    model.url = url
+    yield model
+    server.shutdown()
+    server.server_close()
+
+
+def arithmetic_problems(n: int = 6) -> list[dict]:
+    return [{"id": f"p{i}", "problem": f"What is {i + 3} + {2 * i + 5}?", "answer": str(3 * i + 8)}
+            for i in range(n)]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project: cwd is tmp_path, with a local dataset; `write_params` writes params.yaml."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in arithmetic_problems()), encoding="utf-8")
+
+    def write_params(base_url: str, **sections) -> Path:
+        params = {
+            "model": {"base_url": base_url, "name": "fake"},
+            "data": {"source": str(data)},
+            "budgets": {"method": "forcing", "requested": [4, 16, 64]},
+            "sampling": {"samples": 3, "vote_samples": 6, "concurrency": 4, "seed": 0},
+        }
+        for key, value in sections.items():
+            params.setdefault(key, {}).update(value)
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(params), encoding="utf-8")
+        return path
+
+    return write_params

@@ -1,0 +1,58 @@
+"""params.yaml validation: every mistake is one line naming the key, the value and what is allowed."""
+
+import pytest
+import yaml
+
+from harness.params import ParamsError, load_params
+
+
+def _write(tmp_path, doc) -> str:
+    path = tmp_path / "params.yaml"
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc), encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_are_valid(tmp_path):
+    params = load_params(_write(tmp_path, {}))
+    assert params.model.base_url == "embedded"
+    assert params.vote_budget == params.budgets.requested[-1]
+
+
+def test_repository_params_yaml_is_valid():
+    from conftest import REPO
+
+    load_params(REPO / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"budgets": {"requested": [16, -32]}}, "budgets.requested[1] = -32: budgets must be positive integers"),
+        ({"budgets": {"requested": [64, 32]}}, "budgets.requested[1] = 32: budgets must be strictly increasing"),
+        ({"budgets": {"requested": []}}, "budgets.requested = []: must list at least one token budget"),
+        ({"budgets": {"method": "telepathy"}}, "budgets.method = 'telepathy': allowed values: 'prompt' or 'forcing'"),
+        ({"budgets": {"requestd": [1]}}, "budgets.requestd: unknown key (did you mean 'requested'?)"),
+        ({"sampling": {"samples": 0}}, "sampling.samples = 0: Input should be greater than 0"),
+        ({"sampling": {"samples": "many"}}, "sampling.samples = 'many'"),
+        ({"sampling": {"samples": 4, "vote_samples": 2}}, "sampling.vote_samples = 2: must be >= sampling.samples"),
+        ({"modle": {}}, "modle: unknown key (did you mean 'model'?)"),
+        ({"model": {"base_url": "ftp://x"}}, "model.base_url = 'ftp://x': must be 'embedded' or an http(s):// URL"),
+        ({"model": {"api_key_env": "sk-abc123-def"}}, "must be the NAME of an environment variable"),
+        ({"data": {"source": "missing/problems.jsonl"}}, "data.source = 'missing/problems.jsonl': file not found"),
+        ({"budgets": {"prompt_template": "no placeholder"}}, "must contain the placeholder {problem}"),
+        ("model: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_params_give_one_line_naming_the_problem(tmp_path, doc, message):
+    with pytest.raises(ParamsError) as info:
+        load_params(_write(tmp_path, doc))
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_api_key_value_is_never_echoed(tmp_path):
+    with pytest.raises(ParamsError) as info:
+        load_params(_write(tmp_path, {"model": {"api_key_env": "sk-secret-value-123"}}))
+    assert "sk-secret-value-123" not in str(info.value)  # it may well be a pasted key
+    assert "never the key itself" in str(info.value)

@@ -1,0 +1,132 @@
+"""The whole pipeline over real HTTP against a local OpenAI-protocol server (tests/fake_server.py)."""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+
+OUTPUT_FILES = [
+    "outputs/problems.jsonl", "outputs/dataset.json", "outputs/calibration.csv", "outputs/calibration.json",
+    "outputs/samples.csv", "outputs/curve.csv", "outputs/metrics.json", "outputs/accuracy_vs_tokens.png",
+    "outputs/requested_vs_actual.png", "outputs/regions.json",
+]
+REQUIRED_COLUMNS = ["problem_id", "budget", "sample", "completion_tokens", "reasoning_tokens", "answer",
+                    "correct", "finish_reason", "status"]
+
+
+def _hashes() -> dict[str, str]:
+    return {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in OUTPUT_FILES}
+
+
+def test_forcing_run_end_to_end_then_replays_with_zero_requests(project, fake_model):
+    project(fake_model.url)
+    assert main(["run"]) == 0
+    samples = pd.read_csv("outputs/samples.csv")
+    assert list(samples.columns[: len(REQUIRED_COLUMNS)]) == REQUIRED_COLUMNS or set(REQUIRED_COLUMNS) <= set(
+        samples.columns)
+    # 6 problems x (3 samples at 4 and 16, 6 samples at 64) = 72 planned samples, each exactly once
+    assert len(samples) == 72
+    assert not samples.duplicated(["problem_id", "budget", "sample"]).any()
+    assert set(samples["status"]) <= {"ok", "truncated", "no_answer", "empty"}
+    # forcing: tokens track the budget (reasoning capped at N, plus the forced answer)
+    capped = samples[samples["finish_reason"] != "length"]
+    assert (capped["completion_tokens"] <= capped["budget"] + 16).all()
+    curve = pd.read_csv("outputs/curve.csv")
+    single = curve[curve["k"] == 1].sort_values("budget")["maj_at_k"].tolist()
+    assert single[0] < single[-1], single  # the toy model needs 8..47 tokens: accuracy rises with budget
+    sent = len(fake_model.requests)
+    assert sent > 0
+    first = _hashes()
+
+    for f in OUTPUT_FILES:
+        Path(f).unlink()
+    assert main(["run"]) == 0
+    assert len(fake_model.requests) == sent, "a warm store must answer everything"
+    assert _hashes() == first, "same params + same store must give byte-identical outputs"
+
+
+def test_calibrate_and_sample_share_paid_responses(project, fake_model):
+    project(fake_model.url)
+    assert main(["fetch"]) == 0
+    assert main(["calibrate"]) == 0
+    after_calibrate = len(fake_model.requests)
+    assert main(["sample"]) == 0
+    bodies = [str(sorted(r["body"].items())) for r in fake_model.requests]
+    assert len(bodies) == len(set(bodies)), "no request may be sent twice"
+    assert after_calibrate > 0
+
+
+def test_one_request_per_sample_each_with_its_own_seed(project, fake_model):
+    project(fake_model.url, budgets={"requested": [64]}, sampling={"samples": 4, "vote_samples": 4})
+    assert main(["run"]) == 0
+    firsts = [r["body"] for r in fake_model.requests if not r["body"]["prompt"].endswith("\\boxed{")]
+    assert all("n" not in body for body in firsts)
+    seeds_per_problem = {}
+    for body in firsts:
+        seeds_per_problem.setdefault(body["prompt"], set()).add(body["seed"])
+    assert all(len(s) == 4 for s in seeds_per_problem.values())
+
+
+def test_prompt_method_sends_the_seed_prompt_on_the_chat_endpoint(project, fake_model):
+    project(fake_model.url, budgets={"method": "prompt", "requested": [16, 32]},
+            sampling={"samples": 2, "vote_samples": 2})
+    assert main(["run"]) == 0
+    chats = [r for r in fake_model.requests if r["path"].endswith("/chat/completions")]
+    assert chats and len(chats) == len(fake_model.requests)
+    content = chats[0]["body"]["messages"][0]["content"]
+    assert "use around 16 tokens" in content or "use around 32 tokens" in content
+    samples = pd.read_csv("outputs/samples.csv")
+    assert (samples["reasoning_tokens"] == 3).all()  # usage.completion_tokens_details.reasoning_tokens
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"budgets": {"requested": [16, -4]}}, "budgets.requested[1] = -4"),
+        ({"budgets": {"requestd": [16]}}, "did you mean 'requested'"),
+        ({"data": {"source": "nowhere.jsonl"}}, "data.source = 'nowhere.jsonl': file not found"),
+    ],
+)
+def test_bad_params_exit_2_with_one_line_before_any_request(project, fake_model, capsys, sections, message):
+    project(fake_model.url, **sections)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert fake_model.requests == []
+    assert not Path("outputs").exists()
+
+
+def test_unreachable_base_url_is_one_line_and_sends_nothing(project, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    project(f"http://127.0.0.1:{port}/v1")
+    assert main(["fetch"]) == 0
+    assert main(["calibrate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "model.base_url" in err and "unreachable" in err
+
+
+def test_hosted_endpoint_without_key_variable_fails_before_any_request(project, fake_model, capsys, monkeypatch):
+    monkeypatch.delenv("HARNESS_TEST_KEY", raising=False)
+    project(fake_model.url.replace("127.0.0.1", "localhost"), model={"api_key_env": "HARNESS_TEST_KEY"})
+    assert main(["fetch"]) == 0
+    assert main(["sample"]) == 2
+    assert "HARNESS_TEST_KEY" in capsys.readouterr().err
+    assert fake_model.requests == []
+
+
+def test_api_key_is_sent_as_bearer_and_written_nowhere(project, fake_model, monkeypatch, tmp_path):
+    secret = "sk-planted-" + "7" * 24
+    monkeypatch.setenv("HARNESS_TEST_KEY", secret)
+    project(fake_model.url, model={"api_key_env": "HARNESS_TEST_KEY"})
+    assert main(["run"]) == 0
+    assert fake_model.requests[0]["authorization"] == f"Bearer {secret}"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
