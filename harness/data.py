@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def _canonical_row(row: dict[str, Any], where: str, seen: set[str]) -> dict[str,
 
 
 def load_reasoning_gym(task: str, params: Params) -> list[dict[str, str]]:
-    import reasoning_gym  # local import: generating is only needed by the fetch stage
+    with warnings.catch_warnings():  # one of its dependencies has SyntaxWarnings on import
+        warnings.simplefilter("ignore", SyntaxWarning)
+        import reasoning_gym  # local import: generating is only needed by the fetch stage
 
     size = params.data.limit or 50
     try:
@@ -94,7 +97,7 @@ def load_hub(source: str, params: Params) -> list[dict[str, str]]:
 
     try:
         ds = datasets.load_dataset(source, split=params.data.split)
-    except Exception as exc:  # the hub raises many types; all mean "could not load"
+    except Exception as exc:  # noqa: BLE001 - the hub raises many types; all mean "could not load"
         raise DataError(
             f"data.source = {source!r}: could not load from the Hugging Face Hub ({type(exc).__name__}); "
             "offline, point data.source at a local .jsonl with id, problem, answer"

@@ -111,7 +111,7 @@ def embedded_server(ready_timeout: float = 180.0) -> Iterator[str]:
     model = model_path()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in finally
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model),

@@ -99,5 +99,5 @@ def is_equivalent(answer: str | None, gold: str) -> bool:
         gold_parsed = parse(f"\\boxed{{{gold}}}")
         answer_parsed = parse(f"\\boxed{{{answer}}}")
         return bool(gold_parsed) and bool(answer_parsed) and bool(verify(gold_parsed, answer_parsed))
-    except Exception:  # Math-Verify is defensive, but a pathological string must never crash a run
+    except Exception:  # noqa: BLE001 - Math-Verify is defensive, but a pathological string must never crash a run
         return False

@@ -55,7 +55,7 @@ class ModelParams(_Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v != EMBEDDED and not (v.startswith("http://") or v.startswith("https://")):
+        if v != EMBEDDED and not v.startswith(("http://", "https://")):
             raise ValueError(f"must be '{EMBEDDED}' or an http(s):// URL of an OpenAI-compatible endpoint")
         return v.rstrip("/")
 

@@ -19,14 +19,14 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from . import stats  # noqa: E402
-from .calibrate import CALIBRATION, CALIBRATION_SUMMARY  # noqa: E402
-from .files import OUTPUTS, write_bytes, write_json  # noqa: E402
-from .params import Params  # noqa: E402
-from .vote import CURVE  # noqa: E402
+from . import stats
+from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
+from .files import OUTPUTS, write_bytes, write_json
+from .params import Params
+from .vote import CURVE
 
 ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
 CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"

@@ -12,6 +12,7 @@ Output: `outputs/samples.csv`, one row per planned sample, graded, each with a `
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from .embedded import embedded_server
 from .files import OUTPUTS, STORE_DIR, write_csv
 from .grade import extract_answer, is_equivalent, normalize_answer
 from .params import Params
-from .store import ResponseStore, request_key
+from .store import ResponseStore, StoreError, request_key
 
 SAMPLES = OUTPUTS / "samples.csv"
+NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 SAMPLE_COLUMNS = [
     "problem_id", "budget", "sample", "seed", "completion_tokens", "reasoning_tokens", "prompt_tokens",
     "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
@@ -168,6 +170,11 @@ def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[dict
     if not todo:
         print(f"{desc}: all {len(jobs)} samples are in the store; no requests sent")
         return asyncio.run(_gather(params, jobs, _store_only(store)))
+    if os.environ.get(NO_REQUESTS_ENV):
+        raise StoreError(
+            f"{desc}: {len(todo)} of {len(jobs)} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
+            "is set, so nothing may be requested; unset it to run the model, or restore the store"
+        )
     print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}")
     with model_endpoint(params) as client:
         return asyncio.run(_run_live(params, jobs, store, client, desc, set(todo)))
@@ -180,38 +187,48 @@ async def _gather(params: Params, jobs: list[Job], fetch: Fetch) -> list[dict[st
 async def _run_live(
     params: Params, jobs: list[Job], store: ResponseStore, client: Client, desc: str, todo: set[Job]
 ) -> list[dict[str, Any]]:
-    semaphore = asyncio.Semaphore(params.sampling.concurrency)
+    """`sampling.concurrency` workers, each carrying one sample through all its requests.
+
+    Workers (rather than one task per request behind a semaphore) keep a sample's requests back to
+    back, so a forced answer reuses the server's cached prefix, and finished samples show up at once.
+    """
     bar = tqdm(total=len(todo), desc=desc, unit="sample", dynamic_ncols=True)
     tokens = 0
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index, job in enumerate(jobs):
+        if job in todo:
+            queue.put_nowait(index)
+        else:
+            results[index] = await run_job(params, job, _store_only(store))
 
     async def fetch(request: dict[str, Any]) -> dict[str, Any]:
         nonlocal tokens
-        key = request_key(request)
-        record = store.get(key)
+        record = store.get(request_key(request))
         if record is not None:
             return dict(record["response"])
-        async with semaphore:
-            response = await client.complete(request)
+        response = await client.complete(request)
         store.append(request, response)  # persisted before anything else happens to it
         tokens += response.get("completion_tokens") or 0
         return response
 
-    async def one(job: Job, was_missing: bool) -> dict[str, Any]:
-        try:
-            row = await run_job(params, job, fetch)
-        except RequestFailed as exc:
-            row = failed_row(job, params, str(exc))
-        if was_missing:
+    async def worker() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            try:
+                results[index] = await run_job(params, jobs[index], fetch)
+            except RequestFailed as exc:
+                results[index] = failed_row(jobs[index], params, str(exc))
             bar.update(1)
             elapsed = bar.format_dict.get("elapsed") or 0
             bar.set_postfix(tok_s=f"{tokens / elapsed:.0f}" if elapsed else "-", refresh=False)
-        return row
 
     try:
-        return list(await asyncio.gather(*(one(job, job in todo) for job in jobs)))
+        await asyncio.gather(*(worker() for _ in range(params.sampling.concurrency)))
     finally:
         bar.close()
         await client.close()
+    return [r for r in results if r is not None]
 
 
 def samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

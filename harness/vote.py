@@ -82,7 +82,7 @@ def metrics(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int) -> dic
         "maj_at_k": {str(k): round(float(v), 6) for k, v in vote["maj_at_k"].items()},
         "tokens_by_k": {str(k): round(float(v), 3) for k, v in vote["mean_tokens"].items()},
         "best_accuracy": round(float(table["maj_at_k"].max()), 6),
-        "samples": int(len(samples)),
+        "samples": len(samples),
         "status": {str(s): int(c) for s, c in status.items()},
         "total_completion_tokens": int(samples["completion_tokens"].fillna(0).sum()),
     }

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from fake_server import FakeModel, serve
 
 REPO = Path(__file__).resolve().parents[1]

