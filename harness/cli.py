@@ -36,11 +36,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed)
 
 
-def reproduce(params_path: str) -> int:
-    """The main job: `dvc repro` of the whole pipeline (runs the model only for missing responses)."""
+def reproduce(params_path: str, incremental: bool) -> int:
+    """The main job: `dvc repro --force`, every stage regenerated from the store.
+
+    Forced because "reproduce" should visibly rebuild every output; it costs seconds, since the
+    calibrate and sample stages only ask the model for responses missing from the store.
+    """
+    if params_path != "params.yaml":
+        raise ParamsError("reproduce: DVC reads params.yaml; edit it (or use `dvc exp run -S key=value`)")
     load_params(params_path)  # fail on bad params before DVC starts anything
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    return subprocess.call(["dvc", "repro"], env=env)
+    return subprocess.call(["dvc", "repro", *([] if incremental else ["--force"])], env=env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
     sub.add_parser("run", help="run every stage in order, without DVC")
-    sub.add_parser("reproduce", help="the main job: `dvc repro` (zero requests with a warm store)")
+    repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
+    repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if args.command == "reproduce":
-            return reproduce(args.params)
+            return reproduce(args.params, args.incremental)
         params = load_params(args.params)
         stages = STAGES if args.command == "run" else (args.command,)
         for name in stages:

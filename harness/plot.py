@@ -56,10 +56,11 @@ def accuracy_figure(table: pd.DataFrame, params: Params, title: str) -> tuple[pl
     )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     pad = 0.25
+    saturated = reg.saturation < reg.end  # else the best vote is the last point: no "no gains" region
     spans = [
         ("budget control", reg.start - pad, reg.vote_start),
-        ("majority vote", reg.vote_start, reg.saturation),
-        ("no gains", reg.saturation, reg.end + pad),
+        ("majority vote", reg.vote_start, reg.saturation if saturated else reg.end + pad),
+        ("no gains", reg.saturation, reg.end + pad if saturated else reg.saturation),
     ]
     for label, lo, hi in spans:
         if hi > lo:
