@@ -13,9 +13,11 @@ import sys
 from collections.abc import Callable
 
 from .params import Params, ParamsError, load_params
+from .preflight import preflight
 
 STAGES = ("fetch", "calibrate", "sample", "vote", "plot")
 EXIT_USAGE = 2
+EXIT_IO = 1
 
 
 def _stage(name: str) -> Callable[[Params], None]:
@@ -36,7 +38,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed)
 
 
-def reproduce(params_path: str, incremental: bool) -> int:
+def reproduce(params_path: str, params: Params, incremental: bool) -> int:
     """The main job: `dvc repro --force`, every stage regenerated from the store.
 
     Forced because "reproduce" should visibly rebuild every output; it costs seconds, since the
@@ -44,9 +46,19 @@ def reproduce(params_path: str, incremental: bool) -> int:
     """
     if params_path != "params.yaml":
         raise ParamsError("reproduce: DVC reads params.yaml; edit it (or use `dvc exp run -S key=value`)")
-    load_params(params_path)  # fail on bad params before DVC starts anything
+    preflight(params)  # bad data, a damaged store, no key, no server: fail before DVC starts anything
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     return subprocess.call(["dvc", "repro", *([] if incremental else ["--force"])], env=env)
+
+
+def _one_line(error: BaseException | str, params: Params | None) -> str:
+    """What the user reads: one line, and never the API key, even if a provider echoed it in an error."""
+    text = " ".join(str(error).split())
+    name = params.model.api_key_env if params is not None else None
+    key = os.environ.get(name) if name else None
+    if key:
+        text = text.replace(key, "[API key hidden]")
+    return f"harness: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,16 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    params: Params | None = None
     try:
-        if args.command == "reproduce":
-            return reproduce(args.params, args.incremental)
         params = load_params(args.params)
+        if args.command == "reproduce":
+            return reproduce(args.params, params, args.incremental)
         stages = STAGES if args.command == "run" else (args.command,)
+        if args.command == "run":
+            preflight(params)  # every stage's inputs checked before the first one writes anything
         for name in stages:
             _stage(name)(params)
     except _user_errors() as exc:
-        print(f"harness: {exc}", file=sys.stderr)
+        print(_one_line(exc, params), file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # disk full, permission denied: the environment, not the harness
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(_one_line(f"{where}{exc.strerror or exc}; free space or fix permissions, then rerun", params),
+              file=sys.stderr)
+        return EXIT_IO
     except KeyboardInterrupt:
         print("harness: interrupted; every response received so far is in the store, rerun to resume",
               file=sys.stderr)

@@ -2,7 +2,9 @@
 
 Why: DVC caches whatever a stage leaves behind, so a crash must never leave a half-written table, and the
 same inputs must give the same bytes (no timestamps, no absolute paths, fixed ordering and float format).
-Every output goes through a temp file in the same directory, fsync, then rename.
+Every output goes through a temp file in the same directory, fsync, then rename: a process killed at
+any instant leaves either the previous file or the new one, never a mix. What a kill can leave is the
+hidden temp file itself (`.<name>.<random>.tmp`); the next write of that output removes it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ STORE_DIR = Path("store")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -30,6 +34,27 @@ def write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable: after a power cut the directory entry points at the new file."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_files(path: Path) -> list[Path]:
+    """Temp files of `path` left by a killed writer (only SIGKILL or a power cut can leave one)."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def remove_stale_temps(path: Path) -> None:
+    """One stage writes one output at a time, so any temp file of `path` found now is a dead writer's."""
+    for stale in temp_files(path):
+        stale.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:

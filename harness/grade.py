@@ -19,6 +19,15 @@ _ANSWER_IS = re.compile(
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _MAX_ANSWER_CHARS = 200
+# C0/C1 control characters except tab and newline: terminal escapes and NULs a model may emit, which
+# would otherwise end up inside an answer (and in samples.csv) and split one answer into two vote buckets.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_UNITS = {w: i for i, w in enumerate([
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"])}
+_TENS = {w: 10 * i for i, w in enumerate(
+    ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2)}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 
 
 def last_boxed(text: str) -> str | None:
@@ -50,6 +59,7 @@ def extract_answer(text: str) -> str | None:
     """
     if not text or not text.strip():
         return None
+    text = _CONTROL.sub("", text)
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return _clip(boxed)
@@ -77,14 +87,46 @@ def normalize_answer(answer: str | None) -> str | None:
     a = answer.strip().strip("$").strip().rstrip(".").strip()
     a = re.sub(r"\\text\{([^}]*)\}", r"\1", a)
     a = a.replace("\\!", "").replace("\\,", "").replace("\\ ", "")
+    spelled = words_to_number(a)
+    if spelled is not None:
+        return str(spelled)
     compact = re.sub(r"\s+", "", a)
     plain = compact.replace(",", "")
+    if re.fullmatch(r"[+-]?\d+", plain):
+        return str(int(plain))  # exact at any length: two long integers never share a float bucket
     if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", plain):
         value = float(plain)
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return repr(value)
     return compact or None
+
+
+def words_to_number(answer: str) -> int | None:
+    """An integer spelled in English ("forty-two", "one hundred and five", "minus three"), else None.
+
+    Why: a model that ignores the format may answer in words; "forty-two" and "42" are one answer for
+    grading and must be one bucket for majority vote. Anything that is not purely number words is None.
+    """
+    words = re.sub(r"[-,]", " ", answer.lower()).split()
+    sign = -1 if words[:1] in (["minus"], ["negative"]) else 1
+    words = [w for w in words[1:] if w != "and"] if sign < 0 else [w for w in words if w != "and"]
+    if not words or len(words) > 12:
+        return None
+    total, current = 0, 0
+    for word in words:
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALES:
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+        else:
+            return None
+    return sign * (total + current)
 
 
 @lru_cache(maxsize=65536)

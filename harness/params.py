@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 EMBEDDED = "embedded"
 BUDGET_METHODS = ("prompt", "forcing")
+REASONING_GYM_PREFIX = "reasoning_gym:"
 CHAT_TEMPLATES = ("chatml",)
 
 # The seed experiment's prompt (o1-mini on AIME 2024), with {problem} and {budget} substituted.
@@ -79,13 +80,31 @@ class DataParams(_Section):
     split: str = "test"
     seed: int = 0
     config: dict[str, Any] = Field(default_factory=dict)
+    # integer: every gold answer must be an integer (AIME); auto: integer when the source name says aime
+    answer_type: Literal["auto", "integer", "any"] = "auto"
 
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must name a Hugging Face dataset id, reasoning_gym:<task>, or a .jsonl file")
+        prefix = v.split(":", 1)[0] + ":" if ":" in v else ""
+        if prefix and prefix != REASONING_GYM_PREFIX and not looks_like_local_file(v):
+            # Hub ids never contain ':', so this is a misspelt scheme that would silently go to the Hub.
+            close = difflib.get_close_matches(prefix, [REASONING_GYM_PREFIX], n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(
+                f"unknown source prefix {prefix!r}{hint}; allowed: a Hugging Face dataset id, "
+                f"{REASONING_GYM_PREFIX}<task>, or a .jsonl file"
+            )
         return v
+
+    @property
+    def integer_answers(self) -> bool:
+        """AIME answers are integers 0..999; a non-integer gold answer there is a broken row, not a fact."""
+        if self.answer_type == "auto":
+            return "aime" in self.source.lower()
+        return self.answer_type == "integer"
 
 
 class BudgetParams(_Section):
@@ -150,6 +169,19 @@ class Params(_Section):
                 f"sampling.vote_samples = {self.sampling.vote_samples}: must be >= sampling.samples "
                 f"({self.sampling.samples}); it is the larger pool drawn at the largest budget"
             )
+        limit = self.data.limit
+        if limit is not None and self.calibrate.problems is not None and self.calibrate.problems > limit:
+            raise ValueError(
+                f"calibrate.problems = {self.calibrate.problems}: must be <= data.limit ({limit}); "
+                "calibration draws from the fetched problems"
+            )
+        if limit is not None and self.vote.min_samples > limit * self.sampling.samples:
+            # Every point would be refused by the vote stage, after all the requests were paid for.
+            raise ValueError(
+                f"vote.min_samples = {self.vote.min_samples}: must be <= data.limit x sampling.samples "
+                f"({limit} x {self.sampling.samples} = {limit * self.sampling.samples}), the most samples "
+                "a single-sample point can rest on"
+            )
         return self
 
     # --- derived values every stage agrees on -------------------------------------------------------
@@ -182,7 +214,7 @@ def _section_model(section: str) -> type[BaseModel] | None:
 def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     """Turn one pydantic error into `key = value: what is allowed`."""
     loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
+    key = _dotted(err["loc"])
     etype = err["type"]
     if etype == "extra_forbidden":
         parent = _section_model(loc[0]) if len(loc) > 1 else Params
@@ -201,8 +233,12 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     msg = err["msg"]
     if etype == "literal_error":
         msg = "allowed values: " + err.get("ctx", {}).get("expected", "")
+    elif etype == "model_type":
+        msg = "must be a mapping of keys (key: value lines indented under it)"
     elif etype == "value_error":
         msg = msg.removeprefix("Value error, ")
+        if key == "" and " = " in msg:  # a cross-check: its message already names key and value
+            return msg
         if msg.startswith("["):  # an item of a list: keep `key[i] = v: ...`
             return f"{key}{msg}"
     elif msg.startswith("Value error, "):
@@ -211,6 +247,14 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     if key == "model.api_key_env":
         shown = "(value hidden: it may be a key)"
     return f"{key} = {shown}: {msg}"
+
+
+def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    """`budgets.requested[1]`, as the user would write it, not pydantic's `budgets.requested.1`."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

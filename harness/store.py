@@ -40,13 +40,14 @@ def request_key(request: dict[str, Any]) -> str:
 class ResponseStore:
     """Look up responses by request key across all shards of `root`; append new ones to `shard`."""
 
-    def __init__(self, root: str | Path, shard: str):
+    def __init__(self, root: str | Path, shard: str, readonly: bool = False):
         self.root = Path(root)
         self.shard_path = self.root / f"{shard}.jsonl"
         self._lock_path = self.root / ".lock"
         self._records: dict[str, dict[str, Any]] = {}
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
+        if not readonly:  # readonly: a preflight check must not create files
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
         for path in sorted(self.root.glob("*.jsonl")):
             for record in _read_shard(path):
                 self._records.setdefault(record["key"], record)
@@ -96,15 +97,22 @@ def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
             continue
         try:
             record = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise StoreError(
                 f"{path}:{number}: not a JSON record; the store is damaged. Restore it "
                 "(git checkout / dvc pull) or delete that line to re-request just that response"
             ) from None
         if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION or "key" not in record:
+            found = record.get("v") if isinstance(record, dict) else None
             raise StoreError(
-                f"{path}:{number}: unknown store schema (expected v={SCHEMA_VERSION}); "
-                "this store was written by another version of the harness"
+                f"{path}:{number}: unknown store schema v={found!r} (expected v={SCHEMA_VERSION}); "
+                "this store was written by another version of the harness: use that version, or move the "
+                "store aside to re-request"
+            )
+        if not isinstance(record.get("request"), dict) or not _is_response(record.get("response")):
+            raise StoreError(
+                f"{path}:{number}: the record has no valid request/response (a response needs text and "
+                "finish_reason); delete that line to re-request just that response"
             )
         if request_key(record["request"]) != record["key"]:
             raise StoreError(
@@ -112,6 +120,18 @@ def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
                 "Delete that line to re-request it"
             )
         yield record
+
+
+def _is_response(response: Any) -> bool:
+    """The shape every stage relies on: text + finish_reason, flat or as a list of `choices`."""
+    if not isinstance(response, dict):
+        return False
+    choices = response.get("choices", [response])
+    return isinstance(choices, list) and bool(choices) and all(
+        isinstance(c, dict) and isinstance(c.get("text"), str)
+        and isinstance(c.get("finish_reason", ""), (str, type(None)))
+        for c in choices
+    )
 
 
 def _cut_torn_tail(path: Path) -> None:
