@@ -22,7 +22,7 @@ from .params import Params
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def sample_seed(base_seed: int, problem_id: str, sample: int) -> int:
+def sample_seed(base_seed: int, problem_id: str, sample: int | str) -> int:
     """A per-sample seed, stable across runs and machines.
 
     It does not depend on the budget on purpose: with the same seed a forced run at 64 tokens starts
@@ -56,8 +56,14 @@ def _sampling_fields(params: Params, seed: int) -> dict[str, Any]:
 
 
 def first_request(params: Params, problem: str, problem_id: str, budget: int, sample: int) -> dict[str, Any]:
-    """The first (for `prompt`, the only) request of one sample."""
-    seed = sample_seed(params.sampling.seed, problem_id, sample)
+    """The first (for `prompt`, the only) request of one sample.
+
+    With `sampling.n_per_request` = n > 1, samples are asked for n at a time: every sample of a group
+    maps to the group's request (seeded by its first sample) and takes its own choice from it.
+    """
+    n = params.sampling.n_per_request
+    group_first = sample - sample % n
+    seed = sample_seed(params.sampling.seed, problem_id, group_first)
     text = render_prompt(params.prompt_template, problem, budget)
     if params.budgets.method == "prompt":
         req: dict[str, Any] = {
@@ -67,13 +73,30 @@ def first_request(params: Params, problem: str, problem_id: str, budget: int, sa
         }
         if params.budgets.max_tokens is not None:
             req["max_tokens"] = params.budgets.max_tokens
-        return req
-    return {
-        "endpoint": "completions",
-        "prompt": chatml(text),
-        "max_tokens": budget,
-        **_sampling_fields(params, seed),
-    }
+    else:
+        req = {
+            "endpoint": "completions",
+            "prompt": chatml(text),
+            "max_tokens": budget,
+            **_sampling_fields(params, seed),
+        }
+    if n > 1:
+        req["n"] = n
+    return req
+
+
+def top_up_request(first: dict[str, Any], missing: int, round_: int) -> dict[str, Any]:
+    """A server returned fewer choices than `n` (llama.cpp ignores `n`): ask again for the rest.
+
+    The seed is derived from the original one and the round, so the top-up is itself reproducible and
+    stored under its own key.
+    """
+    req = {**first, "seed": sample_seed(first["seed"], "top-up", round_)}
+    if missing > 1:
+        req["n"] = missing
+    else:
+        req.pop("n", None)
+    return req
 
 
 def needs_forced_answer(params: Params, finish_reason: str | None) -> bool:
@@ -81,10 +104,15 @@ def needs_forced_answer(params: Params, finish_reason: str | None) -> bool:
     return params.budgets.method == "forcing" and finish_reason == "length"
 
 
-def answer_request(params: Params, first: dict[str, Any], reasoning: str) -> dict[str, Any]:
-    """Forcing's second request: the cut reasoning plus the answer cue; the model writes only the answer."""
+def answer_request(params: Params, first: dict[str, Any], reasoning: str, seed: int) -> dict[str, Any]:
+    """Forcing's second request: the cut reasoning plus the answer cue; the model writes only the answer.
+
+    Always one choice, seeded by the sample itself (the first request may have served several samples).
+    """
+    base = {k: v for k, v in first.items() if k != "n"}
     return {
-        **first,
+        **base,
+        "seed": seed,
         "prompt": first["prompt"] + reasoning + params.budgets.answer_cue,
         "max_tokens": params.budgets.answer_tokens,
         "stop": ["\n", "<|im_end|>"],

@@ -16,7 +16,7 @@ from . import stats
 from .data import read_problems
 from .files import OUTPUTS, write_csv, write_json
 from .params import Params
-from .sample import collect, plan
+from .sample import collect, plan, samples_frame
 
 CALIBRATION = OUTPUTS / "calibration.csv"
 CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
@@ -24,7 +24,7 @@ CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
 
 def summarize(rows: pd.DataFrame, requested: list[int]) -> pd.DataFrame:
     """Per budget: mean and spread of tokens actually used, and the ratio used/requested."""
-    ok = rows[rows["status"] != "failed"]
+    ok = rows[rows["status"] != "failed-after-retries"]
     grouped = ok.groupby("budget")["completion_tokens"]
     table = pd.DataFrame({"budget": requested}).set_index("budget")
     table["requests"] = grouped.count()
@@ -43,7 +43,7 @@ def summarize(rows: pd.DataFrame, requested: list[int]) -> pd.DataFrame:
 def run(params: Params) -> None:
     problems = read_problems()[: params.calibrate.problems]
     jobs = plan(params, problems, pool=lambda budget: 1)
-    rows = pd.DataFrame(collect(params, jobs, shard="calibrate", desc="calibrate"))
+    rows = samples_frame(collect(params, jobs, shard="calibrate", desc="calibrate"))
     table = summarize(rows, params.budgets.requested)
     lo, hi = stats.controllable_range(table["budget"].tolist(), table["mean_tokens"].fillna(0).tolist())
     write_csv(CALIBRATION, table)

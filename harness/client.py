@@ -1,21 +1,26 @@
 """The only module that speaks HTTP: one OpenAI-compatible request in, one response record out.
 
 Why the official SDK: it is what OpenAI, vLLM, SGLang, llama.cpp, Ollama and most proxies are tested
-against. The SDK retries 429/5xx/timeouts/connection errors with backoff (``model.max_retries``);
-we add the one case it does not retry: a 200 whose body is not valid JSON.
+against. Why our own retry loop around it (the SDK's is switched off): we must also retry a 200 whose
+body is not valid JSON (the SDK raises JSONDecodeError there and does not retry: measured), honour
+Retry-After on every retryable status, count retries for the progress bar, and end every request either
+with a response or with a `RequestFailed` that names the last error.
 
 The API key is read from the environment variable named in params and handed to the SDK; it is never
-logged, stored, or put into an error message.
+logged, stored, or put into an error message (errors carry status and message only, never headers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import os
+import random
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -23,10 +28,16 @@ import openai
 from .params import ModelParams, ParamsError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+RETRYABLE_STATUS = {408, 409, 429}
+MAX_RETRY_AFTER = 120.0
 
 
 class RequestFailed(RuntimeError):
     """A request that could not be answered after all retries; the message carries no secrets."""
+
+
+class AuthFailed(RuntimeError):
+    """401/403: every further request would fail too, so the run stops (nothing is marked failed)."""
 
 
 def api_key_for(model: ModelParams, base_url: str) -> str:
@@ -66,57 +77,149 @@ def probe(base_url: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-class Client:
-    """A small sampler: `await client.complete(request)` -> response record (text, usage, latency)."""
+@dataclass
+class Counters:
+    """What the progress bar and the end-of-run summary show."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float, max_retries: int):
-        self._sdk = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
-        )
-        self._json_retries = max_retries
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    completion_tokens: int = 0
+    last_errors: list[str] = field(default_factory=list)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms`, `retry-after` in seconds or as an HTTP date."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return min(MAX_RETRY_AFTER, max(0.0, float(value) * scale))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if name == "retry-after" else None
+            if parsed is not None:
+                return min(MAX_RETRY_AFTER, max(0.0, parsed.timestamp() - time.time()))
+    return None
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, openai.APIConnectionError,
+                        EmptyChoices)):
+        return True  # APITimeoutError is an APIConnectionError
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
+    return False
+
+
+class EmptyChoices(Exception):
+    """A 200 with no choices at all: nothing to store, ask again."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """Status and message only: never the request, whose headers carry the key."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {exc.message}"[:300]
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"connection error: {type(exc.__cause__).__name__ if exc.__cause__ else 'unknown'}"
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        return "malformed response body (not valid JSON)"
+    if isinstance(exc, EmptyChoices):
+        return "response without choices"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class Client:
+    """A small sampler: `await client.complete(request)` -> response record (choices, usage, latency)."""
+
+    def __init__(
+        self, base_url: str, api_key: str, timeout: float, max_retries: int,
+        backoff_base: float = 0.5, backoff_cap: float = 30.0,
+    ):
+        self._sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.counters = Counters()
+        self._rng = random.Random()  # jitter only: timing, never content
 
     async def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in request.items() if k != "endpoint"}
-        last_error: Exception | None = None
-        for attempt in range(self._json_retries + 1):
+        for attempt in range(self.max_retries + 1):
             started = time.monotonic()
+            self.counters.requests += 1
             try:
-                if request["endpoint"] == "chat":
-                    raw = await self._sdk.chat.completions.create(**body)
-                    choice = raw.choices[0]
-                    text = choice.message.content or ""
-                else:
-                    raw = await self._sdk.completions.create(**body)
-                    choice = raw.choices[0]
-                    text = choice.text or ""
-            except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
-                last_error = exc  # a 200 with a body that is not JSON: the SDK does not retry it
-                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+                record = await self._send(request["endpoint"], body)
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise AuthFailed(
+                    f"{describe_error(exc)}; check the key in the variable named by model.api_key_env"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                if not _retryable(exc):
+                    raise RequestFailed(describe_error(exc)) from None
+                error = describe_error(exc)
+                if attempt == self.max_retries:
+                    self.counters.failures += 1
+                    raise RequestFailed(f"failed after {attempt + 1} attempts; last error: {error}") from None
+                self.counters.retries += 1
+                response = getattr(exc, "response", None)
+                wait = retry_after_seconds(getattr(response, "headers", None))
+                if wait is None:
+                    wait = backoff_seconds(attempt, self.backoff_base, self.backoff_cap, self._rng)
+                await asyncio.sleep(wait)
                 continue
-            except openai.APIError as exc:
-                raise RequestFailed(_describe_error(exc)) from None
-            latency = time.monotonic() - started
-            return _record(text, choice.finish_reason, raw.usage, latency)
-        raise RequestFailed(f"malformed response body after {self._json_retries + 1} attempts: {last_error}")
+            record["latency_s"] = round(time.monotonic() - started, 3)
+            self.counters.completion_tokens += record.get("completion_tokens") or 0
+            return record
+        raise AssertionError("unreachable")
+
+    async def _send(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        if endpoint == "chat":
+            raw = await self._sdk.chat.completions.create(**body)
+            choices = [
+                {
+                    "text": c.message.content or "",
+                    "finish_reason": c.finish_reason,
+                    "refusal": getattr(c.message, "refusal", None),
+                }
+                for c in sorted(raw.choices, key=lambda c: c.index)
+            ]
+        else:
+            raw = await self._sdk.completions.create(**body)
+            choices = [
+                {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None}
+                for c in sorted(raw.choices, key=lambda c: c.index)
+            ]
+        if not choices:
+            raise EmptyChoices()
+        return _record(choices, raw.usage)
 
     async def close(self) -> None:
         await self._sdk.close()
 
 
-def _describe_error(exc: openai.APIError) -> str:
-    """Status and message only: never the request, whose headers carry the key."""
-    status = getattr(exc, "status_code", None)
-    return f"HTTP {status}: {exc.message}" if status else f"{type(exc).__name__}: {exc.message}"
-
-
-def _record(text: str, finish_reason: str | None, usage: Any, latency: float) -> dict[str, Any]:
+def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
+    """One stored response. A single choice is stored flat (text, finish_reason, ...); several as `choices`."""
     details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
     reasoning = getattr(details, "reasoning_tokens", None) if details is not None else None
-    return {
-        "text": text,
-        "finish_reason": finish_reason,
+    record: dict[str, Any] = {
         "completion_tokens": getattr(usage, "completion_tokens", None),
         "prompt_tokens": getattr(usage, "prompt_tokens", None),
         "reasoning_tokens": reasoning,
-        "latency_s": round(latency, 3),
     }
+    if len(choices) == 1:
+        record.update(text=choices[0]["text"], finish_reason=choices[0]["finish_reason"])
+        if choices[0]["refusal"]:
+            record["refusal"] = choices[0]["refusal"]
+    else:
+        record["choices"] = choices
+    return record

@@ -6,6 +6,9 @@ model (the embedded server, or a probe of `model.base_url`) and send requests, w
 concurrency, persisting each response the moment it arrives. A warm store therefore means zero requests,
 no API key and no model: that is what makes `dvc repro` reproducible anywhere.
 
+Ctrl-C stops sending new requests, lets the ones in flight land in the store, says what is left and
+exits non-zero; a second Ctrl-C stops at once. A killed run loses at most the responses in flight.
+
 Output: `outputs/samples.csv`, one row per planned sample, graded, each with a `status`.
 """
 
@@ -13,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from . import budgets as budget_requests
-from .client import Client, RequestFailed, api_key_for, probe
+from .client import Client, Counters, RequestFailed, api_key_for, probe
 from .data import read_problems
 from .embedded import embedded_server
 from .files import OUTPUTS, STORE_DIR, write_csv
@@ -32,6 +37,7 @@ from .store import ResponseStore, StoreError, request_key
 
 SAMPLES = OUTPUTS / "samples.csv"
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
+STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-after-retries")
 SAMPLE_COLUMNS = [
     "problem_id", "budget", "sample", "seed", "completion_tokens", "reasoning_tokens", "prompt_tokens",
     "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
@@ -49,8 +55,30 @@ class Job:
     sample: int
 
 
+@dataclass
+class Outcome:
+    """A sample's raw result, before grading: the text the model produced and what it cost."""
+
+    job: Job
+    seed: int
+    text: str = ""
+    finish_reason: str | None = None
+    refusal: str | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    prompt_tokens: int | None = None
+    requests: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Missing(Exception):
     """Raised by a store-only fetch: this request has no stored response yet."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C: in-flight responses were stored; the message says how much is left."""
 
 
 Fetch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -66,63 +94,113 @@ def plan(params: Params, problems: list[dict[str, str]], pool: Callable[[int], i
     ]
 
 
-async def run_job(params: Params, job: Job, fetch: Fetch) -> dict[str, Any]:
+def choices_of(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored response holds one choice flat, or several under `choices`."""
+    return response.get("choices", [response])
+
+
+def _choice_tokens(response: dict[str, Any], index: int, field_name: str) -> int | None:
+    """Usage is per request; with several choices it is split in proportion to each choice's text."""
+    total = response.get(field_name)
+    choices = choices_of(response)
+    if total is None or len(choices) == 1:
+        return total
+    lengths = [len(c["text"]) or 1 for c in choices]
+    return round(total * lengths[index] / sum(lengths))
+
+
+async def _pick_choice(
+    params: Params, first: dict[str, Any], index: int, fetch: Fetch, outcome: Outcome
+) -> dict[str, Any]:
+    """Choice `index` of a request for n choices, topping up while the server returned fewer."""
+    response = await fetch(first)
+    collected = [(response, i) for i in range(len(choices_of(response)))]
+    shares = [response]
+    rounds = 0
+    n = first.get("n", 1)
+    while len(collected) <= index:
+        rounds += 1
+        if rounds > n + 2:
+            raise RequestFailed(f"server returned no new choices after {rounds} top-up requests")
+        extra = await fetch(budget_requests.top_up_request(first, n - len(collected), rounds))
+        collected += [(extra, i) for i in range(len(choices_of(extra)))]
+        shares.append(extra)
+    source, at = collected[index]
+    outcome.requests += len(shares)
+    choice = dict(choices_of(source)[at])
+    for name in ("completion_tokens", "reasoning_tokens", "prompt_tokens"):
+        choice[name] = _choice_tokens(source, at, name)
+    choice["latency_s"] = source.get("latency_s")
+    return choice
+
+
+async def run_job(params: Params, job: Job, fetch: Fetch) -> Outcome:
     """Walk one sample's requests (one for `prompt`; reasoning + forced answer for `forcing`)."""
+    seed = budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)
     first = budget_requests.first_request(params, job.problem, job.problem_id, job.budget, job.sample)
-    responses = [await fetch(first)]
-    text = responses[0]["text"]
-    if budget_requests.needs_forced_answer(params, responses[0]["finish_reason"]):
-        second = budget_requests.answer_request(params, first, text)
-        responses.append(await fetch(second))
-        text = text + params.budgets.answer_cue + responses[-1]["text"]
-    return sample_row(job, first["seed"], text, responses)
+    outcome = Outcome(job=job, seed=seed)
+    part = await _pick_choice(params, first, job.sample % params.sampling.n_per_request, fetch, outcome)
+    parts = [part]
+    text = part["text"]
+    if budget_requests.needs_forced_answer(params, part["finish_reason"]):
+        forced = await fetch(budget_requests.answer_request(params, first, text, seed))
+        outcome.requests += 1
+        parts.append(forced)
+        text = text + params.budgets.answer_cue + forced["text"]
+    outcome.text = text
+    outcome.parts = parts
+    outcome.finish_reason = parts[-1]["finish_reason"]
+    outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
+    outcome.completion_tokens = _total(parts, "completion_tokens")
+    outcome.reasoning_tokens = _total(parts, "reasoning_tokens")
+    outcome.prompt_tokens = parts[0].get("prompt_tokens")
+    outcome.latency_s = round(sum(p.get("latency_s") or 0.0 for p in parts), 3)
+    return outcome
 
 
-def _total(responses: list[dict[str, Any]], field: str) -> int | None:
-    values = [r.get(field) for r in responses]
+def _total(parts: list[dict[str, Any]], name: str) -> int | None:
+    values = [p.get(name) for p in parts]
     return None if all(v is None for v in values) else sum(v or 0 for v in values)
 
 
-def sample_row(job: Job, seed: int, text: str, responses: list[dict[str, Any]]) -> dict[str, Any]:
-    """Grade one finished sample and classify how it ended."""
-    last = responses[-1]
-    answer = extract_answer(text)
-    if not text.strip():
-        status = "empty"
-    elif answer is None:
-        status = "no_answer"
-    elif last["finish_reason"] == "length":
-        status = "truncated"
-    else:
-        status = "ok"
+def classify(outcome: Outcome, answer: str | None) -> str:
+    """How a sample ended; failed samples are never graded as wrong answers."""
+    if outcome.error is not None:
+        return "failed-after-retries"
+    if outcome.refusal or outcome.finish_reason == "content_filter":
+        return "refused"
+    if not outcome.text.strip():
+        return "empty"
+    if answer is None:
+        return "no-answer-found"
+    if outcome.finish_reason == "length":
+        return "truncated"
+    return "ok"
+
+
+def sample_row(outcome: Outcome) -> dict[str, Any]:
+    """Grade one finished sample (pure: text in, row out)."""
+    job = outcome.job
+    answer = extract_answer(outcome.text) if outcome.error is None else None
+    status = classify(outcome, answer)
+    failed = status == "failed-after-retries"
     return {
         "problem_id": job.problem_id,
         "budget": job.budget,
         "sample": job.sample,
-        "seed": seed,
-        "completion_tokens": _total(responses, "completion_tokens"),
-        "reasoning_tokens": _total(responses, "reasoning_tokens"),
-        "prompt_tokens": responses[0].get("prompt_tokens"),
+        "seed": outcome.seed,
+        "completion_tokens": outcome.completion_tokens,
+        "reasoning_tokens": outcome.reasoning_tokens,
+        "prompt_tokens": outcome.prompt_tokens,
         "answer": normalize_answer(answer),
         "gold": job.gold,
-        "correct": bool(is_equivalent(answer, job.gold)),
-        "finish_reason": last["finish_reason"],
+        "correct": None if failed else bool(is_equivalent(answer, job.gold)),
+        "finish_reason": outcome.finish_reason,
         "status": status,
-        "requests": len(responses),
-        "latency_s": round(sum(r.get("latency_s") or 0.0 for r in responses), 3),
-        "error": None,
+        "requests": outcome.requests,
+        "latency_s": outcome.latency_s if not failed else None,
+        "error": outcome.error,
     }
-
-
-def failed_row(job: Job, params: Params, error: str) -> dict[str, Any]:
-    """A sample whose request failed after retries: kept in the table, never scored as a wrong answer."""
-    seed = budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)
-    row: dict[str, Any] = {c: None for c in SAMPLE_COLUMNS}
-    row.update(
-        problem_id=job.problem_id, budget=job.budget, sample=job.sample, seed=seed, gold=job.gold,
-        status="failed", error=error, requests=0,
-    )
-    return row
 
 
 def _store_only(store: ResponseStore) -> Fetch:
@@ -154,17 +232,18 @@ def missing_jobs(params: Params, jobs: list[Job], store: ResponseStore) -> list[
 @contextmanager
 def model_endpoint(params: Params) -> Iterator[Client]:
     """A client for the configured model: the embedded server (started here) or `model.base_url`."""
-    if params.model.is_embedded:
+    m = params.model
+    if m.is_embedded:
         with embedded_server() as url:
-            yield Client(url, "embedded", params.model.request_timeout, params.model.max_retries)
+            yield Client(url, "embedded", m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
         return
-    key = api_key_for(params.model, params.model.base_url)
-    probe(params.model.base_url)
-    yield Client(params.model.base_url, key, params.model.request_timeout, params.model.max_retries)
+    key = api_key_for(m, m.base_url)
+    probe(m.base_url)
+    yield Client(m.base_url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
 
 
-def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[dict[str, Any]]:
-    """Every job's sample row, from the store where possible and from the model otherwise."""
+def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:
+    """Every job's outcome, from the store where possible and from the model otherwise."""
     store = ResponseStore(STORE_DIR, shard)
     todo = missing_jobs(params, jobs, store)
     if not todo:
@@ -180,70 +259,121 @@ def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[dict
         return asyncio.run(_run_live(params, jobs, store, client, desc, set(todo)))
 
 
-async def _gather(params: Params, jobs: list[Job], fetch: Fetch) -> list[dict[str, Any]]:
+async def _gather(params: Params, jobs: list[Job], fetch: Fetch) -> list[Outcome]:
     return [await run_job(params, job, fetch) for job in jobs]
+
+
+def _postfix(counters: Counters, elapsed: float) -> dict[str, str]:
+    rate = f"{counters.completion_tokens / elapsed:.0f}" if elapsed else "-"
+    return {"tok/s": rate, "retries": str(counters.retries), "failed": str(counters.failures)}
 
 
 async def _run_live(
     params: Params, jobs: list[Job], store: ResponseStore, client: Client, desc: str, todo: set[Job]
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """`sampling.concurrency` workers, each carrying one sample through all its requests.
 
     Workers (rather than one task per request behind a semaphore) keep a sample's requests back to
     back, so a forced answer reuses the server's cached prefix, and finished samples show up at once.
+    Identical requests in flight at the same time (samples sharing an `n`-choice request) are sent once.
     """
     bar = tqdm(total=len(todo), desc=desc, unit="sample", dynamic_ncols=True)
-    tokens = 0
-    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    results: list[Outcome | None] = [None] * len(jobs)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index, job in enumerate(jobs):
         if job in todo:
             queue.put_nowait(index)
         else:
             results[index] = await run_job(params, job, _store_only(store))
+    inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+    stop = asyncio.Event()
 
     async def fetch(request: dict[str, Any]) -> dict[str, Any]:
-        nonlocal tokens
-        record = store.get(request_key(request))
+        key = request_key(request)
+        record = store.get(key)
         if record is not None:
             return dict(record["response"])
-        response = await client.complete(request)
-        store.append(request, response)  # persisted before anything else happens to it
-        tokens += response.get("completion_tokens") or 0
-        return response
+        if key in inflight:
+            return dict(await asyncio.shield(inflight[key]))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        inflight[key] = future
+        try:
+            response = await client.complete(request)
+            store.append(request, response)  # persisted before anything else happens to it
+            future.set_result(response)
+            return response
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            del inflight[key]
 
     async def worker() -> None:
-        while not queue.empty():
+        while not stop.is_set() and not queue.empty():
             index = queue.get_nowait()
+            job = jobs[index]
             try:
-                results[index] = await run_job(params, jobs[index], fetch)
+                results[index] = await run_job(params, job, fetch)
             except RequestFailed as exc:
-                results[index] = failed_row(jobs[index], params, str(exc))
+                outcome = Outcome(
+                    job=job, seed=budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)
+                )
+                outcome.error = str(exc)
+                results[index] = outcome
             bar.update(1)
-            elapsed = bar.format_dict.get("elapsed") or 0
-            bar.set_postfix(tok_s=f"{tokens / elapsed:.0f}" if elapsed else "-", refresh=False)
+            bar.set_postfix(_postfix(client.counters, bar.format_dict.get("elapsed") or 0), refresh=False)
 
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        if stop.is_set():  # second Ctrl-C: stop now, in-flight responses are abandoned
+            for task in tasks:
+                task.cancel()
+            return
+        stop.set()
+        print(f"\n{desc}: stopping: no new requests; waiting for the ones in flight to land in the store "
+              "(Ctrl-C again to stop now)", file=sys.stderr)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(params.sampling.concurrency)]
     try:
-        await asyncio.gather(*(worker() for _ in range(params.sampling.concurrency)))
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # not the main thread: plain KeyboardInterrupt applies
+        pass
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        pass
     finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
         bar.close()
         await client.close()
+    left = sum(1 for r in results if r is None)
+    if left:
+        raise Interrupted(
+            f"{desc}: interrupted with {left} of {len(jobs)} samples left; every response received is in "
+            f"{STORE_DIR}/, rerun to resume"
+        )
     return [r for r in results if r is not None]
 
 
-def samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def samples_frame(outcomes: list[Outcome]) -> pd.DataFrame:
     """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable."""
-    frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    frame = pd.DataFrame([sample_row(o) for o in outcomes], columns=SAMPLE_COLUMNS)
     for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests"):
         frame[col] = frame[col].astype("Int64")
+    frame["correct"] = frame["correct"].astype("boolean")
     return frame
 
 
 def run(params: Params) -> None:
     problems = read_problems()
     jobs = plan(params, problems, params.pool_size)
-    rows = collect(params, jobs, shard="sample", desc="sample")
-    frame = samples_frame(rows)
+    outcomes = collect(params, jobs, shard="sample", desc="sample")
+    frame = samples_frame(outcomes)
     write_csv(SAMPLES, frame)
     counts = frame["status"].value_counts().sort_index().to_dict()
     print(f"sample: {len(frame)} samples -> {SAMPLES} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")

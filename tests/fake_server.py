@@ -1,25 +1,43 @@
-"""A small OpenAI-protocol HTTP server for tests: real sockets, real JSON, a toy "model" that does arithmetic.
+"""A small OpenAI-protocol HTTP server for tests: real sockets, real JSON, a toy "model" that does arithmetic,
+and faults injected on demand.
 
 The model reads `What is <expr>?` from the prompt. It needs a per-(seed, problem) number of reasoning
 tokens (one token = one word here) to get the answer right: a forced answer after fewer tokens is a
 seeded guess, so accuracy rises with the budget exactly like a real model's, but deterministically.
-It counts every request, so tests can assert how many were sent.
+
+Faults (`FakeModel.fault_rate`, `FakeModel.faults`): each POST draws, from a RNG seeded by the request body
+and how many times that body was seen, whether to misbehave and how: 429 (with Retry-After), 500, 503, a
+timeout (no answer until the client gives up), a connection reset, a 200 whose body is not JSON, a 200
+with no choices, an empty answer, a refusal, fewer choices than `n`. Every request is recorded; every
+successful (billable) response is counted per request body, so tests can prove nothing was paid twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
+import socket
 import threading
+import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EXPR = re.compile(r"What is ([0-9+\-* ]+)\?")
+# Faults that cost nothing (the client must retry) and faults that are billable answers (stored as is).
+TRANSIENT = ("429", "500", "503", "timeout", "reset", "malformed", "no_choices")
+BILLABLE = ("empty", "refusal", "fewer")
+ALL_FAULTS = TRANSIENT + BILLABLE
 
 
 def _h(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big")
+
+
+def body_key(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _solve(prompt: str) -> int | None:
@@ -28,12 +46,35 @@ def _solve(prompt: str) -> int | None:
 
 
 class FakeModel:
-    def __init__(self) -> None:
+    def __init__(self, fault_rate: float = 0.0, faults: tuple[str, ...] = ALL_FAULTS, hang_s: float = 1.5):
         self.requests: list[dict[str, Any]] = []
+        self.successes: Counter[str] = Counter()  # billable responses sent, per request body
+        self.seen: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.fault_rate = fault_rate
+        self.faults = faults
+        self.hang_s = hang_s
+        self.delay_s = 0.0  # per request, to make runs slow enough to interrupt
         self.lock = threading.Lock()
+        self.url = ""
 
     def needed(self, seed: int, prompt: str) -> int:
         return 8 + _h(seed, prompt) % 40  # 8..47 reasoning tokens to solve it
+
+    def pick_fault(self, body: dict[str, Any]) -> str | None:
+        key = body_key(body)
+        with self.lock:
+            self.seen[key] += 1
+            attempt = self.seen[key]
+        rng = random.Random(f"{key}:{attempt}")
+        if self.fault_rate <= 0 or rng.random() >= self.fault_rate:
+            return None
+        fault = rng.choice(self.faults)
+        if fault == "fewer" and body.get("n", 1) <= 1:
+            return None
+        with self.lock:
+            self.injected[fault] += 1
+        return fault
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt, seed, max_tokens = body["prompt"], body.get("seed", 0), body.get("max_tokens") or 256
@@ -44,67 +85,161 @@ class FakeModel:
             base = head[0] + "<|im_start|>assistant\n"
             ok = len(reasoning.split()) >= self.needed(seed, base)
             value = answer if ok else _h("guess", seed, prompt) % 50
-            return self._choice(f"{value}}}", "stop", 2)
-        need = self.needed(seed, prompt)
-        if max_tokens < need:
-            return self._choice(" ".join(["step"] * max_tokens), "length", max_tokens)
-        words = ["step"] * (need - 2) + [f"\\boxed{{{answer}}}"]
-        return self._choice(" ".join(words), "stop", need - 1)
+            return self._completion([(f"{value}}}", "stop", 2)])
+        outs = []
+        for i in range(body.get("n", 1)):
+            need = self.needed(seed + i, prompt)
+            if max_tokens < need:
+                outs.append((" ".join(["step"] * max_tokens), "length", max_tokens))
+            else:
+                outs.append((" ".join(["step"] * (need - 2) + [f"\\boxed{{{answer}}}"]), "stop", need - 1))
+        return self._completion(outs)
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         content = body["messages"][-1]["content"]
         answer = _solve(content)
         seed = body.get("seed", 0)
-        ok = _h("chat", seed, content) % 2 == 0
-        text = f"The answer is {answer if ok else answer + 1}."
+        choices = []
+        for i in range(body.get("n", 1)):
+            ok = _h("chat", seed + i, content) % 2 == 0
+            text = f"The answer is {answer if ok else answer + 1}."
+            choices.append({"index": i, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text}})
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                      "completion_tokens_details": {"reasoning_tokens": 3}},
+            "choices": choices,
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5 * len(choices),
+                      "total_tokens": 10 + 5 * len(choices),
+                      "completion_tokens_details": {"reasoning_tokens": 3 * len(choices)}},
         }
 
     @staticmethod
-    def _choice(text: str, finish: str, tokens: int) -> dict[str, Any]:
+    def _completion(outs: list[tuple[str, str, int]]) -> dict[str, Any]:
+        tokens = sum(t for _, _, t in outs)
         return {
             "id": "cmpl-test", "object": "text_completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+            "choices": [{"index": i, "text": text, "finish_reason": finish, "logprobs": None}
+                        for i, (text, finish, _) in enumerate(outs)],
             "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens},
         }
+
+    def respond(self, path: str, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
+        payload = self.chat(body) if path.endswith("/chat/completions") else self.completion(body)
+        if fault == "no_choices":
+            payload["choices"] = []
+        elif fault == "empty":
+            for c in payload["choices"]:
+                if "message" in c:
+                    c["message"]["content"] = ""
+                else:
+                    c["text"] = ""
+        elif fault == "refusal":
+            for c in payload["choices"]:
+                c["finish_reason"] = "content_filter"
+                if "message" in c:
+                    c["message"]["content"] = None
+                    c["message"]["refusal"] = "I can't help with that."
+                else:
+                    c["text"] = ""
+        elif fault == "fewer":
+            payload["choices"] = payload["choices"][: max(1, len(payload["choices"]) // 2)]
+        return payload
 
 
 def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
         def log_message(self, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(payload).encode(), headers)
+
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
-                self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
             else:
-                self._send(404, {"error": {"message": "not found"}})
+                self._json(404, {"error": {"message": "not found"}})
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with model.lock:
                 model.requests.append({"path": self.path, "body": body,
                                        "authorization": self.headers.get("Authorization")})
-            if self.path.endswith("/chat/completions"):
-                self._send(200, model.chat(body))
-            elif self.path.endswith("/completions"):
-                self._send(200, model.completion(body))
-            else:
-                self._send(404, {"error": {"message": "not found"}})
+            if not self.path.endswith("/completions"):
+                self._json(404, {"error": {"message": "not found"}})
+                return
+            if model.delay_s:
+                time.sleep(model.delay_s)
+            fault = model.pick_fault(body)
+            if fault in ("429", "500", "503"):
+                headers = {"Retry-After": "0"} if fault == "429" else {}
+                self._json(int(fault), {"error": {"message": f"injected {fault}", "type": "server_error"}},
+                           headers)
+                return
+            if fault == "timeout":
+                time.sleep(model.hang_s)
+                self.close_connection = True
+                return
+            if fault == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault == "malformed":
+                self._send(200, b'{"id": "cmpl-broken", "choices": [{"text": "4')
+                return
+            payload = model.respond(self.path, body, fault)
+            if fault != "no_choices":
+                with model.lock:
+                    model.successes[body_key(body)] += 1
+            self._json(200, payload)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def main() -> None:
+    """Run standalone (for the SIGKILL test and benchmarks): prints its URL, serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--log", help="append one JSON line per billable response here")
+    args = parser.parse_args()
+    model = FakeModel(fault_rate=args.fault_rate)
+    model.delay_s = args.delay
+    if args.log:
+        log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+        original = model.respond
+
+        def logged(path: str, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
+            payload = original(path, body, fault)
+            if fault != "no_choices":
+                log.write(json.dumps({"key": body_key(body)}) + "\n")
+            return payload
+
+        model.respond = logged  # type: ignore[method-assign]
+    server, url = serve(model)
+    print(url, flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ def test_forcing_on_the_real_model_tracks_the_budget_and_resumes_from_the_store(
     assert main(["run"]) == 0
     samples = pd.read_csv("outputs/samples.csv")
     assert len(samples) == 2 * (1 + 2)
-    assert set(samples["status"]) <= {"ok", "truncated", "no_answer", "empty"}
+    assert set(samples["status"]) <= {"ok", "truncated", "no-answer-found", "empty"}
     cut = samples[samples["requests"] == 2]  # reasoning hit the budget, the answer was forced
     assert not cut.empty
     forced_answer = cut["completion_tokens"] - cut["budget"]

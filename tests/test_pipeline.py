@@ -30,7 +30,7 @@ def test_forcing_run_end_to_end_then_replays_with_zero_requests(project, fake_mo
     # 6 problems x (3 samples at 4 and 16, 6 samples at 64) = 72 planned samples, each exactly once
     assert len(samples) == 72
     assert not samples.duplicated(["problem_id", "budget", "sample"]).any()
-    assert set(samples["status"]) <= {"ok", "truncated", "no_answer", "empty"}
+    assert set(samples["status"]) <= {"ok", "truncated", "no-answer-found", "empty"}
     # forcing: tokens track the budget (reasoning capped at N, plus the forced answer)
     capped = samples[samples["finish_reason"] != "length"]
     assert (capped["completion_tokens"] <= capped["budget"] + 16).all()

@@ -1,0 +1,137 @@
+"""`harness estimate`: what a run would still cost, before anything is spent (a dry run).
+
+Why: a scaling run is tens of thousands of paid requests. This walks every planned sample through the
+response store (nothing is sent, nothing is written) and prices what is missing: requests, output tokens
+(from the calibration table when it exists, else the budget itself) and input tokens (from stored
+`prompt_tokens`, else ~4 characters per token), times the price table in params.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from . import budgets as budget_requests
+from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
+from .data import PROBLEMS, load_problems, read_problems
+from .files import STORE_DIR
+from .params import Params
+from .sample import Job, Missing, plan, run_job
+from .store import ResponseStore, request_key
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass
+class Need:
+    requests: float = 0.0
+    output_tokens: float = 0.0
+    input_tokens: float = 0.0
+    samples: int = 0
+
+    def add(self, other: Need) -> None:
+        self.requests += other.requests
+        self.output_tokens += other.output_tokens
+        self.input_tokens += other.input_tokens
+        self.samples += other.samples
+
+
+def expected_tokens(params: Params) -> tuple[dict[int, float], str]:
+    """Mean output tokens of one sample per budget, and where the figure comes from."""
+    if CALIBRATION.exists() and CALIBRATION_SUMMARY.exists():
+        summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
+        table = pd.read_csv(CALIBRATION).dropna(subset=["mean_tokens"])
+        if summary.get("method") == params.budgets.method and len(table):
+            return dict(zip(table["budget"].astype(int), table["mean_tokens"].astype(float))), str(CALIBRATION)
+    guess = {b: float(b) for b in params.budgets.requested}
+    if params.budgets.method == "forcing":
+        guess = {b: b + params.budgets.answer_tokens / 2 for b in params.budgets.requested}
+    return guess, "the budgets themselves (no calibration yet; `prompt` models may spend several times more)"
+
+
+def _input_tokens(request: dict[str, Any]) -> float:
+    text = request.get("prompt") or "".join(m["content"] for m in request.get("messages", []))
+    return len(text) / CHARS_PER_TOKEN
+
+
+async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: dict[int, float]) -> Need:
+    """Walk one sample through the store; price the first missing request and everything after it."""
+    asked: list[dict[str, Any]] = []
+
+    async def fetch(request: dict[str, Any]) -> dict[str, Any]:
+        record = store.get(request_key(request))
+        if record is None:
+            asked.append(request)
+            raise Missing()
+        return dict(record["response"])
+
+    try:
+        await run_job(params, job, fetch)
+        return Need()
+    except Missing:
+        pass
+    request = asked[0]
+    share = 1.0 / request.get("n", 1)  # a request for n choices serves n samples
+    if request.get("prompt", "").endswith(params.budgets.answer_cue):  # only the forced answer is missing
+        return Need(1.0, params.budgets.answer_tokens / 2, _input_tokens(request), 1)
+    forced = 1.0 if params.budgets.method == "forcing" else 0.0
+    tokens = per_sample.get(job.budget, float(job.budget))
+    return Need(share + forced, tokens, _input_tokens(request) * share, 1)
+
+
+def estimate(params: Params) -> tuple[dict[str, Need], str]:
+    problems = read_problems() if PROBLEMS.exists() else load_problems(params)
+    store = ResponseStore(STORE_DIR, "estimate", readonly=True) if STORE_DIR.exists() else None
+    per_sample, source = expected_tokens(params)
+    stages = {
+        "calibrate": plan(params, problems[: params.calibrate.problems], lambda budget: 1),
+        "sample": plan(params, problems, params.pool_size),
+    }
+    needs: dict[str, Need] = {}
+    counted: set[Job] = set()
+
+    async def walk() -> None:
+        for stage, jobs in stages.items():
+            need = Need()
+            for job in jobs:
+                if job in counted:  # calibration's samples are the sample stage's first ones
+                    continue
+                counted.add(job)
+                if store is None:
+                    first = budget_requests.first_request(params, job.problem, job.problem_id, job.budget,
+                                                          job.sample)
+                    forced = 1.0 if params.budgets.method == "forcing" else 0.0
+                    share = 1.0 / first.get("n", 1)
+                    need.add(Need(share + forced, per_sample.get(job.budget, float(job.budget)),
+                                  _input_tokens(first) * share, 1))
+                else:
+                    need.add(await _need_of(params, job, store, per_sample))
+            needs[stage] = need
+
+    asyncio.run(walk())
+    return needs, source
+
+
+def dollars(params: Params, need: Need) -> float:
+    return (need.input_tokens * params.prices.input_per_million
+            + need.output_tokens * params.prices.output_per_million) / 1e6
+
+
+def run(params: Params) -> None:
+    needs, source = estimate(params)
+    total = Need()
+    print(f"estimate: {params.model.name} via {params.model.base_url}, method {params.budgets.method}, "
+          f"budgets {params.budgets.requested}")
+    print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
+          f"{'cost $':>10}")
+    for stage, need in needs.items():
+        total.add(need)
+        print(f"{stage:<10} {need.samples:>16} {need.requests:>10.0f} {need.output_tokens:>14.0f} "
+              f"{need.input_tokens:>13.0f} {dollars(params, need):>10.2f}")
+    print(f"{'total':<10} {total.samples:>16} {total.requests:>10.0f} {total.output_tokens:>14.0f} "
+          f"{total.input_tokens:>13.0f} {dollars(params, total):>10.2f}")
+    print(f"output tokens per sample estimated from {source}; prices from params.yaml `prices`")
