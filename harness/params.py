@@ -52,6 +52,8 @@ class ModelParams(_Section):
     chat_template: Literal["chatml"] = "chatml"
     request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=30.0, ge=0)
 
     @field_validator("base_url")
     @classmethod
@@ -144,9 +146,17 @@ class SamplingParams(_Section):
     samples: int = Field(default=4, gt=0)
     vote_samples: int | None = Field(default=None, gt=0)
     concurrency: int = Field(default=2, gt=0)
+    n_per_request: int = Field(default=1, gt=0)
     seed: int = 0
     temperature: float = Field(default=0.7, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
+
+
+class PriceParams(_Section):
+    """Dollars per million tokens, for `harness estimate` and the run totals in the metrics."""
+
+    input_per_million: float = Field(default=0.0, ge=0)
+    output_per_million: float = Field(default=0.0, ge=0)
 
 
 class VoteParams(_Section):
@@ -161,6 +171,7 @@ class Params(_Section):
     calibrate: CalibrateParams = Field(default_factory=CalibrateParams)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     vote: VoteParams = Field(default_factory=VoteParams)
+    prices: PriceParams = Field(default_factory=PriceParams)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:

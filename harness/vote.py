@@ -36,10 +36,16 @@ def read_samples() -> pd.DataFrame:
 
 def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
     """One row per (budget, k): maj_at_k, mean_tokens, problems, samples, estimator."""
-    valid = samples[samples["status"] != "failed"].copy()
+    valid = samples[~samples["status"].str.startswith("failed")].copy()
     valid["answer"] = valid["answer"].where(valid["answer"].notna(), None)
     rows: list[dict[str, Any]] = []
-    for budget, at_budget in valid.groupby("budget", sort=True):
+    for budget in sorted(samples["budget"].unique()):
+        at_budget = valid[valid["budget"] == budget]
+        if at_budget.empty:  # every sample at this budget failed: no point may be drawn from nothing
+            raise VoteError(
+                f"budget {budget}: rests on 0 samples (all failed), fewer than vote.min_samples = "
+                f"{min_samples}; re-run `harness sample` to retry the failed samples"
+            )
         pools = {pid: g for pid, g in at_budget.groupby("problem_id", sort=True)}
         mean_tokens_one = float(at_budget["completion_tokens"].mean())
         pool = max(len(g) for g in pools.values())
