@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 from .params import Params, ParamsError, load_params
 from .preflight import preflight
+from .redact import register, scrub
 
 STAGES = ("fetch", "calibrate", "sample", "vote", "plot")
 EXIT_USAGE = 2
 EXIT_IO = 1
+EXIT_INTERRUPTED = 130
 
 
 def _stage(name: str) -> Callable[[Params], None]:
@@ -29,13 +31,13 @@ def _stage(name: str) -> Callable[[Params], None]:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .client import RequestFailed
+    from .client import AuthFailed, RequestFailed
     from .data import DataError
     from .embedded import EmbeddedError
     from .store import StoreError
     from .vote import VoteError
 
-    return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed)
+    return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -51,14 +53,9 @@ def reproduce(params_path: str, params: Params, incremental: bool) -> int:
     return subprocess.call(["dvc", "repro", *([] if incremental else ["--force"])], env=env)
 
 
-def _one_line(error: BaseException | str, params: Params | None) -> str:
+def _one_line(error: BaseException | str) -> str:
     """What the user reads: one line, and never the API key, even if a provider echoed it in an error."""
-    text = " ".join(str(error).split())
-    name = params.model.api_key_env if params is not None else None
-    key = os.environ.get(name) if name else None
-    if key:
-        text = text.replace(key, "[API key hidden]")
-    return f"harness: {text}"
+    return "harness: " + scrub(" ".join(str(error).split()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,14 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
     sub.add_parser("run", help="run every stage in order, without DVC")
+    sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    params: Params | None = None
+    from .sample import Interrupted
+
     try:
         params = load_params(args.params)
+        if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
+            register(os.environ.get(params.model.api_key_env))
         if args.command == "reproduce":
             return reproduce(args.params, params, args.incremental)
         stages = STAGES if args.command == "run" else (args.command,)
@@ -86,18 +87,20 @@ def main(argv: list[str] | None = None) -> int:
             preflight(params)  # every stage's inputs checked before the first one writes anything
         for name in stages:
             _stage(name)(params)
+    except Interrupted as exc:
+        print(_one_line(exc), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except _user_errors() as exc:
-        print(_one_line(exc, params), file=sys.stderr)
+        print(_one_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # disk full, permission denied: the environment, not the harness
         where = f"{exc.filename}: " if exc.filename else ""
-        print(_one_line(f"{where}{exc.strerror or exc}; free space or fix permissions, then rerun", params),
-              file=sys.stderr)
+        print(_one_line(f"{where}{exc.strerror or exc}; free space or fix permissions, then rerun"), file=sys.stderr)
         return EXIT_IO
     except KeyboardInterrupt:
         print("harness: interrupted; every response received so far is in the store, rerun to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .redact import scrub
+
 OUTPUTS = Path("outputs")
 STORE_DIR = Path("store")
 
@@ -58,7 +60,8 @@ def remove_stale_temps(path: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    """Every text output passes here: the last place an echoed API key can be stopped."""
+    write_bytes(path, scrub(text).encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .redact import scrub
+
 SCHEMA_VERSION = 1
 
 
@@ -62,8 +64,17 @@ class ResponseStore:
         return self._records.get(key)
 
     def append(self, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-        """Persist one response durably (write + fsync under lock) and index it."""
+        """Persist one response durably (write + fsync under lock) and index it.
+
+        An API key echoed in the response is replaced by a placeholder, in `response` itself too.
+        """
         key = request_key(request)
+        scrubbed = scrub(canonical_json(response))  # a provider may echo the API key back
+        if scrubbed != canonical_json(response):
+            # In place, so the live run goes on with exactly what a replay will read (a forced-answer
+            # request is built from this text: it must not carry the key either).
+            response.clear()
+            response.update(json.loads(scrubbed))
         record = {"v": SCHEMA_VERSION, "key": key, "request": request, "response": response}
         line = (canonical_json(record) + "\n").encode("utf-8")
         with open(self._lock_path, "a") as lock:

@@ -14,15 +14,20 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, arithmetic_problems
 
 from harness.cli import main
+from harness.grade import extract_answer, is_equivalent, normalize_answer
 from harness.store import SCHEMA_VERSION, canonical_json, request_key
 
 KEY_ENV = "HARNESS_BROKEN_INPUT_KEY"
@@ -324,3 +329,83 @@ def test_previous_outputs_survive_every_kind_of_broken_rerun(project, fake_model
             path.write_bytes(data)
         for extra in set((tmp_path / "store").glob("*.jsonl")) - set(store):
             extra.unlink()
+
+
+# --- model output: graded or classified, never a crash ------------------------------------------------
+HOSTILE_OUTPUTS = {  # problem -> (what the model says, gold, expected normalised answer or None)
+    "gigantic": ("step " * 300_000 + "so \\boxed{7}", "7", "7"),
+    "control characters": ("\x00\x1b[31mThe answer is 12\x1b[0m.\x07\r\n", "12", "12"),
+    "nested boxed": ("\\boxed{\\boxed{5}}", "5", "5"),
+    "repeated boxed": ("\\boxed{3} no, wait: \\boxed{4}", "4", "4"),
+    "answer in words": ("After all that, the answer is forty-two.", "42", "42"),
+    "unbalanced boxes": ("\\boxed{" * 2000, "1", None),
+    "no answer": ("I would rather not say.", "9", None),
+    "empty": ("", "3", None),
+}
+
+
+@pytest.fixture
+def scripted_model():
+    """A chat endpoint that answers each problem with the scripted text for it (real HTTP, counted)."""
+    sent: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = body["messages"][-1]["content"]
+            name = next(n for n in HOSTILE_OUTPUTS if f"<<{n}>>" in prompt)
+            sent.append(name)
+            data = json.dumps({
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": HOSTILE_OUTPUTS[name][0]}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", sent
+    server.shutdown()
+    server.server_close()
+
+
+def test_hostile_model_output_is_graded_or_classified_never_a_crash(project, scripted_model, tmp_path):
+    url, sent = scripted_model
+    rows = [{"id": name, "problem": f"<<{name}>>", "answer": gold} for name, (_, gold, _) in HOSTILE_OUTPUTS.items()]
+    (tmp_path / "hostile.jsonl").write_bytes(_lines(*rows))
+    project(url, data={"source": str(tmp_path / "hostile.jsonl")}, budgets={"method": "prompt", "requested": [16]},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 2})
+
+    assert main(["run"]) == 0
+    assert sorted(sent) == sorted(HOSTILE_OUTPUTS)
+    samples = pd.read_csv("outputs/samples.csv", dtype={"answer": str}, keep_default_na=False).set_index("problem_id")
+    for name, (_, _, expected) in HOSTILE_OUTPUTS.items():
+        row = samples.loc[name]
+        if expected is None:
+            assert row["answer"] == "" and row["status"] != "ok", name
+        else:
+            assert row["answer"] == expected and row["status"] == "ok", name
+            assert str(row["correct"]) == "True", name
+    assert samples.loc["empty", "status"] == "empty"
+    assert not any(ch in Path("outputs/samples.csv").read_text() for ch in "\x00\x07\x1b")
+
+
+@pytest.mark.parametrize(("text", "answer"), [(t, a) for t, _, a in HOSTILE_OUTPUTS.values()])
+def test_answer_extraction_of_hostile_output_is_fast_and_total(text, answer):
+    started = time.monotonic()
+    got = normalize_answer(extract_answer(text))
+    assert got == answer
+    assert isinstance(is_equivalent(extract_answer(text), "42"), bool)
+    assert time.monotonic() - started < 5

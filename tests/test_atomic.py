@@ -1,0 +1,88 @@
+"""Killing a stage mid-write leaves its previous outputs intact (and the next run cleans up after it).
+
+Each stage runs as a real `python -m harness.cli <stage>` process. The test watches the outputs
+directory and sends SIGKILL the moment one of the stage's temp files appears, i.e. while the stage is
+writing. A temp file still on disk after the kill proves the kill landed mid-write; then every output
+must hold exactly its previous bytes, or (for an output already renamed into place) exactly the bytes
+of a complete run: never a mix, never a truncated file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from harness.cli import main
+
+STAGE_OUTPUTS = {
+    "fetch": ["problems.jsonl", "dataset.json"],
+    "calibrate": ["calibration.csv", "calibration.json"],
+    "sample": ["samples.csv"],
+    "vote": ["curve.csv", "metrics.json"],
+    "plot": ["accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json"],
+}
+ATTEMPTS = 12  # kills per stage until one lands while a temp file exists
+
+
+def _temps(outputs: Path, names: list[str]) -> list[Path]:
+    return [p for name in names for p in outputs.glob(f".{name}.*.tmp")]
+
+
+def _kill_while_writing(stage: str, cwd: Path, names: list[str]) -> tuple[bool, int | None]:
+    """Start the stage, SIGKILL it as soon as a temp file of its outputs exists; True if one did."""
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(cwd), "PYTHONPATH": str(REPO),
+           "HARNESS_NO_REQUESTS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", stage], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    outputs = cwd / "outputs"
+    try:
+        while proc.poll() is None:
+            if _temps(outputs, names):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.0002)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    return bool(_temps(outputs, names)), proc.returncode
+
+
+@pytest.mark.parametrize("stage", list(STAGE_OUTPUTS))
+def test_killing_a_stage_mid_write_leaves_the_previous_output_intact(stage, project, fake_model, tmp_path):
+    project(fake_model.url, sampling={"samples": 2, "vote_samples": 4})
+    assert main(["run"]) == 0  # a warm store, and the bytes of a complete run of every stage
+    outputs = tmp_path / "outputs"
+    names = STAGE_OUTPUTS[stage]
+    complete = {name: (outputs / name).read_bytes() for name in names}
+
+    caught = 0
+    for attempt in range(ATTEMPTS):
+        previous = {name: f"previous {name}, attempt {attempt}\n".encode() for name in names}
+        for name, data in previous.items():
+            (outputs / name).write_bytes(data)
+        mid_write, code = _kill_while_writing(stage, tmp_path, names)
+        for name in names:
+            now = (outputs / name).read_bytes()
+            assert now in (previous[name], complete[name]), f"{name} is neither old nor new after a kill"
+        if mid_write:
+            assert code == -signal.SIGKILL
+            caught += 1
+            # The output being written when the kill landed still holds its previous bytes.
+            for tmp in _temps(outputs, names):
+                name = next(n for n in names if tmp.name.startswith(f".{n}."))
+                assert (outputs / name).read_bytes() == previous[name], name
+            break
+    assert caught, f"no kill landed mid-write of {stage} in {ATTEMPTS} attempts"
+
+    # The next run finishes the job: complete outputs, and no temp file left behind by the dead writer.
+    assert main([stage]) == 0
+    assert {name: (outputs / name).read_bytes() for name in names} == complete
+    assert _temps(outputs, names) == []
