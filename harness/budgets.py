@@ -41,6 +41,17 @@ def chatml(user: str, system: str = SYSTEM_PROMPT) -> str:
     )
 
 
+def fill_budget(template: Any, budget: int) -> Any:
+    """Copy of a JSON-like template with every "{budget}" string leaf replaced by the integer budget."""
+    if isinstance(template, dict):
+        return {k: fill_budget(v, budget) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill_budget(v, budget) for v in template]
+    if template == "{budget}":
+        return budget
+    return template
+
+
 def render_prompt(template: str, problem: str, budget: int) -> str:
     # str.replace, not str.format: problems are full of LaTeX braces.
     return template.replace("{problem}", problem).replace("{budget}", str(budget))
@@ -65,14 +76,19 @@ def first_request(params: Params, problem: str, problem_id: str, budget: int, sa
     group_first = sample - sample % n
     seed = sample_seed(params.sampling.seed, problem_id, group_first)
     text = render_prompt(params.prompt_template, problem, budget)
-    if params.budgets.method == "prompt":
+    method = params.budgets.method
+    if method in ("prompt", "cap", "thinking"):
         req: dict[str, Any] = {
             "endpoint": "chat",
             "messages": [{"role": "user", "content": text}],
             **_sampling_fields(params, seed),
         }
-        if params.budgets.max_tokens is not None:
+        if method == "cap":  # a hard limit: the model is cut at N, truncations are counted
+            req[params.budgets.cap_field] = budget
+        elif params.budgets.max_tokens is not None:
             req["max_tokens"] = params.budgets.max_tokens
+        if method == "thinking":  # the provider's own thinking budget, passed through the request body
+            req["extra_body"] = fill_budget(params.budgets.thinking_body, budget)
     else:
         req = {
             "endpoint": "completions",
@@ -97,6 +113,19 @@ def top_up_request(first: dict[str, Any], missing: int, round_: int) -> dict[str
     else:
         req.pop("n", None)
     return req
+
+
+def should_wait(params: Params, finish_reason: str | None, used: int, budget: int, waits: int) -> bool:
+    """s1's extension: the model ended its reasoning before the budget, so suppress the end and go on."""
+    b = params.budgets
+    return (b.method == "forcing" and b.wait and finish_reason == "stop" and used < budget
+            and waits < b.max_waits)
+
+
+def continue_request(first: dict[str, Any], text: str, remaining: int, seed: int) -> dict[str, Any]:
+    """Forcing with "Wait": the reasoning so far (ending in the wait cue) continued for the rest of the budget."""
+    base = {k: v for k, v in first.items() if k != "n"}
+    return {**base, "seed": seed, "prompt": first["prompt"] + text, "max_tokens": remaining}
 
 
 def needs_forced_answer(params: Params, finish_reason: str | None) -> bool:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED = "embedded"
-BUDGET_METHODS = ("prompt", "forcing")
+BUDGET_METHODS = ("prompt", "forcing", "cap", "thinking")
 REASONING_GYM_PREFIX = "reasoning_gym:"
 CHAT_TEMPLATES = ("chatml",)
 
@@ -42,7 +42,9 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already types its values, so `samples: yes` (a bool) or `samples: "4"` (a string) is a
+    # mistake to report, not something to coerce into 1 or 4 behind the user's back.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelParams(_Section):
@@ -110,12 +112,19 @@ class DataParams(_Section):
 
 
 class BudgetParams(_Section):
-    method: Literal["prompt", "forcing"] = "forcing"
+    method: Literal["prompt", "forcing", "cap", "thinking"] = "forcing"
     requested: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
     prompt_template: str | None = None
     answer_cue: str = "\n\nFinal answer: \\boxed{"
     answer_tokens: int = Field(default=16, gt=0)
     max_tokens: int | None = Field(default=None, gt=0)
+    wait: bool = False
+    cap_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    thinking_body: dict[str, Any] = Field(
+        default_factory=lambda: {"thinking": {"type": "enabled", "budget_tokens": "{budget}"}}
+    )
+    wait_cue: str = "\nWait,"
+    max_waits: int = Field(default=8, ge=0)
 
     @field_validator("requested")
     @classmethod

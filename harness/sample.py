@@ -84,6 +84,41 @@ class Interrupted(RuntimeError):
 Fetch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+class GroupCommit:
+    """Responses that arrive together are written with one fsync, off the event loop.
+
+    `await commit(request, response)` returns only once that response is on disk, so nothing is used
+    (or counted as done) before it is persisted; meanwhile the loop keeps receiving other responses.
+    """
+
+    def __init__(self, store: ResponseStore):
+        self.store = store
+        self.pending: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def __call__(self, request: dict[str, Any], response: dict[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((request, response, done))
+        if self.flusher is None:
+            self.flusher = asyncio.ensure_future(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await asyncio.to_thread(self.store.append_many, [(r, s) for r, s, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter, each re-raises it
+                    for *_, done in batch:
+                        done.set_exception(exc)
+                    continue
+                for *_, done in batch:
+                    done.set_result(None)
+        finally:
+            self.flusher = None
+
+
 def plan(params: Params, problems: list[dict[str, str]], pool: Callable[[int], int]) -> list[Job]:
     """Problem-major order, so that consecutive requests share a prompt prefix (server-side KV reuse)."""
     return [
@@ -142,7 +177,16 @@ async def run_job(params: Params, job: Job, fetch: Fetch) -> Outcome:
     part = await _pick_choice(params, first, job.sample % params.sampling.n_per_request, fetch, outcome)
     parts = [part]
     text = part["text"]
-    if budget_requests.needs_forced_answer(params, part["finish_reason"]):
+    used, waits = part.get("completion_tokens") or 0, 0
+    while budget_requests.should_wait(params, parts[-1]["finish_reason"], used, job.budget, waits):
+        waits += 1
+        text += params.budgets.wait_cue
+        more = await fetch(budget_requests.continue_request(first, text, job.budget - used, seed))
+        outcome.requests += 1
+        parts.append(more)
+        text += more["text"]
+        used += more.get("completion_tokens") or 0
+    if budget_requests.needs_forced_answer(params, parts[-1]["finish_reason"]):
         forced = await fetch(budget_requests.answer_request(params, first, text, seed))
         outcome.requests += 1
         parts.append(forced)
@@ -287,6 +331,7 @@ async def _run_live(
             results[index] = await run_job(params, job, _store_only(store))
     inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
     stop = asyncio.Event()
+    commit = GroupCommit(store)
 
     async def fetch(request: dict[str, Any]) -> dict[str, Any]:
         key = request_key(request)
@@ -299,7 +344,7 @@ async def _run_live(
         inflight[key] = future
         try:
             response = await client.complete(request)
-            store.append(request, response)  # persisted before anything else happens to it
+            await commit(request, response)  # persisted before anything else happens to it
             future.set_result(response)
             return response
         except BaseException as exc:

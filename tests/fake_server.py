@@ -100,10 +100,13 @@ class FakeModel:
         answer = _solve(content)
         seed = body.get("seed", 0)
         choices = []
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
         for i in range(body.get("n", 1)):
             ok = _h("chat", seed + i, content) % 2 == 0
-            text = f"The answer is {answer if ok else answer + 1}."
-            choices.append({"index": i, "finish_reason": "stop",
+            words = f"The answer is {answer if ok else answer + 1}.".split()
+            finish = "length" if limit is not None and limit < len(words) else "stop"
+            text = " ".join(words[:limit] if finish == "length" else words)
+            choices.append({"index": i, "finish_reason": finish,
                             "message": {"role": "assistant", "content": text}})
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -130,3 +130,42 @@ def test_api_key_is_sent_as_bearer_and_written_nowhere(project, fake_model, monk
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_forcing_with_wait_extends_reasoning_up_to_the_budget(project, fake_model):
+    project(fake_model.url, budgets={"requested": [96], "wait": True, "max_waits": 12},
+            sampling={"samples": 2, "vote_samples": 2})
+    assert main(["run"]) == 0
+    samples = pd.read_csv("outputs/samples.csv")
+    # the toy model stops after 8..47 tokens; "Wait" makes it go on until the budget is spent
+    assert (samples["completion_tokens"] >= 0.9 * 96).all(), samples["completion_tokens"].tolist()
+    assert (samples["requests"] >= 3).all()  # first reasoning, at least one continuation, forced answer
+    continued = [r for r in fake_model.requests if "\nWait," in r["body"]["prompt"]]
+    assert continued and all(r["body"]["max_tokens"] < 96 for r in continued)
+
+
+@pytest.mark.parametrize(
+    ("budgets", "budget_of"),
+    [
+        ({"method": "cap", "requested": [2, 8]},
+         lambda body: "max_tokens" not in body and body["max_completion_tokens"]),
+        ({"method": "cap", "requested": [2, 8], "cap_field": "max_tokens"},
+         lambda body: "max_completion_tokens" not in body and body["max_tokens"]),
+        ({"method": "thinking", "requested": [1024, 4096]},
+         lambda body: body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"]),
+        ({"method": "thinking", "requested": [512], "thinking_body": {"chat_template_kwargs": {
+            "enable_thinking": True}, "thinking_budget": "{budget}"}},
+         lambda body: body["chat_template_kwargs"]["enable_thinking"] and body["thinking_budget"]),
+    ],
+)
+def test_budget_methods_send_their_exact_request_fields(project, fake_model, budgets, budget_of):
+    project(fake_model.url, budgets=budgets, sampling={"samples": 1, "vote_samples": 2})
+    assert main(["run"]) == 0
+    assert all(r["path"].endswith("/chat/completions") for r in fake_model.requests)
+    sent = [budget_of(r["body"]) for r in fake_model.requests]
+    assert sorted(set(sent)) == budgets["requested"], sent
+    samples = pd.read_csv("outputs/samples.csv")
+    if budgets["method"] == "cap":  # a cap of 2 tokens cuts "The answer is N." short: counted as truncated
+        cut = samples[samples["budget"] == 2]
+        assert (cut["finish_reason"] == "length").all()
+        assert set(cut["status"]) <= {"truncated", "no-answer-found"}
