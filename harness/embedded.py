@@ -95,6 +95,17 @@ def _marker_text(target: Path) -> str:
     return f"{MODEL_SHA256} {st.st_size} {st.st_mtime_ns}"
 
 
+# Runs first in the server's process, then becomes the server (execv keeps the setting): Linux SIGTERMs
+# it when the harness dies, even by `kill -9`. Without this a killed run leaves a model server holding a
+# core and ~1 GB. (A launcher rather than Popen's preexec_fn, which is unsafe when threads exist.)
+_LAUNCHER = (
+    "import ctypes, os, sys\n"
+    "try:\n    ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM\n"
+    "except (OSError, AttributeError):\n    pass\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'llama_cpp.server', *sys.argv[1:]])\n"
+)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -113,7 +124,7 @@ def embedded_server(ready_timeout: float = 180.0) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}/v1"
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in finally
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-c", _LAUNCHER,
         "--model", str(model),
         "--host", "127.0.0.1",
         "--port", str(port),

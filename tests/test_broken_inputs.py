@@ -139,6 +139,10 @@ CASES = [
                 sampling={"sampels": 3}),
     params_case("samples not a number", "sampling.samples = 'many': Input should be a valid integer",
                 sampling={"samples": "many"}),
+    params_case("samples a YAML boolean", "sampling.samples = True: Input should be a valid integer",
+                sampling={"samples": True}),
+    params_case("samples a quoted number", "sampling.samples = '4': Input should be a valid integer",
+                sampling={"samples": "4"}),
     params_case("samples fractional", "sampling.samples = 2.5: Input should be a valid integer",
                 sampling={"samples": 2.5}),
     params_case("temperature not a number", "sampling.temperature = 'hot': Input should be a valid number",
@@ -171,7 +175,7 @@ CASES = [
     params_case("calibrate more problems than fetched", "calibrate.problems = 9: must be <= data.limit (4)",
                 data={"limit": 4}, calibrate={"problems": 9}),
     params_case("zero limit", "data.limit = 0: Input should be greater than 0", data={"limit": 0}),
-    params_case("unknown method", "budgets.method = 'telepathy': allowed values: 'prompt' or 'forcing'",
+    params_case("unknown method", "budgets.method = 'telepathy': allowed values: 'prompt'",
                 budgets={"method": "telepathy"}),
     params_case("unknown chat template", "model.chat_template = 'llama2': allowed values: 'chatml'",
                 model={"chat_template": "llama2"}),
@@ -289,7 +293,7 @@ def test_broken_input_exits_2_with_one_line_no_request_and_nothing_touched(
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in {
     "unknown budgets key", "duplicate id", "garbage store line", "non-UTF-8 store line"}], ids=lambda c: c.name)
-def test_the_installed_command_says_the_same_in_a_fresh_process(case, project, fake_model, tmp_path):
+def test_a_fresh_process_says_the_same_with_exit_2_and_no_traceback(case, project, fake_model, tmp_path):
     """No traceback from the real entry point either (imports, warnings and all), and exit code 2."""
     project(fake_model.url, sampling={"samples": 2, "vote_samples": 2})
     (tmp_path / "problems.jsonl").write_bytes(_lines(*GOOD))

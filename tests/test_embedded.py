@@ -35,3 +35,32 @@ def test_forcing_on_the_real_model_tracks_the_budget_and_resumes_from_the_store(
     assert main(["run"]) == 0
     after = shard.read_text().count("\n") + (tmp_path / "store" / "calibrate.jsonl").read_text().count("\n")
     assert after == lines
+
+
+def test_a_killed_harness_takes_its_model_server_with_it():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from harness.embedded import embedded_server\n"
+            "with embedded_server() as url:\n    print(url, flush=True)\n    import time; time.sleep(600)\n")
+    harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert harness.stdout.readline().startswith("http://127.0.0.1:")
+    children = subprocess.run(["pgrep", "-P", str(harness.pid)], check=False, capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the server should be a child of the harness process"
+    harness.send_signal(signal.SIGKILL)  # no `finally` runs: only the kernel can clean up now
+    harness.wait()
+    def running(pid: str) -> bool:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                return "zombie" not in fh.read().lower()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(running(pid) for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if running(pid)]
+    assert not alive, f"orphaned model server(s): {alive}"
