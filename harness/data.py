@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .catalog import CATALOG, CatalogError, load_named
 from .files import OUTPUTS, write_json, write_jsonl
 from .params import REASONING_GYM_PREFIX, Params, looks_like_local_file
 from .store import canonical_json
@@ -163,10 +164,24 @@ def load_hub(source: str, params: Params) -> list[dict[str, str]]:
     return problems
 
 
+def load_catalog(name: str, params: Params) -> list[dict[str, str]]:
+    """A named benchmark (aime2024, ...) from the Hub, or from its local copy at `data.path`."""
+    try:
+        rows = load_named(name, params.data.path)
+    except CatalogError as exc:
+        raise DataError(str(exc)) from None
+    where = params.data.path or CATALOG[name].hub_id
+    seen: dict[str, str] = {}
+    integer = CATALOG[name].integer_answers or params.data.answer_type == "integer"
+    return [canonical_row(row, f"{where}[{i}]", seen, integer) for i, row in enumerate(rows)]
+
+
 def load_problems(params: Params) -> list[dict[str, str]]:
     """The checked problem list of `data.source` (no file written: the preflight of `harness run` uses it)."""
     source = params.data.source
-    if source.startswith(REASONING_GYM_PREFIX):
+    if source in CATALOG:
+        problems = load_catalog(source, params)
+    elif source.startswith(REASONING_GYM_PREFIX):
         problems = load_reasoning_gym(source.removeprefix(REASONING_GYM_PREFIX), params)
     elif looks_like_local_file(source):
         problems = load_local_jsonl(Path(source), params.data.integer_answers)

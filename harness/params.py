@@ -86,6 +86,7 @@ class DataParams(_Section):
     config: dict[str, Any] = Field(default_factory=dict)
     # integer: every gold answer must be an integer (AIME); auto: integer when the source name says aime
     answer_type: Literal["auto", "integer", "any"] = "auto"
+    path: str | None = None  # a named dataset (aime2024, aime2025, math500, gsm8k) read from a local copy
 
     @field_validator("source")
     @classmethod
@@ -300,6 +301,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def _check_local_files(params: Params, path: Path) -> None:
+    local = params.data.path
+    if local is not None:
+        from .catalog import CATALOG
+
+        if params.data.source not in CATALOG:
+            raise ParamsError(
+                f"{path}: data.path = {local!r}: only applies to the named datasets "
+                f"({', '.join(CATALOG)}); point data.source at the file instead"
+            )
+        if not Path(local).is_file():
+            raise ParamsError(f"{path}: data.path = {local!r}: file not found (a .jsonl or .parquet copy)")
     src = params.data.source
     if looks_like_local_file(src) and not Path(src).exists():
         raise ParamsError(

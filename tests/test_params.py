@@ -30,7 +30,7 @@ def test_repository_params_yaml_is_valid():
         ({"budgets": {"requested": [16, -32]}}, "budgets.requested[1] = -32: budgets must be positive integers"),
         ({"budgets": {"requested": [64, 32]}}, "budgets.requested[1] = 32: budgets must be strictly increasing"),
         ({"budgets": {"requested": []}}, "budgets.requested = []: must list at least one token budget"),
-        ({"budgets": {"method": "telepathy"}}, "budgets.method = 'telepathy': allowed values: 'prompt' or 'forcing'"),
+        ({"budgets": {"method": "telepathy"}}, "budgets.method = 'telepathy': allowed values: 'prompt', "),
         ({"budgets": {"requestd": [1]}}, "budgets.requestd: unknown key (did you mean 'requested'?)"),
         ({"sampling": {"samples": 0}}, "sampling.samples = 0: Input should be greater than 0"),
         ({"sampling": {"samples": "many"}}, "sampling.samples = 'many'"),

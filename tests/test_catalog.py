@@ -1,0 +1,68 @@
+"""Named datasets: the seed's AIME 2024 selection, from a local copy or from Hub-shaped rows, is the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+from conftest import SHARED_DATA
+
+from harness.catalog import CatalogError, canonical_rows, load_named
+from harness.cli import main
+from harness.data import fingerprint
+
+AIME2024_FINGERPRINT = "05373404f88afaee4619f834c79a0890d33562343e1e29cd41a1d63486f81719"
+
+
+def _shared(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SHARED_DATA / f"{name}.jsonl").read_text().splitlines()]
+
+
+def test_local_aime2024_is_the_seeds_30_problems_with_the_documented_fingerprint():
+    problems = load_named("aime2024", str(SHARED_DATA / "aime2024.jsonl"))
+    assert len(problems) == 30
+    assert [p["id"] for p in problems] == [str(i) for i in range(60, 90)]
+    assert fingerprint(problems) == AIME2024_FINGERPRINT
+
+
+def test_hub_shaped_rows_through_the_real_datasets_library_give_the_same_selection(tmp_path):
+    """The Hub copy has 90 rows (AIME 2022-2024), a `url` column and zero-padded answers ("025")."""
+    rows = [{"id": i, "problem": f"An older problem {i}", "solution": "", "answer": "007",
+             "url": f"https://artofproblemsolving.com/wiki/index.php/202{2 + i // 30}_AIME_I_Problems"}
+            for i in range(60)]
+    rows += [{"id": r["id"], "problem": r["problem"], "solution": r["solution"],
+              "answer": r["answer"].zfill(3), "url": r["source_url"]} for r in _shared("aime2024")]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hub = datasets.load_dataset("json", data_files=str(path), split="train")
+    problems = canonical_rows("aime2024", [dict(r) for r in hub])
+    assert fingerprint(problems) == AIME2024_FINGERPRINT
+
+
+def test_a_selection_of_the_wrong_size_fails_loudly(tmp_path):
+    path = tmp_path / "aime.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _shared("aime2024")[:29]))
+    with pytest.raises(CatalogError, match="has 29 problems, expected exactly 30"):
+        load_named("aime2024", str(path))
+
+
+@pytest.mark.parametrize(("name", "count"), [("aime2025", 30), ("math500", 500)])
+def test_other_named_datasets_load_from_their_local_copies(name, count):
+    problems = load_named(name, str(SHARED_DATA / f"{name}.jsonl"))
+    assert len(problems) == count and len({p["id"] for p in problems}) == count
+
+
+def test_fetch_records_the_fingerprint(project, fake_model):
+    path = project(fake_model.url, data={"source": "aime2024", "path": str(SHARED_DATA / "aime2024.jsonl")})
+    assert path.exists()
+    assert main(["fetch"]) == 0
+    info = json.loads(Path("outputs/dataset.json").read_text())
+    assert info["fingerprint"] == AIME2024_FINGERPRINT and info["problems"] == 30
+
+
+def test_data_path_without_a_named_dataset_is_refused(project, fake_model, capsys):
+    project(fake_model.url, data={"path": str(SHARED_DATA / "aime2024.jsonl")})
+    assert main(["fetch"]) == 2
+    assert "data.path" in capsys.readouterr().err
