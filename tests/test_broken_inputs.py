@@ -27,6 +27,7 @@ import yaml
 from conftest import REPO, arithmetic_problems
 
 from harness.cli import main
+from harness.data import DataError
 from harness.grade import extract_answer, is_equivalent, normalize_answer
 from harness.store import SCHEMA_VERSION, canonical_json, request_key
 
@@ -413,3 +414,17 @@ def test_answer_extraction_of_hostile_output_is_fast_and_total(text, answer):
     assert got == answer
     assert isinstance(is_equivalent(extract_answer(text), "42"), bool)
     assert time.monotonic() - started < 5
+
+
+def test_the_real_aime_and_math500_files_pass_the_row_checks():
+    """The checks refuse broken rows, not real benchmarks: AIME answers are integers, MATH's need not be."""
+    from conftest import SHARED_DATA
+
+    from harness.data import load_local_jsonl
+
+    aime = load_local_jsonl(SHARED_DATA / "aime2024.jsonl", integer_answers=True)
+    assert len(aime) == 30 and all(row["answer"].isdigit() for row in aime)
+    math500 = load_local_jsonl(SHARED_DATA / "math500.jsonl")
+    assert len(math500) == 500
+    with pytest.raises(DataError, match=r"math500.jsonl:\d+: answer = .*AIME answers are integers"):
+        load_local_jsonl(SHARED_DATA / "math500.jsonl", integer_answers=True)
