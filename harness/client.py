@@ -17,6 +17,7 @@ import email.utils
 import json
 import os
 import random
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,13 +41,14 @@ class AuthFailed(RuntimeError):
     """401/403: every further request would fail too, so the run stops (nothing is marked failed)."""
 
 
-def api_key_for(model: ModelParams, base_url: str) -> str:
+def api_key_for(model: ModelParams, base_url: str | list[str]) -> str:
     """The key from the environment variable named in params; local servers need none."""
     if model.api_key_env is None:
-        if _is_local(base_url):
+        remote = [u for u in (base_url if isinstance(base_url, list) else [base_url]) if not _is_local(u)]
+        if not remote:
             return "no-key-needed-for-local-server"
         raise ParamsError(
-            f"params.yaml: model.api_key_env is not set, but model.base_url = {base_url!r} is not local; "
+            f"params.yaml: model.api_key_env is not set, but model.base_url = {remote[0]!r} is not local; "
             "set model.api_key_env to the NAME of the environment variable holding the key"
         )
     key = os.environ.get(model.api_key_env)
@@ -63,18 +65,30 @@ def _is_local(url: str) -> bool:
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
-def probe(base_url: str, timeout: float = 5.0) -> None:
-    """One cheap GET before any paid request: fail fast, with a clear message, when nobody answers."""
-    try:
-        urllib.request.urlopen(f"{base_url}/models", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return  # the server answered (401/404 are fine here: it exists and speaks HTTP)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+def probe(base_url: str | list[str], timeout: float = 5.0) -> list[str]:
+    """One cheap GET per endpoint before any paid request; the ones that answer.
+
+    Fails fast, with a clear message, when nobody answers; with several replicas, the ones that do not
+    answer are left out of rotation (with a warning) and the run goes on with the others.
+    """
+    urls = base_url if isinstance(base_url, list) else [base_url]
+    alive, errors = [], []
+    for url in urls:
+        try:
+            urllib.request.urlopen(f"{url}/models", timeout=timeout).close()
+        except urllib.error.HTTPError:
+            pass  # the server answered (401/404 are fine here: it exists and speaks HTTP)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            errors.append(f"{url!r}: unreachable ({getattr(exc, 'reason', exc)})")
+            continue
+        alive.append(url)
+    if not alive:
         raise ParamsError(
-            f"params.yaml: model.base_url = {base_url!r}: unreachable ({reason}); "
-            "check the URL and that the server is running"
-        ) from None
+            f"params.yaml: model.base_url = {errors[0]}; check the URL and that the server is running"
+        )
+    for error in errors:
+        print(f"warning: model.base_url {error}; left out of rotation", file=sys.stderr)
+    return alive
 
 
 @dataclass
@@ -227,3 +241,56 @@ def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
     else:
         record["choices"] = choices
     return record
+
+
+class Router:
+    """Spreads requests over replicas of one model, at most `per_endpoint` in flight on each.
+
+    A replica whose request fails after its retries is rested for `cooldown` seconds and the request is
+    sent to another one, so a dying replica costs time, never a sample. Scheduling stays simple on
+    purpose: batching and queueing are the serving engine's job.
+    """
+
+    def __init__(self, clients: list[Client], per_endpoint: int, cooldown: float = 30.0):
+        self.clients = clients
+        self.per_endpoint = per_endpoint
+        self.cooldown = cooldown
+        self.inflight = [0] * len(clients)
+        self.rested_until = [0.0] * len(clients)
+        self._slots: list[asyncio.Semaphore] | None = None
+
+    @property
+    def counters(self) -> Counters:
+        total = Counters()
+        for client in self.clients:
+            for name in ("requests", "retries", "failures", "completion_tokens"):
+                setattr(total, name, getattr(total, name) + getattr(client.counters, name))
+        return total
+
+    def _pick(self, tried: set[int]) -> int:
+        now = time.monotonic()
+        candidates = [i for i in range(len(self.clients)) if i not in tried]
+        healthy = [i for i in candidates if self.rested_until[i] <= now] or candidates
+        return min(healthy, key=lambda i: (self.rested_until[i] > now, self.inflight[i], i))
+
+    async def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._slots is None:
+            self._slots = [asyncio.Semaphore(self.per_endpoint) for _ in self.clients]
+        tried: set[int] = set()
+        while True:
+            index = self._pick(tried)
+            async with self._slots[index]:
+                self.inflight[index] += 1
+                try:
+                    return await self.clients[index].complete(request)
+                except RequestFailed:
+                    self.rested_until[index] = time.monotonic() + self.cooldown
+                    tried.add(index)
+                    if len(tried) == len(self.clients):
+                        raise
+                finally:
+                    self.inflight[index] -= 1
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()

@@ -124,7 +124,7 @@ def dollars(params: Params, need: Need) -> float:
 def run(params: Params) -> None:
     needs, source = estimate(params)
     total = Need()
-    print(f"estimate: {params.model.name} via {params.model.base_url}, method {params.budgets.method}, "
+    print(f"estimate: {params.model.name} via {', '.join(params.model.endpoints)}, method {params.budgets.method}, "
           f"budgets {params.budgets.requested}")
     print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
           f"{'cost $':>10}")

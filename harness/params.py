@@ -48,7 +48,7 @@ class _Section(BaseModel):
 
 
 class ModelParams(_Section):
-    base_url: str = EMBEDDED
+    base_url: str | list[str] = EMBEDDED  # one endpoint, or a list of replicas serving the same model
     name: str = "qwen2.5-coder-0.5b-instruct"
     api_key_env: str | None = None
     chat_template: Literal["chatml"] = "chatml"
@@ -59,10 +59,18 @@ class ModelParams(_Section):
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, v: str) -> str:
-        if v != EMBEDDED and not v.startswith(("http://", "https://")):
-            raise ValueError(f"must be '{EMBEDDED}' or an http(s):// URL of an OpenAI-compatible endpoint")
-        return v.rstrip("/")
+    def _url(cls, v: str | list[str]) -> str | list[str]:
+        urls = v if isinstance(v, list) else [v]
+        if not urls:
+            raise ValueError("must list at least one endpoint")
+        if isinstance(v, list) and EMBEDDED in v:
+            raise ValueError(f"'{EMBEDDED}' is a single endpoint; it cannot be part of a list")
+        for url in urls:
+            if url != EMBEDDED and not url.startswith(("http://", "https://")):
+                raise ValueError(f"must be '{EMBEDDED}' or http(s):// URLs of OpenAI-compatible endpoints")
+        if len(set(urls)) != len(urls):
+            raise ValueError("lists the same endpoint twice")
+        return [u.rstrip("/") for u in v] if isinstance(v, list) else v.rstrip("/")
 
     @field_validator("api_key_env")
     @classmethod
@@ -76,6 +84,11 @@ class ModelParams(_Section):
     @property
     def is_embedded(self) -> bool:
         return self.base_url == EMBEDDED
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint requests may go to (replicas of one deployment, or a single URL)."""
+        return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
 
 class DataParams(_Section):

@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import budgets as budget_requests
-from .client import Client, Counters, RequestFailed, api_key_for, probe
+from .client import Client, Counters, RequestFailed, Router, api_key_for, probe
 from .data import read_problems
 from .embedded import embedded_server
 from .files import OUTPUTS, STORE_DIR, write_csv
@@ -274,16 +274,21 @@ def missing_jobs(params: Params, jobs: list[Job], store: ResponseStore) -> list[
 
 
 @contextmanager
-def model_endpoint(params: Params) -> Iterator[Client]:
-    """A client for the configured model: the embedded server (started here) or `model.base_url`."""
+def model_endpoint(params: Params) -> Iterator[Router]:
+    """Clients for the configured model: the embedded server (started here) or `model.base_url`'s
+    endpoints, behind a router that keeps `sampling.concurrency` requests in flight on each."""
     m = params.model
+
+    def client(url: str, key: str) -> Client:
+        return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
+
     if m.is_embedded:
         with embedded_server() as url:
-            yield Client(url, "embedded", m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
+            yield Router([client(url, "embedded")], params.sampling.concurrency)
         return
     key = api_key_for(m, m.base_url)
-    probe(m.base_url)
-    yield Client(m.base_url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
+    alive = probe(m.base_url)
+    yield Router([client(url, key) for url in alive], params.sampling.concurrency)
 
 
 def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:
@@ -313,7 +318,7 @@ def _postfix(counters: Counters, elapsed: float) -> dict[str, str]:
 
 
 async def _run_live(
-    params: Params, jobs: list[Job], store: ResponseStore, client: Client, desc: str, todo: set[Job]
+    params: Params, jobs: list[Job], store: ResponseStore, client: Router, desc: str, todo: set[Job]
 ) -> list[Outcome]:
     """`sampling.concurrency` workers, each carrying one sample through all its requests.
 
@@ -380,7 +385,8 @@ async def _run_live(
         print(f"\n{desc}: stopping: no new requests; waiting for the ones in flight to land in the store "
               "(Ctrl-C again to stop now)", file=sys.stderr)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(params.sampling.concurrency)]
+    workers = params.sampling.concurrency * len(client.clients)
+    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
     try:
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     except (NotImplementedError, RuntimeError):  # not the main thread: plain KeyboardInterrupt applies

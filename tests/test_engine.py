@@ -226,3 +226,43 @@ def test_estimate_prices_what_is_missing_and_is_zero_for_a_warm_store(project, f
     assert main(["estimate"]) == 0
     after = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("total")).split()
     assert after[1:] == ["0", "0", "0", "0", "0.00"]
+
+
+def test_requests_spread_over_replicas_and_a_failing_replica_loses_no_sample(project):
+    healthy, broken = FakeModel(), FakeModel(fault_rate=1.0, faults=("500",))
+    servers = [serve(m) for m in (healthy, broken)]
+    try:
+        urls = [url for _, url in servers]
+        project(urls, model={**ROBUST, "max_retries": 1},
+                budgets={"requested": [8, 64]}, sampling={"samples": 4, "vote_samples": 4, "concurrency": 2})
+        assert main(["run"]) == 0
+        samples = pd.read_csv("outputs/samples.csv")
+        _assert_complete(samples, 6 * 8)
+        assert (samples["status"] != "failed-after-retries").all()
+        # the broken replica was tried, then rested: the healthy one did the work
+        assert 0 < len(broken.requests) < len(healthy.requests)
+    finally:
+        for server, _ in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_replicas_share_the_load_and_an_unreachable_one_is_left_out(project, capsys):
+    import socket
+
+    first, second = FakeModel(), FakeModel()
+    servers = [serve(m) for m in (first, second)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    try:
+        project([servers[0][1], servers[1][1], dead], budgets={"requested": [8, 64]},
+                sampling={"samples": 4, "vote_samples": 4, "concurrency": 2})
+        assert main(["run"]) == 0
+        assert "left out of rotation" in capsys.readouterr().err
+        assert first.requests and second.requests
+        _assert_complete(pd.read_csv("outputs/samples.csv"), 6 * 8)
+    finally:
+        for server, _ in servers:
+            server.shutdown()
+            server.server_close()
