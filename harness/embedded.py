@@ -95,12 +95,12 @@ def _marker_text(target: Path) -> str:
     return f"{MODEL_SHA256} {st.st_size} {st.st_mtime_ns}"
 
 
-# Runs first in the server's process, then becomes the server (execv keeps the setting): Linux SIGTERMs
+# Runs first in the server's process, then becomes the server (execv keeps the setting): Linux kills
 # it when the harness dies, even by `kill -9`. Without this a killed run leaves a model server holding a
 # core and ~1 GB. (A launcher rather than Popen's preexec_fn, which is unsafe when threads exist.)
 _LAUNCHER = (
     "import ctypes, os, sys\n"
-    "try:\n    ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM\n"
+    "try:\n    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: it holds nothing worth saving\n"
     "except (OSError, AttributeError):\n    pass\n"
     "os.execv(sys.executable, [sys.executable, '-m', 'llama_cpp.server', *sys.argv[1:]])\n"
 )
