@@ -36,7 +36,7 @@ def test_repository_params_yaml_is_valid():
         ({"sampling": {"samples": "many"}}, "sampling.samples = 'many'"),
         ({"sampling": {"samples": 4, "vote_samples": 2}}, "sampling.vote_samples = 2: must be >= sampling.samples"),
         ({"modle": {}}, "modle: unknown key (did you mean 'model'?)"),
-        ({"model": {"base_url": "ftp://x"}}, "model.base_url = 'ftp://x': must be 'embedded' or an http(s):// URL"),
+        ({"model": {"base_url": "ftp://x"}}, "model.base_url = 'ftp://x': must be 'embedded' or http(s)://"),
         ({"model": {"api_key_env": "sk-abc123-def"}}, "must be the NAME of an environment variable"),
         ({"data": {"source": "missing/problems.jsonl"}}, "data.source = 'missing/problems.jsonl': file not found"),
         ({"budgets": {"prompt_template": "no placeholder"}}, "must contain the placeholder {problem}"),
