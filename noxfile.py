@@ -6,6 +6,8 @@ dependencies, so figures are rendered by the same library versions everywhere (b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -18,6 +20,20 @@ ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
 def install(session: nox.Session) -> None:
     session.install("--require-hashes", "-r", "requirements.lock")
     session.install("--no-deps", "-e", ".")
+
+
+def install_from_lock(session: nox.Session, *names: str) -> None:
+    """Install only `names` (without dependencies) with their pinned versions and hashes from the lock."""
+    blocks, keep = [], False
+    for line in Path("requirements.lock").read_text().splitlines():
+        if line and not line[0].isspace():
+            keep = line.split("==")[0].lower() in names
+        if keep and (not line[0].isspace() or "--hash" in line):
+            blocks.append(line)
+    assert blocks, f"{names} not in requirements.lock"
+    subset = Path(session.create_tmp()) / "subset.lock"
+    subset.write_text("\n".join(blocks) + "\n")
+    session.install("--require-hashes", "--no-deps", "-r", str(subset))
 
 
 @nox.session
@@ -43,18 +59,38 @@ def reproduce(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    install(session)
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    """ruff on everything Python in the repository (only ruff is installed, at the lock's version)."""
+    install_from_lock(session, "ruff")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py", *session.posargs)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
+    """mypy on the package."""
     install(session)
-    session.run("mypy", "harness")
+    session.run("mypy", "harness", *session.posargs)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks live in benchmarks/, outside the default test run; results go to .benchmarks/."""
+    """pytest-benchmark on benchmarks/ (outside `pytest`'s default run); JSON to .benchmarks/bench.json,
+    or to the path given after `--`: `nox -s bench -- --benchmark-json=out.json`."""
     install(session)
-    session.run("pytest", "benchmarks", "--benchmark-json=benchmarks/results.json", *session.posargs, env=ENV)
+    args = session.posargs or ["--benchmark-json=.benchmarks/bench.json"]
+    session.run("mkdir", "-p", ".benchmarks", external=True)
+    session.run("pytest", "benchmarks", "-p", "no:cacheprovider", *args, env=ENV)
+
+
+@nox.session(name="docker-check")
+def docker_check(session: nox.Session) -> None:
+    """The Dockerfile without an engine: hadolint, its structure, and the image's entry command run outside
+    a container (tests/test_docker.py; also part of `tests`)."""
+    install(session)
+    session.run("hadolint", "Dockerfile")
+    session.run("pytest", "tests/test_docker.py", *session.posargs, env=ENV)
+
+
+@nox.session(name="docker-build", venv_backend="none")
+def docker_build(session: nox.Session) -> None:
+    """A real image build and run with podman, no registry, --network none (root; ~15 min; not in CI)."""
+    session.run("docker/build-offline", *session.posargs, external=True)

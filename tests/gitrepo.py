@@ -16,7 +16,7 @@ import yaml
 from conftest import REPO
 
 EXCLUDE = {".git", ".venv", ".nox", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".benchmarks", "__pycache__",
-           "dvc_plots", "tmp", "cache", "config.local", "scaling_harness.egg-info"}
+           "dvc_plots", "tmp", "cache", "config.local", "scaling_harness.egg-info", "wheels"}
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]
 SHARDS = ("store/calibrate.jsonl", "store/sample.jsonl")
 
