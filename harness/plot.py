@@ -2,12 +2,15 @@
 
 1. `outputs/accuracy_vs_tokens.png`: accuracy vs. log2(tokens used at test time per problem). One
    series asks for more tokens (k = 1 at each budget), one votes over k samples at the largest budget;
-   the shaded regions ("budget control" | "majority vote" | "no gains") are placed by stats.regions from
-   the data, not by hand.
+   every point carries its 95% bootstrap interval (error bars; a band along the vote series), the
+   fitted law is drawn over the region it was fitted to, and the shaded regions ("budget control" |
+   "majority vote" | "no gains") are placed by stats.regions from the data and the calibration's
+   controllable range, not by hand.
 2. `outputs/requested_vs_actual.png`: requested vs. actual tokens (log-log), mean with p10-p90 spread,
    the controllable range shaded.
 
-No statistics here beyond choosing rows. PNGs carry fixed metadata so reruns are byte-identical.
+No statistics here beyond choosing rows and calling stats. PNGs carry fixed metadata so reruns are
+byte-identical.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from . import stats
 from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
 from .files import OUTPUTS, write_bytes, write_json
 from .params import Params
-from .vote import CURVE
+from .vote import CURVE, frontier, vote_budget_of
 
 ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
 CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"
@@ -46,44 +49,74 @@ def _style() -> None:
     plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10, "svg.hashsalt": "harness"})
 
 
-def accuracy_figure(table: pd.DataFrame, params: Params, title: str) -> tuple[plt.Figure, stats.Regions]:
-    vote_budget = params.vote_budget
+def figure_regions(table: pd.DataFrame, params: Params, controllable_to: int) -> tuple[stats.Regions, dict]:
+    """Regions and the drawn law from the curve: the frontier (ask for more tokens, then vote), where
+    voting takes over (top of the controllable range) and where the frontier saturates."""
+    vote_budget = vote_budget_of(table, params.vote_budget)
+    front = table.loc[frontier(table, vote_budget)]
+    single = table[table["k"] == 1].set_index("budget")
+    takeover = stats.takeover_budget(sorted(single.index), controllable_to, vote_budget)
+    tolerance = params.vote.saturation_tolerance
+    reg = stats.regions(front["log2_tokens"].tolist(), front["maj_at_k"].tolist(),
+                        float(single.loc[takeover, "log2_tokens"]), takeover, tolerance)
+    lo, hi = stats.rising_window(front["maj_at_k"].tolist(), tolerance)
+    window = front.iloc[lo: hi + 1]
+    law = {"fit_from": float(window["log2_tokens"].iloc[0]), "fit_to": float(window["log2_tokens"].iloc[-1]),
+           "slope": float("nan"), "intercept": float("nan")}
+    if len(window) >= 2:
+        slope, intercept = stats.line(window["log2_tokens"], 100 * window["maj_at_k"])
+        law.update(slope=slope, intercept=intercept)
+    return reg, law
+
+
+def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str) -> None:
+    y = 100 * rows["maj_at_k"]
+    yerr = [(y - 100 * rows["maj_lo"]).clip(lower=0), (100 * rows["maj_hi"] - y).clip(lower=0)]
+    ax.errorbar(rows["log2_tokens"], y, yerr=yerr, fmt=fmt, color=color, ecolor=color, elinewidth=1,
+                capsize=3, zorder=4, label=label)
+
+
+def accuracy_figure(
+    table: pd.DataFrame, params: Params, title: str, controllable_to: int
+) -> tuple[plt.Figure, stats.Regions, dict]:
+    vote_budget = vote_budget_of(table, params.vote_budget)
     single = table[table["k"] == 1].sort_values("budget")
     vote = table[table["budget"] == vote_budget].sort_values("k")
-    reg = stats.regions(
-        single["log2_tokens"].tolist(), vote["log2_tokens"].tolist(), vote["maj_at_k"].tolist(),
-        params.vote.saturation_tolerance,
-    )
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    pad = 0.25
-    saturated = reg.saturation < reg.end  # else the best vote is the last point: no "no gains" region
+    reg, law = figure_regions(table, params, controllable_to)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    pad = 0.3
+    right = reg.end + pad
     spans = [
-        ("budget control", reg.start - pad, reg.vote_start),
-        ("majority vote", reg.vote_start, reg.saturation if saturated else reg.end + pad),
-        ("no gains", reg.saturation, reg.end + pad if saturated else reg.saturation),
+        ("budget control", reg.start - pad, min(reg.vote_start, reg.saturation) if reg.saturated else reg.vote_start),
+        ("majority vote", reg.vote_start, reg.saturation if reg.saturated else right),
+        ("no gains", reg.saturation, right if reg.saturated else reg.saturation),
     ]
     for label, lo, hi in spans:
         if hi > lo:
             ax.axvspan(lo, hi, color=REGION_COLORS[label], zorder=0, label=label)
-    ax.plot(single["log2_tokens"], 100 * single["maj_at_k"], "o-", color="#1f5fa8", zorder=3,
-            label=f"ask for more tokens ({params.budgets.method}), k=1")
-    ax.plot(vote["log2_tokens"], 100 * vote["maj_at_k"], "s--", color="#d0641c", zorder=3,
-            label=f"majority vote at budget {vote_budget}")
+    ax.fill_between(vote["log2_tokens"], 100 * vote["maj_lo"], 100 * vote["maj_hi"], color="#d0641c",
+                    alpha=0.12, zorder=2, linewidth=0)
+    _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
+    _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
+    if math.isfinite(law["slope"]):
+        xs = [law["fit_from"], law["fit_to"]]
+        ax.plot(xs, [law["intercept"] + law["slope"] * x for x in xs], "-", color="#444444", linewidth=1.2,
+                alpha=0.8, zorder=3, label=f"fit: {law['slope']:+.1f} points per doubling")
     for _, row in vote.iterrows():
-        ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
-                    textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7, color="#d0641c")
+        ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_hi"]),
+                    textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7, color="#d0641c")
     for _, row in single.iterrows():
         ax.annotate(f"{int(row['budget'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
-                    textcoords="offset points", xytext=(0, -13), ha="center", fontsize=7, color="#1f5fa8")
+                    textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=7, color="#1f5fa8")
     ax.set_xlabel("tokens used at test time per problem (log2)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_xlim(reg.start - pad, reg.end + pad)
+    ax.set_ylabel("accuracy (%), 95% bootstrap interval over problems")
+    ax.set_ylim(-4, 104)
+    ax.set_xlim(reg.start - pad, right)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, zorder=1)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
     fig.tight_layout()
-    return fig, reg
+    return fig, reg, law
 
 
 def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Figure:
@@ -114,8 +147,37 @@ def run(params: Params) -> None:
     calib = pd.read_csv(CALIBRATION)
     summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
     title = f"{params.model.name} on {params.data.source} ({params.budgets.method})"
-    fig, reg = accuracy_figure(table, params, title)
+    controllable = summary["controllable_range"]
+    fig, reg, law = accuracy_figure(table, params, title, int(controllable["to"]))
     _save(fig, ACCURACY_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
-    write_json(REGIONS_JSON, {k: round(v, 6) for k, v in reg.__dict__.items()})
+    regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}
+    regions.update(controllable_from=int(controllable["from"]), controllable_to=int(controllable["to"]),
+                   fit_from=round(law["fit_from"], 6), fit_to=round(law["fit_to"], 6),
+                   slope_points_per_doubling=round(law["slope"], 3) if math.isfinite(law["slope"]) else None)
+    write_json(REGIONS_JSON, regions)
     print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}")
+
+
+def save_comparison(table: pd.DataFrame, path: object) -> None:
+    """`harness compare`: each run's single-sample curve (solid) and majority-vote curve (dashed)."""
+    _style()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (run, rows) in enumerate(table.groupby("run", sort=False)):
+        color = colors[i % len(colors)]
+        single = rows[rows["k"] == 1].sort_values("log2_tokens")
+        vote = rows[rows["series"] == "vote"].sort_values("k")
+        ax.plot(single["log2_tokens"], 100 * single["maj_at_k"], "o-", color=color, label=f"{run}")
+        if not vote.empty:
+            top = single[single["budget"] == single["budget"].max()]
+            vote = pd.concat([top, vote])
+            ax.plot(vote["log2_tokens"], 100 * vote["maj_at_k"], "s--", color=color, alpha=0.8,
+                    label=f"{run}: majority vote")
+    ax.set_xlabel("tokens used at test time per problem (log2)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,27 +1,43 @@
-"""Pure statistics for scaling curves: majority vote, the controllable range, the regions of the figure.
+"""Pure statistics for scaling curves: maj@k and pass@k from one sample pool, bootstrap intervals over
+problems, the fitted law (slope per doubling, saturation) and the regions of the figure.
 
 No I/O: everything takes lists/arrays and returns numbers, so the property tests can hammer it.
-Unbiased estimators and bootstrap intervals belong here too (see the scaling-curves issue).
+
+Why pools: the seed drew fresh samples for every point and reported one noisy draw each. Here every
+problem has one pool of n samples per budget and each point is the *expected* score of a k-subset of
+that pool, averaged over all C(n, k) subsets -- the same draws reused for every k, at a fraction of the
+cost, with only the problem-to-problem spread left as uncertainty (the bootstrap over problems).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
 
-EXACT_SUBSET_LIMIT = 5000
+import numpy as np
+
+# The exact count costs about exact_cost(pool, k) nanoseconds; past this limit (1 ms) the pool is
+# scored on SAMPLED_SUBSETS seeded random k-subsets instead (the method is recorded with the value).
+EXACT_COST_LIMIT = 1e6
+# Small k is always counted: j <= k bounds the work, while sampling small subsets of a pool with many
+# distinct answers is the slow case for the sampler (no early stop: every group can still be a mode).
+EXACT_ALWAYS_K = 32
 SAMPLED_SUBSETS = 2000
+# C(n, k) must stay a finite float for the exact count (n up to ~1000 is fine).
+FLOAT_COMB_LIMIT = 1e290
+BOOTSTRAP_SAMPLES = 2000
+CONFIDENCE = 0.95
 
 
 def vote_score(answers: Sequence[str | None], correct_answers: frozenset[str]) -> float:
     """Score of one majority vote, the seed's tie rule: 1/(number of tied modes) if the truth is a mode.
 
     That is the expected score of breaking the tie at random. Samples without an answer do not vote;
-    if nobody answered, the vote is wrong.
+    if nobody answered, the vote is wrong. (The definition maj_at_k averages; tests enumerate it.)
     """
     counts = Counter(a for a in answers if a is not None)
     if not counts:
@@ -35,29 +51,240 @@ def vote_score(answers: Sequence[str | None], correct_answers: frozenset[str]) -
 @dataclass(frozen=True)
 class MajAtK:
     value: float
-    method: str  # "exact" (all subsets) or "sampled" (seeded random subsets)
-    subsets: int
+    method: str  # "exact" (all C(n, k) subsets, by counting) or "sampled" (seeded random subsets)
+    subsets: int  # how many subsets the value averages (C(n, k) when exact)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One problem's samples at one budget, reduced to what a vote can see: how many samples gave each
+    distinct answer, which of those answers are correct, and how many samples gave no answer."""
+
+    counts: tuple[int, ...]
+    correct: tuple[bool, ...]
+    unanswered: int
+
+    @property
+    def size(self) -> int:
+        return sum(self.counts) + self.unanswered
+
+    @property
+    def correct_samples(self) -> int:
+        return sum(c for c, ok in zip(self.counts, self.correct) if ok)
+
+
+def pool(answers: Sequence[str | None], correct: Sequence[bool]) -> Pool:
+    """Group a pool by answer. An answer is correct if any sample giving it was graded correct (the
+    grader sees the same gold answer for every sample of a problem, so they agree)."""
+    if len(answers) != len(correct):
+        raise ValueError(f"{len(answers)} answers but {len(correct)} correctness flags: one per sample")
+    counts = Counter(a for a in answers if a is not None)
+    truth = {a for a, ok in zip(answers, correct) if ok and a is not None}
+    keys = sorted(counts)  # fixed order: the sampled estimator must not depend on dict order
+    return Pool(tuple(counts[a] for a in keys), tuple(a in truth for a in keys), len(answers) - sum(counts.values()))
+
+
+@lru_cache(maxsize=4096)
+def _comb_row(m: int, upto: int) -> np.ndarray:
+    """C(m, i) for i = 0..upto as floats (0 past m), by the ratio recurrence C(m, i+1) = C(m, i)(m-i)/(i+1):
+    one numpy product instead of upto big-integer binomials (relative error ~ upto * 1e-16)."""
+    i = np.arange(upto, dtype=float)
+    ratios = np.clip(m - i, 0.0, None) / (i + 1.0)
+    row = np.concatenate(([1.0], np.cumprod(ratios)))
+    row.setflags(write=False)
+    return row
+
+
+NEGLIGIBLE = 1e-18  # a target count this improbable is skipped: at most k * 1e-18 of maj@k is lost
+
+
+@lru_cache(maxsize=64)
+def _log_factorials(n: int) -> np.ndarray:
+    """log(i!) for i = 0..n (math.lgamma per entry: accurate to rounding, cached per pool size)."""
+    return np.array([math.lgamma(i + 1.0) for i in range(n + 1)])
+
+
+def _target_counts(c: int, n: int, k: int) -> np.ndarray:
+    """Votes j the target answer can get in a k-subset, leaving out the j whose hypergeometric
+    probability is below NEGLIGIBLE (their whole contribution is bounded by it, so the result stays
+    exact to ~1e-15, and a large pool only pays for the j that can actually happen)."""
+    j = np.arange(max(1, k - (n - c)), min(c, k) + 1)
+    lf = _log_factorials(n)
+    log_p = (lf[c] - lf[j] - lf[c - j]) + (lf[n - c] - lf[k - j] - lf[n - c - k + j]) - (lf[n] - lf[k] - lf[n - k])
+    return j[log_p >= math.log(NEGLIGIBLE)]
+
+
+def _tying(others: Sequence[int], j: int, k: int) -> list[int]:
+    """Sizes of the other answer groups that can reach j votes when the target has j of the k."""
+    return [m for m in others if m >= j] if k - j >= j else []
+
+
+def _split(js: np.ndarray, others: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Target counts where no other group can reach j (no constraint, no tie: plain hypergeometric
+    terms, summed at once) and those that need the polynomial count."""
+    biggest = max(others, default=0)
+    free = (k - js < js) | (js > biggest)
+    return js[free], js[~free]
+
+
+def exact_cost(p: Pool, k: int) -> float:
+    """Rough nanoseconds the exact count takes (numpy calls ~2 us each, ~1 ns per element touched):
+    what decides between counting and sampling."""
+    n, cost = p.size, 0.0
+    for target, ok in enumerate(p.correct):
+        if not ok:
+            continue
+        others = sorted(m for i, m in enumerate(p.counts) if i != target)
+        _, js = _split(_target_counts(p.counts[target], n, k), others, k)
+        r = len(others) - np.searchsorted(others, js, side="left")
+        rest = k - js
+        rows = np.minimum(r, rest // js) + 1
+        calls = np.minimum(js, rows) + 2
+        cost += 5000 + float(np.sum(2000 + r * (2000 * calls + rows * (rest + 1) * np.where(js > rows, js, calls))))
+    return cost
+
+
+def _target_mode_weight(c: int, others: Sequence[int], unanswered: int, k: int) -> float:
+    """Sum over all k-subsets of [target is a mode] / (number of modes), for one target answer group
+    of c samples, other answer groups of sizes `others`, and samples without an answer.
+
+    Counted, not enumerated: with j target votes, every other group must take at most j votes and
+    the ones taking exactly j tie. Groups too small to reach j are free, like unanswered samples. A
+    polynomial in s (samples taken so far) per number of ties t is built group by group, and the
+    coefficient of s = k - j is weighted 1/(1 + t). At most (k - j) // j groups can tie, so only that
+    many rows are kept.
+    """
+    n = c + sum(others) + unanswered
+    plain, constrained = _split(_target_counts(c, n, k), others, k)
+    total = float(np.sum(_comb_row(c, k)[plain] * _comb_row(n - c, k)[k - plain]))
+    for j in (int(v) for v in constrained):
+        rest = k - j
+        tying = _tying(others, j, k)
+        free = unanswered + sum(others) - sum(tying)
+        rows = min(len(tying), rest // j) + 1
+        width = min(rest, len(tying) * j) + 1  # votes the tying groups can take together
+        table = np.zeros((rows, width))
+        table[0, 0] = 1.0
+        if j == 1:  # each tying group takes 0 votes or 1 (a tie): elementary symmetric sums of sizes
+            ties = np.zeros(rows)
+            ties[0] = 1.0
+            for m in tying:
+                ties[1:] = ties[1:] + m * ties[:-1]
+            table[np.arange(rows), np.arange(rows)] = ties
+            tying = []
+        for m in tying:
+            row = _comb_row(m, j)
+            below = row[:j]  # this group takes i < j votes
+            new = np.zeros_like(table)
+            if j <= rows:  # few taps: shift-and-add every row at once
+                for i in range(j):
+                    new[:, i:] += below[i] * table[:, : width - i]
+            else:  # few rows: one convolution each
+                for t in range(rows):
+                    new[t] = np.convolve(table[t], below)[:width]
+            new[1:, j:] += row[j] * table[:-1, : width - j]  # ... or exactly j votes: one more tie
+            table = new
+        # the free samples (unanswered, groups too small to reach j) fill the rest: C(free, rest - s)
+        fill = _comb_row(free, rest)[rest - np.arange(width)]
+        weights = 1.0 / (1.0 + np.arange(rows))
+        total += _comb_row(c, j)[j] * float(weights @ table @ fill)
+    return total
+
+
+def _sampled(p: Pool, k: int, seed: int, subsets: int) -> float:
+    """Mean vote score over seeded random k-subsets, drawn as vote counts per answer group (sequential
+    hypergeometric draws, largest groups first, all subsets at once).
+
+    Why largest first: a subset whose top count already exceeds the size of the next group is decided
+    (no smaller group can become a mode), so it stops drawing; with many one-off wrong answers most
+    subsets are decided after a handful of groups, whatever k is.
+    """
+    order = sorted(range(len(p.counts)), key=lambda g: -p.counts[g])
+    rng = np.random.default_rng([seed, k, p.size])
+    left_pool = np.full(subsets, p.size, dtype=np.int64)
+    left_k = np.full(subsets, k, dtype=np.int64)
+    top = np.zeros(subsets, dtype=np.int64)
+    drawn_by_group = []
+    for g in order:
+        m = p.counts[g]
+        active = np.flatnonzero(top <= m)
+        if active.size == 0:
+            break
+        left_pool[active] -= m
+        votes = np.zeros(subsets, dtype=np.int64)
+        votes[active] = rng.hypergeometric(m, left_pool[active], left_k[active]) if left_pool[active].any() \
+            else left_k[active]
+        left_k[active] -= votes[active]
+        top = np.maximum(top, votes)
+        drawn_by_group.append((votes, p.correct[g]))
+    hits = np.zeros(subsets)
+    modes = np.zeros(subsets)
+    for votes, ok in drawn_by_group:
+        is_mode = (votes == top) & (top > 0)
+        modes += is_mode
+        if ok:
+            hits += is_mode
+    return float(np.mean(hits / np.maximum(modes, 1)))
+
+
+def _whole_pool_vote(p: Pool) -> float:
+    top = max(p.counts, default=0)
+    if top == 0:
+        return 0.0
+    modes = [ok for c, ok in zip(p.counts, p.correct) if c == top]
+    return sum(modes) / len(modes)
+
+
+def maj_at_k_pool(p: Pool, k: int, seed: int = 0) -> MajAtK:
+    """Expected majority-vote accuracy of k samples drawn without replacement from the pool.
+
+    Exact (all C(n, k) subsets, by counting) when exact_cost(p, k) <= EXACT_COST_LIMIT, otherwise the
+    mean over SAMPLED_SUBSETS seeded random subsets; the method is reported with the value.
+    """
+    n = p.size
+    if not 1 <= k <= n:
+        raise ValueError(f"k = {k} must be between 1 and the pool size {n}")
+    if not any(p.correct):
+        return MajAtK(0.0, "exact", math.comb(n, k))
+    if k == n:  # one subset: the whole pool votes
+        return MajAtK(_whole_pool_vote(p), "exact", 1)
+    lf = _log_factorials(n)
+    cheap = k <= EXACT_ALWAYS_K or exact_cost(p, k) <= EXACT_COST_LIMIT
+    if lf[n] - lf[k] - lf[n - k] < math.log(FLOAT_COMB_LIMIT) and cheap:
+        return MajAtK(exact_maj_at_k(p, k), "exact", math.comb(n, k))
+    return MajAtK(_sampled(p, k, seed, SAMPLED_SUBSETS), "sampled", SAMPLED_SUBSETS)
+
+
+def exact_maj_at_k(p: Pool, k: int) -> float:
+    """maj@k by counting, whatever it costs (maj_at_k_pool decides when that is worth it). By
+    linearity, the sum over correct answers of the expected [answer is a mode] / (number of modes)."""
+    weight = 0.0
+    for target, ok in enumerate(p.correct):
+        if ok:
+            others = [m for i, m in enumerate(p.counts) if i != target]
+            weight += _target_mode_weight(p.counts[target], others, p.unanswered, k)
+    return min(1.0, weight / float(math.comb(p.size, k)))
 
 
 def maj_at_k(
     answers: Sequence[str | None], correct: Sequence[bool], k: int, seed: int = 0
 ) -> MajAtK:
-    """Expected majority-vote accuracy of k samples drawn without replacement from the pool.
+    """maj@k of a pool given as one answer (None: no answer) and one correctness flag per sample."""
+    return maj_at_k_pool(pool(answers, correct), k, seed)
 
-    Exact (mean over all C(n, k) subsets) when that is at most EXACT_SUBSET_LIMIT subsets, otherwise the
-    mean over SAMPLED_SUBSETS seeded random subsets; the method is reported with the value.
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+
+    Computed as a product of ratios (never the huge binomials themselves), so it stays exact to
+    rounding for pools of any size.
     """
-    n = len(answers)
-    if not 1 <= k <= n:
-        raise ValueError(f"k = {k} must be between 1 and the pool size {n}")
-    truth = frozenset(a for a, ok in zip(answers, correct) if ok and a is not None)
-    total = math.comb(n, k)
-    if total <= EXACT_SUBSET_LIMIT:
-        scores = [vote_score([answers[i] for i in idx], truth) for idx in itertools.combinations(range(n), k)]
-        return MajAtK(sum(scores) / total, "exact", total)
-    rng = random.Random(seed)
-    scores = [vote_score([answers[i] for i in rng.sample(range(n), k)], truth) for _ in range(SAMPLED_SUBSETS)]
-    return MajAtK(sum(scores) / SAMPLED_SUBSETS, "sampled", SAMPLED_SUBSETS)
+    if not 1 <= k <= n or not 0 <= c <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n and 0 <= c <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    i = np.arange(k, dtype=float)
+    return float(1.0 - np.prod((n - c - i) / (n - i)))
 
 
 def vote_ks(pool: int) -> list[int]:
@@ -67,6 +294,158 @@ def vote_ks(pool: int) -> list[int]:
         ks.append(pool)
     return ks
 
+
+# --- uncertainty: bootstrap over problems ------------------------------------------------------------
+
+def bootstrap_indices(problems: int, seed: int, samples: int = BOOTSTRAP_SAMPLES) -> np.ndarray:
+    """Resampled problem indices, shape (samples, problems), one seeded draw shared by every point so
+    that differences and slopes between points are bootstrapped consistently."""
+    if problems < 1:
+        raise ValueError("the bootstrap needs at least one problem")
+    return np.random.default_rng([seed, problems]).integers(0, problems, size=(samples, problems))
+
+
+def bootstrap_means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Mean over resampled problems for every point: values (problems, points), NaN where a problem has
+    no value (pool smaller than k) -> (bootstrap samples, points). Computed as draw counts per problem
+    times values (one matrix product), never materialising the resampled values."""
+    samples, problems = indices.shape
+    counts = np.zeros((samples, values.shape[0]))
+    np.add.at(counts, (np.repeat(np.arange(samples), problems), indices.ravel()), 1.0)
+    present = ~np.isnan(values)
+    sums = counts @ np.where(present, values, 0.0)
+    weights = counts @ present.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weights > 0, sums / np.maximum(weights, 1.0), np.nan)
+
+
+def t_over_z(problems: np.ndarray, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Student-t quantile with P - 1 degrees of freedom over the normal one (Cornish-Fisher series,
+    within 1e-3 for P >= 6); 1 where P < 2. Why: a percentile interval is a normal interval at heart."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    nu = np.maximum(np.asarray(problems, dtype=float) - 1.0, 1.0)
+    t = (z + (z**3 + z) / (4 * nu) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * nu**2)
+         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * nu**3))
+    return np.where(np.asarray(problems) > 1, t / z, 1.0)
+
+
+def intervals(
+    estimate: np.ndarray, replicates: np.ndarray, problems: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval per point, widened around the estimate by sqrt(P / (P - 1)) and by
+    the Student-t over normal quantile for P problems.
+
+    Why widened: the bootstrap variance of a mean of P problems is (P - 1)/P times the unbiased one,
+    and its spread is estimated from only P problems; with a dozen problems plain percentiles cover
+    noticeably less than they claim (tests/test_stats.py measures the coverage by simulation).
+    """
+    alpha = (1.0 - confidence) / 2
+    lo_q = np.nanquantile(replicates, alpha, axis=0)
+    hi_q = np.nanquantile(replicates, 1 - alpha, axis=0)
+    p = np.asarray(problems, dtype=float)
+    inflate = np.sqrt(np.where(p > 1, p / np.maximum(p - 1, 1), 1.0)) * t_over_z(p, confidence)
+    lo = np.clip(estimate - inflate * (estimate - lo_q), 0.0, 1.0)
+    hi = np.clip(estimate + inflate * (hi_q - estimate), 0.0, 1.0)
+    return np.minimum(lo, estimate), np.maximum(hi, estimate)
+
+
+# --- the law: slope per doubling, saturation ---------------------------------------------------------
+
+def saturation_index(y: Sequence[float], tolerance: float) -> int:
+    """Index of the first point within `tolerance` of the best accuracy: beyond it, tokens stop paying."""
+    ys = np.asarray(y, dtype=float)
+    return int(np.argmax(ys >= np.nanmax(ys) - tolerance))
+
+
+def rise_start(y: Sequence[float], saturation: int, tolerance: float) -> int:
+    """Index of the last point, up to the saturation point, still within `tolerance` of the lowest
+    accuracy before it: the flat floor (the model cannot solve anything yet) is not part of the law."""
+    ys = np.asarray(y, dtype=float)[: saturation + 1]
+    floor = np.nanmin(ys)
+    return int(np.flatnonzero(ys <= floor + tolerance)[-1])
+
+
+def rising_window(y: Sequence[float], tolerance: float) -> tuple[int, int]:
+    """First and last index of the region the law is fitted to: off the floor, up to saturation."""
+    sat = saturation_index(y, tolerance)
+    return rise_start(y, sat, tolerance), sat
+
+
+def line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Least-squares (slope, intercept): the drawn law (the plot refits the same window)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    slope = float(slopes(xs, ys))
+    return slope, float(ys.mean() - slope * xs.mean())
+
+
+def slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of y against x, for every row of y (a point estimate or bootstrap replicates)."""
+    xc = x - x.mean()
+    yc = y - y.mean(axis=-1, keepdims=True)
+    spread = float(xc @ xc)
+    if spread == 0:  # every point at the same tokens: no slope exists
+        return np.full(y.shape[:-1], np.nan)
+    return (yc @ xc) / spread
+
+
+def _quantiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Equal-tailed interval of bootstrap values; NaN when no replicate has one."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Law:
+    """Accuracy vs. log2(tokens) along the figure's frontier (ask for more tokens, then vote)."""
+
+    slope: float  # accuracy points (percent) per doubling of tokens, fitted over [x_from, x_to]
+    slope_lo: float
+    slope_hi: float
+    x_from: float
+    x_to: float
+    points: int
+    saturated: bool  # a point after the saturation point exists (else the curve was still rising)
+    saturation_x: float
+    gain_after_saturation: float  # accuracy of the last point minus the saturation point's
+    gain_lo: float
+    gain_hi: float
+
+
+def fit_law(
+    x: Sequence[float], estimate: Sequence[float], replicates: np.ndarray, tolerance: float,
+    confidence: float = CONFIDENCE,
+) -> Law:
+    """Fit the rising region of the frontier and find where it saturates, with bootstrap intervals.
+
+    `x` (log2 tokens, increasing) and `estimate` (accuracy in [0, 1]) are the frontier points;
+    `replicates` (bootstrap samples, points) their bootstrap means over the same resampled problems,
+    so slope and gain intervals carry the correlation between points.
+    """
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(estimate, dtype=float)
+    if xs.size == 0 or np.any(np.diff(xs) < 0):
+        raise ValueError("the frontier must be non-empty and sorted by tokens")
+    start, sat = rising_window(ys.tolist(), tolerance)
+    nan = float("nan")
+    slope = lo = hi = nan
+    if sat - start >= 1:
+        window = slice(start, sat + 1)
+        slope = 100 * float(slopes(xs[window], ys[window]))
+        boot = 100 * slopes(xs[window], replicates[:, window])
+        lo, hi = _quantiles(boot, confidence)
+    last = len(ys) - 1
+    gain = float(ys[last] - ys[sat])
+    gains = replicates[:, last] - replicates[:, sat]
+    g_lo, g_hi = _quantiles(gains, confidence)
+    return Law(slope, lo, hi, float(xs[start]), float(xs[sat]), sat - start + 1, sat < last,
+               float(xs[sat]), gain, g_lo, g_hi)
+
+
+# --- calibration and the figure's regions ------------------------------------------------------------
 
 def controllable_range(
     requested: Sequence[int], mean_tokens: Sequence[float], min_growth: float = 1.15
@@ -89,25 +468,34 @@ def controllable_range(
     return requested[best[0]], requested[best[1]]
 
 
+def takeover_budget(requested: Sequence[int], controllable_to: int, vote_budget: int) -> int:
+    """Where majority vote takes over from asking for more tokens: the largest budget the model still
+    obeys (top of the controllable range), and never past the budget the votes were drawn at."""
+    inside = [b for b in requested if b <= min(controllable_to, vote_budget)]
+    return inside[-1] if inside else requested[0]
+
+
 @dataclass(frozen=True)
 class Regions:
     """Shading of the main figure, in log2(tokens): [start, vote_start) budget control,
-    [vote_start, saturation) majority vote, [saturation, end] no gains."""
+    [vote_start, saturation) majority vote, [saturation, end] no gains (empty unless saturated)."""
 
     start: float
     vote_start: float
     saturation: float
     end: float
+    takeover_budget: int
+    saturated: bool
 
 
 def regions(
-    budget_x: Sequence[float], vote_x: Sequence[float], vote_y: Sequence[float], tolerance: float
+    frontier_x: Sequence[float], frontier_y: Sequence[float], takeover_x: float, takeover: int,
+    tolerance: float,
 ) -> Regions:
-    """Where the data puts the regions: voting starts at the single-sample point of the vote budget, and
-    stops paying at the first vote point within `tolerance` of the best vote accuracy."""
-    best = max(vote_y)
-    sat_index = next(i for i, y in enumerate(vote_y) if y >= best - tolerance)
-    sat_index = max(sat_index, 0)
-    start = min(min(budget_x), min(vote_x))
-    end = max(max(budget_x), max(vote_x))
-    return Regions(start=start, vote_start=vote_x[0], saturation=vote_x[sat_index], end=end)
+    """Where the data puts the regions: budget control up to the single-sample point at the takeover
+    budget, majority vote from there to the saturation point of the frontier, no gains beyond it."""
+    xs = list(frontier_x)
+    sat = saturation_index(frontier_y, tolerance)
+    saturation = max(xs[sat], takeover_x)
+    return Regions(start=min(xs), vote_start=takeover_x, saturation=saturation, end=max(xs),
+                   takeover_budget=int(takeover), saturated=sat < len(xs) - 1 and saturation < max(xs))

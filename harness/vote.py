@@ -1,17 +1,28 @@
 """Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv` + `outputs/metrics.json`.
 
 Where a point on the plot comes from: for every problem, the expected majority-vote accuracy of k
-samples drawn from that problem's pool at that budget (stats.maj_at_k), averaged over problems; its
-x-coordinate is the mean tokens k samples spend there. Failed samples (no response after retries) are
-left out, never scored as wrong; each point reports how many problems and samples it rests on, and the
-stage refuses to write a point that rests on fewer samples than `vote.min_samples`.
+samples drawn from that problem's pool at that budget (stats.maj_at_k_pool: exact over all C(n, k)
+subsets by counting where feasible, else seeded random subsets; the `estimator` column says which),
+averaged over problems; `pass_at_k` is the unbiased pass@k from the same pools. `maj_lo`/`maj_hi` (and
+`pass_lo`/`pass_hi`) are 95% intervals from a seeded bootstrap over problems. The x-coordinate is
+log2 of `mean_tokens`, the expected tokens k samples spend on a problem there.
+
+Failed samples (any status starting with "failed": no response after retries) are left out, never
+scored as wrong; each point reports how many problems and samples it rests on, and the stage refuses
+to write a point that rests on fewer samples than `vote.min_samples`.
+
+The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
+accuracy points per doubling of tokens, with interval, over the rising region; where it saturates) and
+the cost of the figure against the seed's draw-fresh scheme.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import stats
@@ -21,6 +32,8 @@ from .sample import SAMPLES
 
 CURVE = OUTPUTS / "curve.csv"
 METRICS = OUTPUTS / "metrics.json"
+CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
+                 "mean_tokens", "log2_tokens", "problems", "samples", "estimator"]
 
 
 class VoteError(RuntimeError):
@@ -34,69 +47,196 @@ def read_samples() -> pd.DataFrame:
                        na_values=[""])
 
 
-def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
-    """One row per (budget, k): maj_at_k, mean_tokens, problems, samples, estimator."""
-    valid = samples[~samples["status"].str.startswith("failed")].copy()
-    valid["answer"] = valid["answer"].where(valid["answer"].notna(), None)
+def valid_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """Samples that can vote: failed ones were never answered, so they are neither right nor wrong."""
+    return samples[~samples["status"].astype(str).str.startswith("failed")]
+
+
+@dataclass
+class Points:
+    """Every (budget, k) point: its description, and per-problem values (NaN: no pool of k there)."""
+
+    rows: list[dict[str, Any]]
+    maj: np.ndarray  # (problems, points)
+    passed: np.ndarray  # (problems, points)
+    problems: list[str]
+
+
+def _pools(valid: pd.DataFrame) -> dict[tuple[int, str], tuple[stats.Pool, float]]:
+    """(budget, problem) -> the pool reduced to answer counts, and its mean tokens per sample."""
+    answers = valid["answer"].astype(object).where(valid["answer"].notna(), None)
+    correct = valid["correct"].map(lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
+    frame = pd.DataFrame({"budget": valid["budget"].astype(int), "problem_id": valid["problem_id"].astype(str),
+                          "answer": answers, "correct": correct,
+                          "tokens": pd.to_numeric(valid["completion_tokens"], errors="coerce")})
+    pools = {}
+    for (budget, pid), g in frame.groupby(["budget", "problem_id"], sort=True):
+        pools[int(budget), str(pid)] = (stats.pool(g["answer"].tolist(), g["correct"].tolist()),
+                                        float(g["tokens"].mean()))
+    return pools
+
+
+def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
+    """Score every pool at every k of its budget's doubling axis (the expensive part of the stage)."""
+    valid = valid_samples(samples)
+    problems = sorted(samples["problem_id"].astype(str).unique())
+    index = {pid: i for i, pid in enumerate(problems)}
+    pools = _pools(valid)
     rows: list[dict[str, Any]] = []
-    for budget in sorted(samples["budget"].unique()):
-        at_budget = valid[valid["budget"] == budget]
-        if at_budget.empty:  # every sample at this budget failed: no point may be drawn from nothing
+    maj_cols: list[np.ndarray] = []
+    pass_cols: list[np.ndarray] = []
+    for budget in sorted(int(b) for b in samples["budget"].unique()):
+        at_budget = {pid: v for (b, pid), v in pools.items() if b == budget}
+        if not at_budget:  # every sample at this budget failed: no point may be drawn from nothing
             raise VoteError(
                 f"budget {budget}: rests on 0 samples (all failed), fewer than vote.min_samples = "
                 f"{min_samples}; re-run `harness sample` to retry the failed samples"
             )
-        pools = {pid: g for pid, g in at_budget.groupby("problem_id", sort=True)}
-        mean_tokens_one = float(at_budget["completion_tokens"].mean())
-        pool = max(len(g) for g in pools.values())
-        for k in stats.vote_ks(pool):
-            values, methods, used = [], set(), 0
-            for g in pools.values():
-                if len(g) < k:
+        for k in stats.vote_ks(max(p.size for p, _ in at_budget.values())):
+            maj = np.full(len(problems), np.nan)
+            passed = np.full(len(problems), np.nan)
+            tokens, used, methods = [], 0, set()
+            for pid, (p, mean_tokens) in at_budget.items():
+                if p.size < k:
                     continue
-                result = stats.maj_at_k(g["answer"].tolist(), g["correct"].astype(bool).tolist(), k, seed)
-                values.append(result.value)
+                result = stats.maj_at_k_pool(p, k, seed)
+                maj[index[pid]] = result.value
+                passed[index[pid]] = stats.pass_at_k(p.size, p.correct_samples, k)
                 methods.add(result.method)
-                used += len(g)
+                tokens.append(mean_tokens)
+                used += p.size
             if used < min_samples:
                 raise VoteError(
                     f"budget {budget}, k={k}: rests on {used} samples, fewer than vote.min_samples = "
                     f"{min_samples}; re-run `harness sample` to fill failed samples or lower the threshold"
                 )
-            total_tokens = k * mean_tokens_one
+            total_tokens = k * float(np.mean(tokens))
             rows.append({
-                "budget": int(budget),
-                "k": k,
-                "maj_at_k": sum(values) / len(values),
-                "mean_tokens": total_tokens,
+                "budget": budget, "k": k, "mean_tokens": total_tokens,
                 "log2_tokens": math.log2(total_tokens) if total_tokens > 0 else float("nan"),
-                "problems": len(values),
-                "samples": used,
+                "problems": len(tokens), "samples": used,
                 "estimator": "exact" if methods == {"exact"} else "sampled",
             })
-    return pd.DataFrame(rows)
+            maj_cols.append(maj)
+            pass_cols.append(passed)
+    return Points(rows, np.column_stack(maj_cols), np.column_stack(pass_cols), problems)
 
 
-def metrics(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int) -> dict[str, Any]:
+def _replicates(values: np.ndarray, seed: int) -> np.ndarray:
+    """Bootstrap means (replicates, points) over problems resampled with one seeded draw for all points."""
+    return stats.bootstrap_means(values, stats.bootstrap_indices(values.shape[0], seed))
+
+
+def curve_from(points: Points, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The curve table with intervals, and the maj@k bootstrap replicates (for the law's intervals)."""
+    table = pd.DataFrame(points.rows)
+    problems = table["problems"].to_numpy()
+    maj_boot = _replicates(points.maj, seed)
+    pass_boot = _replicates(points.passed, seed)
+    for name, values, boot in (("maj", points.maj, maj_boot), ("pass", points.passed, pass_boot)):
+        estimate = np.nanmean(values, axis=0)
+        lo, hi = stats.intervals(estimate, boot, problems)
+        column = "maj_at_k" if name == "maj" else "pass_at_k"
+        table[column], table[f"{name}_lo"], table[f"{name}_hi"] = estimate, lo, hi
+    return table[CURVE_COLUMNS], maj_boot
+
+
+def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
+    """One row per (budget, k): maj@k and pass@k with 95% intervals, mean tokens, what it rests on."""
+    return curve_from(point_values(samples, min_samples, seed), seed)[0]
+
+
+def vote_budget_of(table: pd.DataFrame, requested_vote_budget: int) -> int:
+    """The budget of the majority-vote series: the configured one, or the largest the table has (a
+    sample table from other params must still give a curve)."""
+    budgets = set(table["budget"].astype(int))
+    return requested_vote_budget if requested_vote_budget in budgets else max(budgets)
+
+
+def frontier(table: pd.DataFrame, vote_budget: int) -> pd.Index:
+    """Rows of the figure's two series, by tokens: one sample at every budget, then votes at the vote
+    budget. This is the curve the law is fitted to (ask for more tokens, then vote)."""
+    chosen = table[(table["k"] == 1) | (table["budget"] == vote_budget)]
+    return chosen.sort_values(["log2_tokens", "budget", "k"], kind="stable").index
+
+
+def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: int, tolerance: float) -> stats.Law:
+    rows = frontier(table, vote_budget)
+    positions = table.index.get_indexer(rows)
+    return stats.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), table.loc[rows, "maj_at_k"].to_numpy(),
+                         maj_boot[:, positions], tolerance)
+
+
+def cost(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int) -> dict[str, Any]:
+    """Tokens paid for the figure (every sample in the table, each reused for every k) against the
+    seed's scheme, which draws k fresh samples per problem for every point of the figure."""
+    shown = table.loc[frontier(table, vote_budget)]
+    fresh = float((shown["mean_tokens"] * shown["problems"]).sum())
+    paid = float(pd.to_numeric(samples["completion_tokens"], errors="coerce").fillna(0).sum())
+    return {"tokens_paid": round(paid, 1), "tokens_draw_fresh": round(fresh, 1),
+            "paid_over_draw_fresh": round(paid / fresh, 4) if fresh > 0 else None}
+
+
+def _num(v: float, digits: int = 6) -> float | None:
+    """JSON has no NaN: a value that does not exist (no fit, no interval) is null."""
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
+
+
+def metrics(
+    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int, fitted: stats.Law, seed: int = 0
+) -> dict[str, Any]:
     single = table[table["k"] == 1].set_index("budget")
     vote = table[table["budget"] == vote_budget].set_index("k")
     status = samples["status"].value_counts().sort_index()
+
+    def interval(frame: pd.DataFrame, lo: str, hi: str) -> dict[str, dict[str, float | None]]:
+        return {str(i): {"lo": _num(r[lo]), "hi": _num(r[hi])} for i, r in frame.iterrows()}
+
     return {
         "accuracy_by_budget": {str(b): round(float(v), 6) for b, v in single["maj_at_k"].items()},
+        "accuracy_interval_by_budget": interval(single, "maj_lo", "maj_hi"),
         "tokens_by_budget": {str(b): round(float(v), 3) for b, v in single["mean_tokens"].items()},
         "vote_budget": int(vote_budget),
         "maj_at_k": {str(k): round(float(v), 6) for k, v in vote["maj_at_k"].items()},
+        "maj_at_k_interval": interval(vote, "maj_lo", "maj_hi"),
+        "pass_at_k": {str(k): round(float(v), 6) for k, v in vote["pass_at_k"].items()},
         "tokens_by_k": {str(k): round(float(v), 3) for k, v in vote["mean_tokens"].items()},
         "best_accuracy": round(float(table["maj_at_k"].max()), 6),
+        "law": {
+            "slope_points_per_doubling": _num(fitted.slope, 3),
+            "slope_lo": _num(fitted.slope_lo, 3),
+            "slope_hi": _num(fitted.slope_hi, 3),
+            "fit_from_log2_tokens": _num(fitted.x_from, 4),
+            "fit_to_log2_tokens": _num(fitted.x_to, 4),
+            "fit_points": fitted.points,
+            "saturated": fitted.saturated,
+            "saturation_log2_tokens": _num(fitted.saturation_x, 4),
+            "gain_after_saturation": _num(fitted.gain_after_saturation),
+            "gain_after_saturation_lo": _num(fitted.gain_lo),
+            "gain_after_saturation_hi": _num(fitted.gain_hi),
+        },
+        "cost": cost(table, samples, vote_budget),
+        "estimator": {str(m): int(c) for m, c in table["estimator"].value_counts().sort_index().items()},
+        "bootstrap": {"replicates": stats.BOOTSTRAP_SAMPLES, "confidence": stats.CONFIDENCE, "seed": seed,
+                      "over": "problems"},
         "samples": len(samples),
         "status": {str(s): int(c) for s, c in status.items()},
-        "total_completion_tokens": int(samples["completion_tokens"].fillna(0).sum()),
+        "total_completion_tokens": int(pd.to_numeric(samples["completion_tokens"], errors="coerce")
+                                       .fillna(0).sum()),
     }
 
 
+def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The whole stage without files: what the benchmark times and the tests call."""
+    seed = params.sampling.seed
+    table, maj_boot = curve_from(point_values(samples, params.vote.min_samples, seed), seed)
+    vote_budget = vote_budget_of(table, params.vote_budget)
+    fitted = law(table, maj_boot, vote_budget, params.vote.saturation_tolerance)
+    return table, metrics(table, samples, vote_budget, fitted, seed)
+
+
 def run(params: Params) -> None:
-    samples = read_samples()
-    table = curve(samples, params.vote.min_samples, params.sampling.seed)
+    table, summary = compute(read_samples(), params)
     write_csv(CURVE, table)
-    write_json(METRICS, metrics(table, samples, params.vote_budget))
+    write_json(METRICS, summary)
     print(f"vote: {len(table)} points -> {CURVE}, {METRICS}")

@@ -1,9 +1,12 @@
-"""Majority vote and the regions: checked against brute force and hand-computed cases."""
+"""maj@k, pass@k, the bootstrap and the law: checked against brute-force enumeration, hand-computed
+cases and a coverage simulation. Brute force lives here only; harness/stats.py counts."""
 
 import itertools
+import math
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from harness import stats
@@ -19,7 +22,8 @@ def test_vote_score_tie_rule_is_one_over_number_of_modes():
     assert stats.vote_score([None, "5"], truth) == 1.0
 
 
-def _brute(answers, correct, k):
+def _brute_maj(answers, correct, k):
+    """The definition: mean vote score over every k-subset, ties 1/(number of modes)."""
     truth = frozenset(a for a, c in zip(answers, correct) if c and a is not None)
     subsets = list(itertools.combinations(range(len(answers)), k))
     total = 0.0
@@ -33,35 +37,88 @@ def _brute(answers, correct, k):
     return total / len(subsets)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_maj_at_k_equals_brute_force_enumeration(seed):
+def _brute_pass(correct, k):
+    subsets = list(itertools.combinations(range(len(correct)), k))
+    return sum(any(correct[i] for i in idx) for idx in subsets) / len(subsets)
+
+
+def _random_pool(seed):
+    """n <= 12, a few answers (so ties are common), some unanswered, sometimes two correct spellings."""
     rng = random.Random(seed)
-    n = rng.randint(1, 10)
-    answers = [rng.choice(["1", "2", "3", None]) for _ in range(n)]
-    correct = [a == "1" for a in answers]
+    n = rng.randint(1, 12)
+    alphabet = ["1", "2", "3", "4", "5", None][: rng.randint(2, 6)]
+    answers = [rng.choice(alphabet) for _ in range(n)]
+    truth = {"1", "2"} if seed % 4 == 0 else {"1"}
+    return answers, [a in truth for a in answers]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_maj_at_k_and_pass_at_k_equal_brute_force_enumeration(seed):
+    answers, correct = _random_pool(seed)
+    n = len(answers)
     for k in range(1, n + 1):
         result = stats.maj_at_k(answers, correct, k)
         assert result.method == "exact"
-        assert result.value == pytest.approx(_brute(answers, correct, k), abs=1e-12)
+        assert result.subsets == math.comb(n, k)
+        assert abs(result.value - _brute_maj(answers, correct, k)) <= 1e-12, (answers, correct, k)
+        assert abs(stats.pass_at_k(n, sum(correct), k) - _brute_pass(correct, k)) <= 1e-12
 
 
-def test_maj_at_1_is_the_fraction_correct():
-    answers = ["1", "2", "1", "3"]
-    assert stats.maj_at_k(answers, [a == "1" for a in answers], 1).value == 0.5
+def test_brute_force_cases_include_ties():
+    """The property test above is only worth something if its pools produce ties and split votes."""
+    tied = 0
+    for seed in range(60):
+        answers, _ = _random_pool(seed)
+        for k in range(2, len(answers) + 1, 2):
+            for idx in itertools.combinations(range(len(answers)), k):
+                counts = Counter(answers[i] for i in idx if answers[i] is not None)
+                if counts and list(counts.values()).count(max(counts.values())) > 1:
+                    tied += 1
+    assert tied > 1000
 
 
-def test_maj_at_k_falls_back_to_seeded_sampling_for_huge_pools():
-    answers = ["1"] * 30 + ["2"] * 34
+def test_maj_at_1_is_the_fraction_correct_and_maj_at_n_is_the_whole_pool_vote():
+    answers = ["1", "2", "1", "3", None]
     correct = [a == "1" for a in answers]
-    first = stats.maj_at_k(answers, correct, 16, seed=3)
-    assert first.method == "sampled"
-    assert first == stats.maj_at_k(answers, correct, 16, seed=3)
-    assert 0.2 < first.value < 0.5
+    assert stats.maj_at_k(answers, correct, 1).value == pytest.approx(0.4, abs=1e-15)
+    assert stats.maj_at_k(answers, correct, 5).value == 1.0
+    assert stats.maj_at_k(["1", "2"], [True, False], 2).value == 0.5
+
+
+def test_maj_at_k_is_exact_against_brute_force_past_the_float_shortcuts():
+    """A 16-sample pool with one dominant wrong answer: large enough for several tying groups."""
+    answers = ["7"] * 5 + ["1"] * 4 + ["2"] * 3 + ["3"] * 2 + [None] * 2
+    correct = [a == "1" for a in answers]
+    for k in (3, 6, 9, 12):
+        assert stats.maj_at_k(answers, correct, k).value == pytest.approx(_brute_maj(answers, correct, k),
+                                                                         abs=1e-12)
+
+
+def test_large_pools_fall_back_to_seeded_sampling_close_to_the_exact_value():
+    rng = np.random.default_rng(0)
+    answers = [str(a) for a in rng.choice(40, p=[0.3, 0.25] + [0.45 / 38] * 38, size=1000)]
+    correct = [a == "0" for a in answers]
+    sampled = stats.maj_at_k(answers, correct, 200, seed=3)
+    assert sampled.method == "sampled" and sampled.subsets == stats.SAMPLED_SUBSETS
+    assert sampled == stats.maj_at_k(answers, correct, 200, seed=3), "seeded: same value every run"
+    # the count (forced, however long it takes) and the sampled estimator agree within sampling noise
+    p = stats.pool(answers, correct)
+    noise = 4 * 0.5 / math.sqrt(stats.SAMPLED_SUBSETS)
+    for k in (16, 200):
+        assert abs(stats._sampled(p, k, 0, stats.SAMPLED_SUBSETS) - stats.exact_maj_at_k(p, k)) < noise
 
 
 def test_maj_at_k_rejects_k_larger_than_pool():
     with pytest.raises(ValueError, match="pool size"):
         stats.maj_at_k(["1"], [True], 2)
+
+
+def test_pass_at_k_is_stable_for_huge_pools_and_rejects_nonsense():
+    assert stats.pass_at_k(10_000, 1, 1) == pytest.approx(1e-4, rel=1e-12)
+    assert stats.pass_at_k(10_000, 0, 5000) == 0.0
+    assert stats.pass_at_k(10, 9, 2) == 1.0
+    with pytest.raises(ValueError, match="pass@k needs"):
+        stats.pass_at_k(4, 5, 1)
 
 
 def test_vote_ks_doubles_up_to_the_pool():
@@ -70,12 +127,107 @@ def test_vote_ks_doubles_up_to_the_pool():
     assert stats.vote_ks(6) == [1, 2, 4, 6]
 
 
+# --- the bootstrap ------------------------------------------------------------------------------------
+
+def _true_maj_iid(q, k, wrong=3):
+    """maj@k of k independent draws: correct with probability q, else one of `wrong` answers."""
+    probs = [q] + [(1 - q) / wrong] * wrong
+    total = 0.0
+    for comp in itertools.product(range(k + 1), repeat=wrong + 1):
+        if sum(comp) != k:
+            continue
+        pr = math.factorial(k) * math.prod(p**c / math.factorial(c) for c, p in zip(comp, probs))
+        top = max(comp)
+        modes = [i for i, c in enumerate(comp) if c == top]
+        total += pr * (0 in modes) / len(modes)
+    return total
+
+
+@pytest.mark.parametrize("problems", [12, 30])
+def test_95_percent_intervals_cover_the_true_value_in_93_to_97_percent_of_1000_replications(problems):
+    """A population of problems of varying difficulty; each replication draws `problems` of them, a pool
+    of 8 samples each, and bootstraps maj@1 and maj@4. The truth is the population's expected maj@k."""
+    population = np.random.default_rng(12345).beta(1.5, 1.5, size=2000)
+    ks = (1, 4)
+    truth = np.array([np.mean([_true_maj_iid(q, k) for q in population]) for k in ks])
+    covered = np.zeros(len(ks))
+    replications = 1000
+    for r in range(replications):
+        rng = np.random.default_rng([7, r])
+        values = np.empty((problems, len(ks)))
+        for i, q in enumerate(rng.choice(population, size=problems)):
+            drawn = np.where(rng.random(8) < q, 0, rng.integers(1, 4, size=8))
+            p = stats.pool([str(a) for a in drawn], [a == 0 for a in drawn])
+            values[i] = [stats.maj_at_k_pool(p, k).value for k in ks]
+        estimate = values.mean(axis=0)
+        boot = stats.bootstrap_means(values, stats.bootstrap_indices(problems, r))
+        lo, hi = stats.intervals(estimate, boot, np.full(len(ks), problems))
+        covered += (lo <= truth) & (truth <= hi)
+    coverage = covered / replications
+    print(f"coverage with {problems} problems, maj@1 and maj@4: {coverage}")
+    assert np.all((0.93 <= coverage) & (coverage <= 0.97)), coverage
+
+
+def test_bootstrap_means_skip_problems_without_a_value():
+    values = np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 0.0]])
+    indices = np.array([[0, 0, 0], [1, 2, 0], [1, 1, 1]])
+    means = stats.bootstrap_means(values, indices)
+    assert means[0, 0] == 1.0 and np.isnan(means[0, 1])
+    assert means[1].tolist() == pytest.approx([2 / 3, 0.5])
+    assert means[2].tolist() == [0.0, 1.0]
+
+
+def test_intervals_contain_the_estimate_and_stay_in_zero_one():
+    rng = np.random.default_rng(0)
+    values = (rng.random((12, 3)) < [0.02, 0.5, 0.98]).astype(float)
+    estimate = values.mean(axis=0)
+    boot = stats.bootstrap_means(values, stats.bootstrap_indices(12, 0))
+    lo, hi = stats.intervals(estimate, boot, np.full(3, 12))
+    assert np.all((0 <= lo) & (lo <= estimate) & (estimate <= hi) & (hi <= 1))
+    assert hi[1] - lo[1] > 0.3  # twelve coin flips leave a wide interval
+
+
+def test_t_over_z_tends_to_one():
+    assert stats.t_over_z(np.array([12]))[0] == pytest.approx(2.201 / 1.960, abs=2e-3)
+    assert stats.t_over_z(np.array([1000]))[0] == pytest.approx(1.0, abs=2e-3)
+
+
+# --- the law and the regions ---------------------------------------------------------------------------
+
+def test_fit_law_measures_points_per_doubling_in_the_rising_region_and_finds_saturation():
+    x = np.arange(8.0)
+    y = np.array([0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.505])  # floor, +10 points per doubling, plateau
+    replicates = y + np.random.default_rng(0).normal(0, 0.01, size=(500, 8))
+    law = stats.fit_law(x, y, replicates, tolerance=0.01)
+    assert (law.x_from, law.x_to, law.points) == (1.0, 5.0, 5)
+    assert law.slope == pytest.approx(10.0, abs=0.5)  # floor point at x=1 pulls the line a little
+    assert law.slope_lo < law.slope < law.slope_hi
+    assert law.saturated and law.saturation_x == 5.0
+    assert law.gain_after_saturation == pytest.approx(0.005)
+    assert law.gain_lo < law.gain_after_saturation < law.gain_hi
+
+
+def test_a_flat_curve_has_no_slope_and_saturates_at_once():
+    law = stats.fit_law([1.0, 2.0], [0.5, 0.5], np.full((10, 2), 0.5), tolerance=0.01)
+    assert math.isnan(law.slope) and law.saturated and law.saturation_x == 1.0
+
+
 def test_controllable_range_finds_where_tokens_grow():
     budgets = [4, 16, 64, 256, 1024, 4096]
     used = [300, 310, 500, 2000, 8000, 8100]  # flat, then growing, then flat again
     assert stats.controllable_range(budgets, used) == (16, 1024)
 
 
+def test_takeover_budget_is_the_top_of_the_controllable_range_not_past_the_vote_budget():
+    assert stats.takeover_budget([16, 64, 256, 1024], controllable_to=256, vote_budget=1024) == 256
+    assert stats.takeover_budget([16, 64, 256, 1024], controllable_to=4096, vote_budget=1024) == 1024
+    assert stats.takeover_budget([16, 64], controllable_to=8, vote_budget=64) == 16
+
+
 def test_regions_saturate_at_first_point_near_the_best():
-    reg = stats.regions([4, 5, 6], [6, 7, 8, 9], [0.4, 0.6, 0.7, 0.705], tolerance=0.01)
+    reg = stats.regions([4, 5, 6, 7, 8, 9], [0.2, 0.3, 0.4, 0.6, 0.7, 0.705], takeover_x=6, takeover=256,
+                        tolerance=0.01)
     assert (reg.start, reg.vote_start, reg.saturation, reg.end) == (4, 6, 8, 9)
+    assert reg.saturated and reg.takeover_budget == 256
+    rising = stats.regions([4, 5, 6], [0.2, 0.3, 0.4], takeover_x=5, takeover=64, tolerance=0.01)
+    assert not rising.saturated and rising.saturation == 6
