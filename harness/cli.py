@@ -32,12 +32,14 @@ def _stage(name: str) -> Callable[[Params], None]:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .client import AuthFailed, RequestFailed
+    from .compare import CompareError
     from .data import DataError
     from .embedded import EmbeddedError
     from .store import StoreError
     from .vote import VoteError
 
-    return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed)
+    return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
+            CompareError)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"run the {name} stage")
     sub.add_parser("run", help="run every stage in order, without DVC")
     sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
+    comp = sub.add_parser("compare", help="several finished runs on one accuracy-vs-tokens figure")
+    comp.add_argument("runs", nargs="+", metavar="RUN", help="a project directory or a curve.csv")
+    comp.add_argument("--label", action="append", help="a legend label per run, in order")
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     args = parser.parse_args(argv)
@@ -77,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     from .sample import Interrupted
 
     try:
+        if args.command == "compare":  # reads finished runs only: no params, no model
+            from .compare import run as compare_runs
+
+            compare_runs(args.runs, args.label)
+            return 0
         params = load_params(args.params)
         if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
             register(os.environ.get(params.model.api_key_env))

@@ -169,3 +169,27 @@ def test_budget_methods_send_their_exact_request_fields(project, fake_model, bud
         cut = samples[samples["budget"] == 2]
         assert (cut["finish_reason"] == "length").all()
         assert set(cut["status"]) <= {"truncated", "no-answer-found"}
+
+
+def test_compare_puts_several_runs_on_one_figure(project, fake_model, tmp_path):
+    import shutil
+
+    runs = []
+    for method in ("forcing", "cap"):
+        project(fake_model.url, budgets={"method": method, "requested": [4, 16, 64]})
+        assert main(["run"]) == 0
+        run_dir = tmp_path / method
+        run_dir.mkdir()
+        shutil.copytree("outputs", run_dir / "outputs")
+        shutil.copy("params.yaml", run_dir / "params.yaml")
+        shutil.rmtree("outputs")
+        shutil.rmtree("store")
+        runs.append(str(run_dir))
+    assert main(["compare", *runs]) == 0
+    table = pd.read_csv("outputs/compare.csv")
+    assert table["run"].nunique() == 2 and set(table["series"]) == {"budget", "vote"}
+    assert Path("outputs/compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first = Path("outputs/compare.png").read_bytes()
+    assert main(["compare", *runs]) == 0
+    assert Path("outputs/compare.png").read_bytes() == first
+    assert main(["compare", str(tmp_path / "nowhere")]) == 2
