@@ -1,0 +1,171 @@
+"""Sampling-engine throughput against its ceilings (issue: "never loses or re-pays a response").
+
+1. requests/s through a zero-latency local OpenAI-protocol server at concurrency 64: the harness
+   (SDK + retries + fsync'd store) vs. the same server driven by a bare aiohttp loop. Target >= 90%.
+2. tokens/s of a forcing run against the embedded llama.cpp server (concurrency 1) vs. the very same
+   request bodies sent sequentially by a bare loop. Target >= 95%: the harness must never idle the model.
+
+Run: python benchmarks/bench_engine.py [--requests 3000] [--skip-embedded]
+Writes benchmarks/results-engine.json and prints a summary; numbers are written down in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness import sample as engine
+from harness.embedded import embedded_server
+from harness.params import Params
+
+CHAT = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "42"}}],
+    "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21},
+}
+
+
+def _zero_latency_server(port_queue: multiprocessing.Queue) -> None:
+    body = json.dumps(CHAT).encode()
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/json")
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": []})
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_get("/v1/models", models)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(start())
+
+
+def _params(base_url: str, method: str, budget: int, concurrency: int, samples: int) -> Params:
+    return Params.model_validate({
+        "model": {"base_url": base_url, "name": "bench", "max_retries": 2},
+        "budgets": {"method": method, "requested": [budget]},
+        "sampling": {"samples": samples, "concurrency": concurrency},
+    })
+
+
+def _problems(n: int) -> list[dict[str, str]]:
+    return [{"id": f"b{i}", "problem": f"Compute {i} + {2 * i}.", "answer": str(3 * i)} for i in range(n)]
+
+
+async def _bare_loop(url: str, bodies: list[dict[str, Any]], concurrency: int, path: str) -> float:
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                async with session.post(f"{url}{path}", json=body) as resp:
+                    await resp.json()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start
+
+
+def _harness_run(params: Params, problems: list[dict[str, str]], workdir: Path) -> float:
+    os.chdir(workdir)
+    jobs = engine.plan(params, problems, params.pool_size)
+    start = time.perf_counter()
+    engine.collect(params, jobs, shard="bench", desc="bench")
+    return time.perf_counter() - start
+
+
+def _stored_bodies(workdir: Path) -> list[dict[str, Any]]:
+    bodies = []
+    for line in (workdir / "store" / "bench.jsonl").read_text().splitlines():
+        request = json.loads(line)["request"]
+        bodies.append({k: v for k, v in request.items() if k != "endpoint"})
+    return bodies
+
+
+def bench_requests(n: int, concurrency: int = 64) -> dict[str, float]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
+    try:
+        samples = 8
+        params = _params(url, "prompt", 16, concurrency, samples)
+        with tempfile.TemporaryDirectory() as tmp:
+            harness_s = _harness_run(params, _problems(n // samples), Path(tmp))
+            bodies = _stored_bodies(Path(tmp))
+        bare_s = asyncio.run(_bare_loop(url, bodies, concurrency, "/chat/completions"))
+    finally:
+        server.terminate()
+    result = {"requests": len(bodies), "concurrency": concurrency,
+              "harness_req_per_s": len(bodies) / harness_s, "bare_req_per_s": len(bodies) / bare_s}
+    result["ratio"] = result["harness_req_per_s"] / result["bare_req_per_s"]
+    return result
+
+
+def bench_embedded(problems: int, budget: int) -> dict[str, float]:
+    with embedded_server() as url, tempfile.TemporaryDirectory() as tmp:
+        params = _params(url, "forcing", budget, 1, 2)
+        params = params.model_copy(update={"model": params.model.model_copy(update={"name": "embedded"})})
+        harness_s = _harness_run(params, _problems(problems), Path(tmp))
+        records = [json.loads(line) for line in (Path(tmp) / "store" / "bench.jsonl").read_text().splitlines()]
+        tokens = sum(r["response"]["completion_tokens"] for r in records)
+        bodies = [{k: v for k, v in r["request"].items() if k != "endpoint"} for r in records]
+
+        async def sequential() -> tuple[float, int]:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+                start, got = time.perf_counter(), 0
+                for body in bodies:
+                    async with session.post(f"{url}/completions", json=body) as resp:
+                        got += (await resp.json())["usage"]["completion_tokens"]
+                return time.perf_counter() - start, got
+
+        bare_s, bare_tokens = asyncio.run(sequential())
+    result = {"requests": len(bodies), "budget": budget,
+              "harness_tok_per_s": tokens / harness_s, "bare_tok_per_s": bare_tokens / bare_s}
+    result["ratio"] = result["harness_tok_per_s"] / result["bare_tok_per_s"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--embedded-problems", type=int, default=6)
+    parser.add_argument("--budget", type=int, default=64)
+    parser.add_argument("--skip-embedded", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"requests_per_s": bench_requests(args.requests)}
+    print(json.dumps(results["requests_per_s"], indent=2))
+    if not args.skip_embedded:
+        results["embedded_tokens_per_s"] = bench_embedded(args.embedded_problems, args.budget)
+        print(json.dumps(results["embedded_tokens_per_s"], indent=2))
+    (ROOT / "benchmarks" / "results-engine.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
