@@ -32,7 +32,7 @@ SEED_PROMPT = (
 
 # Budget forcing's instruction: the model reasons freely, the harness cuts it at the budget.
 FORCING_PROMPT = (
-    "Solve the following problem. Reason step by step, then give the final answer in \\boxed{{}}.\n\n"
+    "Solve the following problem. Reason step by step, then give the final answer in \\boxed{}.\n\n"
     "{problem}"
 )
 
