@@ -38,7 +38,7 @@ def install_from_lock(session: nox.Session, *names: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (real HTTP to local servers, the real embedded model), no replay."""
+    """Unit and integration tests (real HTTP, the embedded model, DVC remotes and experiments, Dockerfile)."""
     install(session)
     session.run("pytest", "--ignore=tests/test_replay.py", *session.posargs, env=ENV)
 
@@ -92,5 +92,5 @@ def docker_check(session: nox.Session) -> None:
 
 @nox.session(name="docker-build", venv_backend="none")
 def docker_build(session: nox.Session) -> None:
-    """A real image build and run with podman, no registry, --network none (root; ~15 min; not in CI)."""
+    """A real image build and run with podman, no registry, --network none (root; ~25 min; not in CI)."""
     session.run("docker/build-offline", *session.posargs, external=True)
