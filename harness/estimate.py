@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from . import budgets as budget_requests
 from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
 from .data import PROBLEMS, load_problems, read_problems
 from .files import STORE_DIR
@@ -85,7 +84,7 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
 
 def estimate(params: Params) -> tuple[dict[str, Need], str]:
     problems = read_problems() if PROBLEMS.exists() else load_problems(params)
-    store = ResponseStore(STORE_DIR, "estimate", readonly=True) if STORE_DIR.exists() else None
+    store = ResponseStore(STORE_DIR, "estimate", readonly=True)  # no store directory: an empty store
     per_sample, source = expected_tokens(params)
     stages = {
         "calibrate": plan(params, problems[: params.calibrate.problems], lambda budget: 1),
@@ -101,15 +100,7 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
                 if job in counted:  # calibration's samples are the sample stage's first ones
                     continue
                 counted.add(job)
-                if store is None:
-                    first = budget_requests.first_request(params, job.problem, job.problem_id, job.budget,
-                                                          job.sample)
-                    forced = 1.0 if params.budgets.method == "forcing" else 0.0
-                    share = 1.0 / first.get("n", 1)
-                    need.add(Need(share + forced, per_sample.get(job.budget, float(job.budget)),
-                                  _input_tokens(first) * share, 1))
-                else:
-                    need.add(await _need_of(params, job, store, per_sample))
+                need.add(await _need_of(params, job, store, per_sample))
             needs[stage] = need
 
     asyncio.run(walk())
