@@ -1,11 +1,15 @@
 """How a token budget becomes a request. Pure: no HTTP, no files.
 
-Two ways to spend "about N tokens":
+Ways to spend "about N tokens" (`budgets.method`):
 - `prompt` (the seed's): ask in the prompt to "use around N tokens" and measure what the model spends.
   Works for any chat model, obeyed only in some range (o1-mini used ~8x the request between 2^4 and 2^11).
 - `forcing` (s1-style budget forcing): let the model reason on the raw completions endpoint, cut the
   reasoning at N tokens, append an answer cue (``Final answer: \\boxed{``) and let it write the answer.
-  Tokens then track N exactly, which makes small open models usable for scaling curves.
+  Tokens then track N exactly, which makes small open models usable for scaling curves. With
+  `budgets.wait` (s1's extension) a model that stops early is told "Wait" and goes on up to N.
+- `cap`: a hard `max_completion_tokens` (or `max_tokens`) of N; cut answers are counted as truncated.
+- `thinking`: the provider's thinking budget (Anthropic/Qwen3-style) passed through `extra_body`.
+- `effort`: OpenAI's `reasoning_effort` level (low/medium/high...) is the budget; tokens are measured.
 
 A request is a plain dict: ``endpoint`` ("chat" or "completions") plus the body the OpenAI API takes.
 Its canonical JSON is the store key, so everything that changes the answer must be in it and nothing
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from .budget_axis import Budget
 from .params import Params
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -41,7 +46,7 @@ def chatml(user: str, system: str = SYSTEM_PROMPT) -> str:
     )
 
 
-def fill_budget(template: Any, budget: int) -> Any:
+def fill_budget(template: Any, budget: Budget) -> Any:
     """Copy of a JSON-like template with every "{budget}" string leaf replaced by the integer budget."""
     if isinstance(template, dict):
         return {k: fill_budget(v, budget) for k, v in template.items()}
@@ -52,21 +57,23 @@ def fill_budget(template: Any, budget: int) -> Any:
     return template
 
 
-def render_prompt(template: str, problem: str, budget: int) -> str:
+def render_prompt(template: str, problem: str, budget: Budget) -> str:
     # str.replace, not str.format: problems are full of LaTeX braces.
     return template.replace("{problem}", problem).replace("{budget}", str(budget))
 
 
 def _sampling_fields(params: Params, seed: int) -> dict[str, Any]:
-    return {
-        "model": params.model.name,
-        "temperature": params.sampling.temperature,
-        "top_p": params.sampling.top_p,
-        "seed": seed,
-    }
+    fields: dict[str, Any] = {"model": params.model.name}
+    # left out when null: reasoning models reject them (and their absence keeps the store key honest)
+    if params.sampling.temperature is not None:
+        fields["temperature"] = params.sampling.temperature
+    if params.sampling.top_p is not None:
+        fields["top_p"] = params.sampling.top_p
+    fields["seed"] = seed
+    return fields
 
 
-def first_request(params: Params, problem: str, problem_id: str, budget: int, sample: int) -> dict[str, Any]:
+def first_request(params: Params, problem: str, problem_id: str, budget: Budget, sample: int) -> dict[str, Any]:
     """The first (for `prompt`, the only) request of one sample.
 
     With `sampling.n_per_request` = n > 1, samples are asked for n at a time: every sample of a group
@@ -77,7 +84,7 @@ def first_request(params: Params, problem: str, problem_id: str, budget: int, sa
     seed = sample_seed(params.sampling.seed, problem_id, group_first)
     text = render_prompt(params.prompt_template, problem, budget)
     method = params.budgets.method
-    if method in ("prompt", "cap", "thinking"):
+    if method in ("prompt", "cap", "thinking", "effort"):
         req: dict[str, Any] = {
             "endpoint": "chat",
             "messages": [{"role": "user", "content": text}],
@@ -85,6 +92,10 @@ def first_request(params: Params, problem: str, problem_id: str, budget: int, sa
         }
         if method == "cap":  # a hard limit: the model is cut at N, truncations are counted
             req[params.budgets.cap_field] = budget
+        elif method == "effort":  # the level is the budget; reasoning models take only this kind of cap
+            req["reasoning_effort"] = budget
+            if params.budgets.max_tokens is not None:
+                req[params.budgets.cap_field] = params.budgets.max_tokens
         elif params.budgets.max_tokens is not None:
             req["max_tokens"] = params.budgets.max_tokens
         if method == "thinking":  # the provider's own thinking budget, passed through the request body
@@ -115,11 +126,11 @@ def top_up_request(first: dict[str, Any], missing: int, round_: int) -> dict[str
     return req
 
 
-def should_wait(params: Params, finish_reason: str | None, used: int, budget: int, waits: int) -> bool:
+def should_wait(params: Params, finish_reason: str | None, used: int, budget: Budget, waits: int) -> bool:
     """s1's extension: the model ended its reasoning before the budget, so suppress the end and go on."""
     b = params.budgets
-    return (b.method == "forcing" and b.wait and finish_reason == "stop" and used < budget
-            and waits < b.max_waits)
+    return (b.method == "forcing" and b.wait and finish_reason == "stop" and isinstance(budget, int)
+            and used < budget and waits < b.max_waits)
 
 
 def continue_request(first: dict[str, Any], text: str, remaining: int, seed: int) -> dict[str, Any]:

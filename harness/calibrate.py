@@ -10,9 +10,12 @@ Outputs: `outputs/calibration.csv` (one row per budget) and `outputs/calibration
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from . import stats
+from .budget_axis import Budget, as_budget
 from .data import read_problems
 from .files import OUTPUTS, write_csv, write_json
 from .params import Params
@@ -22,10 +25,11 @@ CALIBRATION = OUTPUTS / "calibration.csv"
 CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
 
 
-def summarize(rows: pd.DataFrame, requested: list[int]) -> pd.DataFrame:
-    """Per budget: mean and spread of tokens actually used, and the ratio used/requested."""
+def summarize(rows: pd.DataFrame, requested: list[Budget]) -> pd.DataFrame:
+    """Per budget: mean and spread of tokens actually used, and the ratio used/requested (token budgets
+    only: an effort level asks for no number, so its ratio is empty)."""
     ok = rows[rows["status"] != "failed-after-retries"]
-    grouped = ok.groupby("budget")["completion_tokens"]
+    grouped = ok.assign(budget=ok["budget"].map(as_budget)).groupby("budget")["completion_tokens"]
     table = pd.DataFrame({"budget": requested}).set_index("budget")
     table["requests"] = grouped.count()
     table["mean_tokens"] = grouped.mean()
@@ -34,10 +38,15 @@ def summarize(rows: pd.DataFrame, requested: list[int]) -> pd.DataFrame:
     table["p90_tokens"] = grouped.quantile(0.9)
     table["min_tokens"] = grouped.min()
     table["max_tokens"] = grouped.max()
-    table["ratio"] = table["mean_tokens"] / table.index
+    numeric = all(isinstance(b, int) for b in requested)
+    table["ratio"] = table["mean_tokens"] / table.index if numeric else float("nan")
     table = table.reset_index()
     table["requests"] = table["requests"].fillna(0).astype(int)
     return table
+
+
+def _rounded(value: float) -> float | None:
+    return round(float(value), 4) if math.isfinite(value) else None  # JSON has no NaN
 
 
 def run(params: Params) -> None:
@@ -53,7 +62,8 @@ def run(params: Params) -> None:
             "method": params.budgets.method,
             "problems": len(problems),
             "controllable_range": {"from": lo, "to": hi},
-            "mean_ratio_used_to_requested": round(float(table["ratio"].mean()), 4),
+            "mean_ratio_used_to_requested": _rounded(table["ratio"].mean()),
         },
     )
-    print(f"calibrate: controllable range {lo}..{hi} tokens -> {CALIBRATION}")
+    unit = " tokens" if isinstance(hi, int) else ""
+    print(f"calibrate: controllable range {lo}..{hi}{unit} -> {CALIBRATION}")

@@ -17,6 +17,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import sys
 import time
 import urllib.error
@@ -35,6 +36,14 @@ MAX_RETRY_AFTER = 120.0
 
 class RequestFailed(RuntimeError):
     """A request that could not be answered after all retries; the message carries no secrets."""
+
+
+class RequestRejected(RequestFailed):
+    """A 4xx the server will repeat for the same body (400 bad parameter, 404 unknown model, 422...).
+
+    Retrying cannot help. One sample's rejection (a prompt too long, a filtered problem) marks that sample
+    failed; a run whose every request is rejected stops early instead (see sample.collect).
+    """
 
 
 class AuthFailed(RuntimeError):
@@ -98,6 +107,8 @@ class Counters:
     requests: int = 0
     retries: int = 0
     failures: int = 0
+    responses: int = 0
+    rejections: int = 0
     completion_tokens: int = 0
     last_errors: list[str] = field(default_factory=list)
 
@@ -140,7 +151,8 @@ class EmptyChoices(Exception):
 def describe_error(exc: BaseException) -> str:
     """Status and message only: never the request, whose headers carry the key."""
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {exc.message}"[:300]
+        message = re.sub(r"^Error code: \d+ - ", "", exc.message)  # the SDK's prefix repeats the status
+        return f"HTTP {exc.status_code}: {message}"[:300]
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
@@ -183,6 +195,10 @@ class Client:
                 ) from None
             except Exception as exc:  # noqa: BLE001 - classified just below
                 if not _retryable(exc):
+                    self.counters.failures += 1
+                    if isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500:
+                        self.counters.rejections += 1
+                        raise RequestRejected(describe_error(exc)) from None
                     raise RequestFailed(describe_error(exc)) from None
                 error = describe_error(exc)
                 if attempt == self.max_retries:
@@ -196,6 +212,7 @@ class Client:
                 await asyncio.sleep(wait)
                 continue
             record["latency_s"] = round(time.monotonic() - started, 3)
+            self.counters.responses += 1
             self.counters.completion_tokens += record.get("completion_tokens") or 0
             return record
         raise AssertionError("unreachable")
@@ -263,7 +280,7 @@ class Router:
     def counters(self) -> Counters:
         total = Counters()
         for client in self.clients:
-            for name in ("requests", "retries", "failures", "completion_tokens"):
+            for name in ("requests", "retries", "failures", "responses", "rejections", "completion_tokens"):
                 setattr(total, name, getattr(total, name) + getattr(client.counters, name))
         return total
 
@@ -283,6 +300,8 @@ class Router:
                 self.inflight[index] += 1
                 try:
                     return await self.clients[index].complete(request)
+                except RequestRejected:
+                    raise  # about the request, not the replica: every replica would say the same
                 except RequestFailed:
                     self.rested_until[index] = time.monotonic() + self.cooldown
                     tried.add(index)

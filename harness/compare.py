@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .budget_axis import largest
 from .files import OUTPUTS, write_csv
 
 COMPARE_PNG = OUTPUTS / "compare.png"
@@ -45,7 +46,7 @@ def load_run(arg: str) -> pd.DataFrame:
     if missing:
         raise CompareError(f"{curve}: not a curve table (missing {', '.join(sorted(missing))})")
     label = run_label(path if path.is_dir() else path.parent.parent)
-    vote_budget = table["budget"].max()
+    vote_budget = largest(table["budget"])
     table = table.assign(run=label, series=["vote" if b == vote_budget and k > 1 else "budget"
                                             for b, k in zip(table["budget"], table["k"])])
     return table[(table["k"] == 1) | (table["budget"] == vote_budget)]

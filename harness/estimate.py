@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .budget_axis import Budget, as_budget
 from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
 from .data import PROBLEMS, load_problems, read_problems
 from .files import STORE_DIR
@@ -39,16 +40,30 @@ class Need:
         self.samples += other.samples
 
 
-def expected_tokens(params: Params) -> tuple[dict[int, float], str]:
+# `effort` asks for a level, not a number: before calibration, a rough prior of what reasoning models
+# (o3-mini, gpt-5 class) spend per AIME-style problem at each level. Calibration replaces it.
+EFFORT_PRIOR_TOKENS = {"none": 512, "minimal": 1024, "low": 2048, "medium": 8192, "high": 16384,
+                       "xhigh": 32768}
+
+
+def expected_tokens(params: Params) -> tuple[dict[Budget, float], str]:
     """Mean output tokens of one sample per budget, and where the figure comes from."""
     if CALIBRATION.exists() and CALIBRATION_SUMMARY.exists():
         summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
         table = pd.read_csv(CALIBRATION).dropna(subset=["mean_tokens"])
         if summary.get("method") == params.budgets.method and len(table):
-            return dict(zip(table["budget"].astype(int), table["mean_tokens"].astype(float))), str(CALIBRATION)
-    guess = {b: float(b) for b in params.budgets.requested}
-    if params.budgets.method == "forcing":
-        guess = {b: b + params.budgets.answer_tokens / 2 for b in params.budgets.requested}
+            return (dict(zip(table["budget"].map(as_budget), table["mean_tokens"].astype(float))),
+                    str(CALIBRATION))
+    b = params.budgets
+    if b.method == "effort":
+        prior = {level: float(EFFORT_PRIOR_TOKENS[str(level)]) for level in b.requested}
+        if b.max_tokens is not None:
+            prior = {level: min(tokens, b.max_tokens) for level, tokens in prior.items()}
+        return prior, ("a rough prior per effort level (no calibration yet: run `harness calibrate`, then "
+                       "estimate again)")
+    guess = {budget: float(budget) for budget in b.requested}
+    if b.method == "forcing":
+        guess = {budget: float(budget) + b.answer_tokens / 2 for budget in b.requested}
     return guess, "the budgets themselves (no calibration yet; `prompt` models may spend several times more)"
 
 
@@ -57,7 +72,7 @@ def _input_tokens(request: dict[str, Any]) -> float:
     return len(text) / CHARS_PER_TOKEN
 
 
-async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: dict[int, float]) -> Need:
+async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: dict[Budget, float]) -> Need:
     """Walk one sample through the store; price the first missing request and everything after it."""
     asked: list[dict[str, Any]] = []
 
@@ -78,7 +93,9 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
     if request.get("prompt", "").endswith(params.budgets.answer_cue):  # only the forced answer is missing
         return Need(1.0, params.budgets.answer_tokens / 2, _input_tokens(request), 1)
     forced = 1.0 if params.budgets.method == "forcing" else 0.0
-    tokens = per_sample.get(job.budget, float(job.budget))
+    tokens = per_sample.get(job.budget)
+    if tokens is None:  # a budget the calibration table does not have (params changed since)
+        tokens = EFFORT_PRIOR_TOKENS.get(str(job.budget), 0) if isinstance(job.budget, str) else job.budget
     return Need(share + forced, tokens, _input_tokens(request) * share, 1)
 
 

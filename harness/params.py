@@ -11,10 +11,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .budget_axis import EFFORT_LEVELS, Budget
 
 EMBEDDED = "embedded"
-BUDGET_METHODS = ("prompt", "forcing", "cap", "thinking")
+BUDGET_METHODS = ("prompt", "forcing", "cap", "thinking", "effort")
 REASONING_GYM_PREFIX = "reasoning_gym:"
 CHAT_TEMPLATES = ("chatml",)
 
@@ -126,8 +136,9 @@ class DataParams(_Section):
 
 
 class BudgetParams(_Section):
-    method: Literal["prompt", "forcing", "cap", "thinking"] = "forcing"
-    requested: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
+    method: Literal["prompt", "forcing", "cap", "thinking", "effort"] = "forcing"
+    # token counts, or for `effort` the reasoning_effort levels (e.g. [low, medium, high])
+    requested: list[Budget] = Field(default_factory=lambda: list[Budget]([16, 32, 64, 128, 256]))
     prompt_template: str | None = None
     answer_cue: str = "\n\nFinal answer: \\boxed{"
     answer_tokens: int = Field(default=16, gt=0)
@@ -142,14 +153,21 @@ class BudgetParams(_Section):
 
     @field_validator("requested")
     @classmethod
-    def _budgets(cls, v: list[int]) -> list[int]:
+    def _budgets(cls, v: list[Budget], info: ValidationInfo) -> list[Budget]:
         if not v:
             raise ValueError("must list at least one token budget")
+        if info.data.get("method") == "effort":
+            return _effort_levels(v)
         for i, b in enumerate(v):
+            if isinstance(b, str):
+                hint = (" (an effort level: set budgets.method: effort)" if b in EFFORT_LEVELS
+                        else "")
+                # ValueError, not TypeError: pydantic turns only ValueError into a validation message
+                raise ValueError(f"[{i}] = {b!r}: budgets must be positive integers (token counts){hint}")  # noqa: TRY004
             if b <= 0:
                 raise ValueError(f"[{i}] = {b}: budgets must be positive integers")
         for i in range(1, len(v)):
-            if v[i] <= v[i - 1]:
+            if v[i] <= v[i - 1]:  # type: ignore[operator]
                 raise ValueError(f"[{i}] = {v[i]}: budgets must be strictly increasing")
         return v
 
@@ -159,6 +177,21 @@ class BudgetParams(_Section):
         if v is not None and "{problem}" not in v:
             raise ValueError("must contain the placeholder {problem}")
         return v
+
+
+def _effort_levels(v: list[Budget]) -> list[Budget]:
+    """`effort` budgets are reasoning_effort levels, least to most, each once."""
+    for i, b in enumerate(v):
+        if not isinstance(b, str) or b not in EFFORT_LEVELS:
+            close = difflib.get_close_matches(str(b), EFFORT_LEVELS, n=1) if isinstance(b, str) else []
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"[{i}] = {b!r}: method effort takes reasoning_effort levels{hint}; "
+                             f"allowed, least to most: {', '.join(EFFORT_LEVELS)}")
+    for i in range(1, len(v)):
+        if EFFORT_LEVELS.index(str(v[i])) <= EFFORT_LEVELS.index(str(v[i - 1])):
+            raise ValueError(f"[{i}] = {v[i]!r}: effort levels must be listed least to most, each once "
+                             f"({', '.join(EFFORT_LEVELS)})")
+    return v
 
 
 class CalibrateParams(_Section):
@@ -171,8 +204,9 @@ class SamplingParams(_Section):
     concurrency: int = Field(default=2, gt=0)
     n_per_request: int = Field(default=1, gt=0)
     seed: int = 0
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=1.0, gt=0, le=1)
+    # null = not sent: OpenAI's reasoning models (o-series, gpt-5) reject any temperature/top_p in the request
+    temperature: float | None = Field(default=0.7, ge=0, le=2)
+    top_p: float | None = Field(default=1.0, gt=0, le=1)
 
 
 class PriceParams(_Section):
@@ -220,11 +254,11 @@ class Params(_Section):
 
     # --- derived values every stage agrees on -------------------------------------------------------
     @property
-    def vote_budget(self) -> int:
+    def vote_budget(self) -> Budget:
         """Majority vote runs at the largest budget, as in the seed ("many samples at the largest budget")."""
         return self.budgets.requested[-1]
 
-    def pool_size(self, budget: int) -> int:
+    def pool_size(self, budget: Budget) -> int:
         if budget == self.vote_budget and self.sampling.vote_samples:
             return self.sampling.vote_samples
         return self.sampling.samples
@@ -247,6 +281,7 @@ def _section_model(section: str) -> type[BaseModel] | None:
 
 def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     """Turn one pydantic error into `key = value: what is allowed`."""
+    err = {**err, "loc": _without_union_tags(err["loc"])}
     loc = [str(p) for p in err["loc"]]
     key = _dotted(err["loc"])
     etype = err["type"]
@@ -281,6 +316,14 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     if key == "model.api_key_env":
         shown = "(value hidden: it may be a key)"
     return f"{key} = {shown}: {msg}"
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic names the union member it tried (`requested.1.int`); the user wrote `requested[1]`."""
+    tags = {"int", "str", "float", "bool", "list[str]", "list[int]"}
+    while len(loc) > 1 and loc[-1] in tags:
+        loc = loc[:-1]
+    return loc
 
 
 def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:

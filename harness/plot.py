@@ -26,10 +26,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import stats
+from .budget_axis import Budget, as_budget, budget_rank, is_effort, largest
 from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
 from .files import OUTPUTS, write_bytes, write_json
 from .params import Params
-from .vote import CURVE, frontier, vote_budget_of
+from .vote import CURVE, METRICS, frontier, vote_budget_of
 
 ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
 CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"
@@ -49,13 +50,18 @@ def _style() -> None:
     plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10, "svg.hashsalt": "harness"})
 
 
-def figure_regions(table: pd.DataFrame, params: Params, controllable_to: int) -> tuple[stats.Regions, dict]:
+def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows least budget first (token counts by size, effort levels low < medium < high)."""
+    return frame.sort_values("budget", key=lambda col: col.map(budget_rank), kind="stable")
+
+
+def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget) -> tuple[stats.Regions, dict]:
     """Regions and the drawn law from the curve: the frontier (ask for more tokens, then vote), where
     voting takes over (top of the controllable range) and where the frontier saturates."""
     vote_budget = vote_budget_of(table, params.vote_budget)
     front = table.loc[frontier(table, vote_budget)]
-    single = table[table["k"] == 1].set_index("budget")
-    takeover = stats.takeover_budget(sorted(single.index), controllable_to, vote_budget)
+    single = _by_budget(table[table["k"] == 1]).set_index("budget")
+    takeover = stats.takeover_budget(list(single.index), controllable_to, vote_budget)
     tolerance = params.vote.saturation_tolerance
     reg = stats.regions(front["log2_tokens"].tolist(), front["maj_at_k"].tolist(),
                         float(single.loc[takeover, "log2_tokens"]), takeover, tolerance)
@@ -76,11 +82,21 @@ def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str
                 capsize=3, zorder=4, label=label)
 
 
+def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> str:
+    label = f"fit: {law['slope']:+.1f} points per doubling"
+    lo, hi = slope_interval
+    if lo is not None and hi is not None:
+        label += f" (95% CI {lo:+.1f} to {hi:+.1f})"
+    return label
+
+
 def accuracy_figure(
-    table: pd.DataFrame, params: Params, title: str, controllable_to: int
+    table: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
+    slope_interval: tuple[float | None, float | None] = (None, None),
 ) -> tuple[plt.Figure, stats.Regions, dict]:
+    """`slope_interval`: the law's bootstrap interval from the vote stage's metrics (the same fit)."""
     vote_budget = vote_budget_of(table, params.vote_budget)
-    single = table[table["k"] == 1].sort_values("budget")
+    single = _by_budget(table[table["k"] == 1])
     vote = table[table["budget"] == vote_budget].sort_values("k")
     reg, law = figure_regions(table, params, controllable_to)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
@@ -101,12 +117,12 @@ def accuracy_figure(
     if math.isfinite(law["slope"]):
         xs = [law["fit_from"], law["fit_to"]]
         ax.plot(xs, [law["intercept"] + law["slope"] * x for x in xs], "-", color="#444444", linewidth=1.2,
-                alpha=0.8, zorder=3, label=f"fit: {law['slope']:+.1f} points per doubling")
+                alpha=0.8, zorder=3, label=_law_label(law, slope_interval))
     for _, row in vote.iterrows():
         ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_hi"]),
                     textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7, color="#d0641c")
     for _, row in single.iterrows():
-        ax.annotate(f"{int(row['budget'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
+        ax.annotate(f"{as_budget(row['budget'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
                     textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=7, color="#1f5fa8")
     ax.set_xlabel("tokens used at test time per problem (log2)")
     ax.set_ylabel("accuracy (%), 95% bootstrap interval over problems")
@@ -120,19 +136,28 @@ def accuracy_figure(
 
 
 def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Figure:
+    """Requested vs. used, log-log for token budgets; for effort levels the x-axis is the level itself."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    lo, hi = summary["controllable_range"]["from"], summary["controllable_range"]["to"]
-    if hi > lo:
-        ax.axvspan(math.log2(lo), math.log2(hi), color=REGION_COLORS["budget control"], zorder=0,
+    calib = _by_budget(calib)
+    budgets = [as_budget(b) for b in calib["budget"]]
+    levels = any(is_effort(b) for b in budgets)
+    where = {b: float(i) if levels else math.log2(b) for i, b in enumerate(budgets)}  # type: ignore[arg-type]
+    lo, hi = (as_budget(summary["controllable_range"][end]) for end in ("from", "to"))
+    if lo in where and hi in where and where[hi] > where[lo]:
+        ax.axvspan(where[lo], where[hi], color=REGION_COLORS["budget control"], zorder=0,
                    label="controllable range")
-    x = calib["budget"].map(math.log2)
+    x = pd.Series([where[b] for b in budgets], index=calib.index)
     y = calib["mean_tokens"].map(lambda v: math.log2(v) if v and v > 0 else float("nan"))
     lower = y - calib["p10_tokens"].map(lambda v: math.log2(v) if v and v > 0 else float("nan"))
     upper = calib["p90_tokens"].map(lambda v: math.log2(v) if v and v > 0 else float("nan")) - y
     ax.errorbar(x, y, yerr=[lower.clip(lower=0), upper.clip(lower=0)], fmt="o-", color="#1f5fa8",
                 capsize=3, zorder=3, label="mean tokens used (p10-p90)")
-    ax.plot(x, x, ":", color="#888888", zorder=2, label="used = requested")
-    ax.set_xlabel("requested tokens (log2)")
+    if levels:
+        ax.set_xticks(list(x), [str(b) for b in budgets])
+        ax.set_xlabel("requested reasoning effort")
+    else:
+        ax.plot(x, x, ":", color="#888888", zorder=2, label="used = requested")
+        ax.set_xlabel("requested tokens (log2)")
     ax.set_ylabel("actual tokens used (log2)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, zorder=1)
@@ -148,11 +173,13 @@ def run(params: Params) -> None:
     summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
     title = f"{params.model.name} on {params.data.source} ({params.budgets.method})"
     controllable = summary["controllable_range"]
-    fig, reg, law = accuracy_figure(table, params, title, int(controllable["to"]))
+    fitted = json.loads(METRICS.read_text(encoding="utf-8")).get("law", {}) if METRICS.exists() else {}
+    fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
+                                    (fitted.get("slope_lo"), fitted.get("slope_hi")))
     _save(fig, ACCURACY_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
     regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}
-    regions.update(controllable_from=int(controllable["from"]), controllable_to=int(controllable["to"]),
+    regions.update(controllable_from=as_budget(controllable["from"]), controllable_to=as_budget(controllable["to"]),
                    fit_from=round(law["fit_from"], 6), fit_to=round(law["fit_to"], 6),
                    slope_points_per_doubling=round(law["slope"], 3) if math.isfinite(law["slope"]) else None)
     write_json(REGIONS_JSON, regions)
@@ -170,7 +197,7 @@ def save_comparison(table: pd.DataFrame, path: object) -> None:
         vote = rows[rows["series"] == "vote"].sort_values("k")
         ax.plot(single["log2_tokens"], 100 * single["maj_at_k"], "o-", color=color, label=f"{run}")
         if not vote.empty:
-            top = single[single["budget"] == single["budget"].max()]
+            top = single[single["budget"] == largest(single["budget"])]
             vote = pd.concat([top, vote])
             ax.plot(vote["log2_tokens"], 100 * vote["maj_at_k"], "s--", color=color, alpha=0.8,
                     label=f"{run}: majority vote")

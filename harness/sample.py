@@ -27,7 +27,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import budgets as budget_requests
-from .client import Client, Counters, RequestFailed, Router, api_key_for, probe
+from .budget_axis import Budget
+from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
 from .data import read_problems
 from .embedded import embedded_server
 from .files import OUTPUTS, STORE_DIR, write_csv
@@ -51,7 +52,7 @@ class Job:
     problem_id: str
     problem: str
     gold: str
-    budget: int
+    budget: Budget
     sample: int
 
 
@@ -75,6 +76,15 @@ class Outcome:
 
 class Missing(Exception):
     """Raised by a store-only fetch: this request has no stored response yet."""
+
+
+# Rejections for this many different problems, with no answer at all: the request shape is wrong, not
+# one problem's prompt.
+REJECTIONS_BEFORE_STOP = 3
+
+
+class RunRejected(RuntimeError):
+    """Every request so far came back 4xx: stop before sending the rest (exit 2, the message says why)."""
 
 
 class Interrupted(RuntimeError):
@@ -119,7 +129,7 @@ class GroupCommit:
             self.flusher = None
 
 
-def plan(params: Params, problems: list[dict[str, str]], pool: Callable[[int], int]) -> list[Job]:
+def plan(params: Params, problems: list[dict[str, str]], pool: Callable[[Budget], int]) -> list[Job]:
     """Problem-major order, so that consecutive requests share a prompt prefix (server-side KV reuse)."""
     return [
         Job(p["id"], p["problem"], p["answer"], budget, sample)
@@ -181,7 +191,7 @@ async def run_job(params: Params, job: Job, fetch: Fetch) -> Outcome:
     while budget_requests.should_wait(params, parts[-1]["finish_reason"], used, job.budget, waits):
         waits += 1
         text += params.budgets.wait_cue
-        more = await fetch(budget_requests.continue_request(first, text, job.budget - used, seed))
+        more = await fetch(budget_requests.continue_request(first, text, int(job.budget) - used, seed))
         outcome.requests += 1
         parts.append(more)
         text += more["text"]
@@ -335,6 +345,7 @@ async def _run_live(
         else:
             results[index] = await run_job(params, job, _store_only(store))
     inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+    rejected_problems: set[str] = set()
     stop = asyncio.Event()
     commit = GroupCommit(store)
 
@@ -365,6 +376,21 @@ async def _run_live(
             job = jobs[index]
             try:
                 results[index] = await run_job(params, job, fetch)
+            except RequestRejected as exc:
+                rejected_problems.add(job.problem_id)
+                if client.counters.responses == 0 and len(rejected_problems) >= REJECTIONS_BEFORE_STOP:
+                    raise RunRejected(
+                        f"{desc}: the server rejected the requests of the first {len(rejected_problems)} "
+                        f"problems and answered none ({exc}); every request of this run has the same shape, so fix params.yaml "
+                        "first (reasoning models: sampling.temperature: null, sampling.top_p: null, "
+                        "budgets.cap_field: max_completion_tokens; check model.name). Nothing was stored "
+                        "for the rejected requests."
+                    ) from None
+                outcome = Outcome(
+                    job=job, seed=budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)
+                )
+                outcome.error = str(exc)
+                results[index] = outcome
             except RequestFailed as exc:
                 outcome = Outcome(
                     job=job, seed=budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)

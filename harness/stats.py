@@ -20,6 +20,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .budget_axis import Budget, as_budget, budget_rank
+
 # The exact count costs about exact_cost(pool, k) nanoseconds; past this limit (1 ms) the pool is
 # scored on SAMPLED_SUBSETS seeded random k-subsets instead (the method is recorded with the value).
 EXACT_COST_LIMIT = 1e6
@@ -448,8 +450,8 @@ def fit_law(
 # --- calibration and the figure's regions ------------------------------------------------------------
 
 def controllable_range(
-    requested: Sequence[int], mean_tokens: Sequence[float], min_growth: float = 1.15
-) -> tuple[int, int]:
+    requested: Sequence[Budget], mean_tokens: Sequence[float], min_growth: float = 1.15
+) -> tuple[Budget, Budget]:
     """The longest run of consecutive budgets over which tokens actually used keep growing.
 
     A step counts as obeyed when mean tokens grow by at least `min_growth` (15%) from one budget to the
@@ -468,10 +470,12 @@ def controllable_range(
     return requested[best[0]], requested[best[1]]
 
 
-def takeover_budget(requested: Sequence[int], controllable_to: int, vote_budget: int) -> int:
+def takeover_budget(requested: Sequence[Budget], controllable_to: Budget, vote_budget: Budget) -> Budget:
     """Where majority vote takes over from asking for more tokens: the largest budget the model still
-    obeys (top of the controllable range), and never past the budget the votes were drawn at."""
-    inside = [b for b in requested if b <= min(controllable_to, vote_budget)]
+    obeys (top of the controllable range), and never past the budget the votes were drawn at.
+    `requested` is ordered least to most (token counts, or effort levels)."""
+    limit = min(budget_rank(controllable_to), budget_rank(vote_budget))
+    inside = [b for b in requested if budget_rank(b) <= limit]
     return inside[-1] if inside else requested[0]
 
 
@@ -484,12 +488,12 @@ class Regions:
     vote_start: float
     saturation: float
     end: float
-    takeover_budget: int
+    takeover_budget: Budget
     saturated: bool
 
 
 def regions(
-    frontier_x: Sequence[float], frontier_y: Sequence[float], takeover_x: float, takeover: int,
+    frontier_x: Sequence[float], frontier_y: Sequence[float], takeover_x: float, takeover: Budget,
     tolerance: float,
 ) -> Regions:
     """Where the data puts the regions: budget control up to the single-sample point at the takeover
@@ -498,4 +502,4 @@ def regions(
     sat = saturation_index(frontier_y, tolerance)
     saturation = max(xs[sat], takeover_x)
     return Regions(start=min(xs), vote_start=takeover_x, saturation=saturation, end=max(xs),
-                   takeover_budget=int(takeover), saturated=sat < len(xs) - 1 and saturation < max(xs))
+                   takeover_budget=as_budget(takeover), saturated=sat < len(xs) - 1 and saturation < max(xs))

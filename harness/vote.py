@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .budget_axis import Budget, as_budget, largest, ordered
 from .files import OUTPUTS, write_csv, write_json
 from .params import Params
 from .sample import SAMPLES
@@ -62,16 +63,16 @@ class Points:
     problems: list[str]
 
 
-def _pools(valid: pd.DataFrame) -> dict[tuple[int, str], tuple[stats.Pool, float]]:
+def _pools(valid: pd.DataFrame) -> dict[tuple[Budget, str], tuple[stats.Pool, float]]:
     """(budget, problem) -> the pool reduced to answer counts, and its mean tokens per sample."""
     answers = valid["answer"].astype(object).where(valid["answer"].notna(), None)
     correct = valid["correct"].map(lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
-    frame = pd.DataFrame({"budget": valid["budget"].astype(int), "problem_id": valid["problem_id"].astype(str),
+    frame = pd.DataFrame({"budget": valid["budget"].map(as_budget), "problem_id": valid["problem_id"].astype(str),
                           "answer": answers, "correct": correct,
                           "tokens": pd.to_numeric(valid["completion_tokens"], errors="coerce")})
     pools = {}
     for (budget, pid), g in frame.groupby(["budget", "problem_id"], sort=True):
-        pools[int(budget), str(pid)] = (stats.pool(g["answer"].tolist(), g["correct"].tolist()),
+        pools[as_budget(budget), str(pid)] = (stats.pool(g["answer"].tolist(), g["correct"].tolist()),
                                         float(g["tokens"].mean()))
     return pools
 
@@ -85,7 +86,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
     rows: list[dict[str, Any]] = []
     maj_cols: list[np.ndarray] = []
     pass_cols: list[np.ndarray] = []
-    for budget in sorted(int(b) for b in samples["budget"].unique()):
+    for budget in ordered(samples["budget"].unique()):
         at_budget = {pid: v for (b, pid), v in pools.items() if b == budget}
         if not at_budget:  # every sample at this budget failed: no point may be drawn from nothing
             raise VoteError(
@@ -146,28 +147,28 @@ def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
     return curve_from(point_values(samples, min_samples, seed), seed)[0]
 
 
-def vote_budget_of(table: pd.DataFrame, requested_vote_budget: int) -> int:
+def vote_budget_of(table: pd.DataFrame, requested_vote_budget: Budget) -> Budget:
     """The budget of the majority-vote series: the configured one, or the largest the table has (a
     sample table from other params must still give a curve)."""
-    budgets = set(table["budget"].astype(int))
-    return requested_vote_budget if requested_vote_budget in budgets else max(budgets)
+    budgets = set(ordered(table["budget"]))
+    return requested_vote_budget if requested_vote_budget in budgets else largest(budgets)
 
 
-def frontier(table: pd.DataFrame, vote_budget: int) -> pd.Index:
+def frontier(table: pd.DataFrame, vote_budget: Budget) -> pd.Index:
     """Rows of the figure's two series, by tokens: one sample at every budget, then votes at the vote
     budget. This is the curve the law is fitted to (ask for more tokens, then vote)."""
     chosen = table[(table["k"] == 1) | (table["budget"] == vote_budget)]
     return chosen.sort_values(["log2_tokens", "budget", "k"], kind="stable").index
 
 
-def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: int, tolerance: float) -> stats.Law:
+def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget, tolerance: float) -> stats.Law:
     rows = frontier(table, vote_budget)
     positions = table.index.get_indexer(rows)
     return stats.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), table.loc[rows, "maj_at_k"].to_numpy(),
                          maj_boot[:, positions], tolerance)
 
 
-def cost(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int) -> dict[str, Any]:
+def cost(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget) -> dict[str, Any]:
     """Tokens paid for the figure (every sample in the table, each reused for every k) against the
     seed's scheme, which draws k fresh samples per problem for every point of the figure."""
     shown = table.loc[frontier(table, vote_budget)]
@@ -183,7 +184,7 @@ def _num(v: float, digits: int = 6) -> float | None:
 
 
 def metrics(
-    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: int, fitted: stats.Law, seed: int = 0
+    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: stats.Law, seed: int = 0
 ) -> dict[str, Any]:
     single = table[table["k"] == 1].set_index("budget")
     vote = table[table["budget"] == vote_budget].set_index("k")
@@ -196,7 +197,7 @@ def metrics(
         "accuracy_by_budget": {str(b): round(float(v), 6) for b, v in single["maj_at_k"].items()},
         "accuracy_interval_by_budget": interval(single, "maj_lo", "maj_hi"),
         "tokens_by_budget": {str(b): round(float(v), 3) for b, v in single["mean_tokens"].items()},
-        "vote_budget": int(vote_budget),
+        "vote_budget": as_budget(vote_budget),
         "maj_at_k": {str(k): round(float(v), 6) for k, v in vote["maj_at_k"].items()},
         "maj_at_k_interval": interval(vote, "maj_lo", "maj_hi"),
         "pass_at_k": {str(k): round(float(v), 6) for k, v in vote["pass_at_k"].items()},

@@ -30,6 +30,8 @@ EXPR = re.compile(r"What is ([0-9+\-* ]+)\?")
 TRANSIENT = ("429", "500", "503", "timeout", "reset", "malformed", "no_choices")
 BILLABLE = ("empty", "refusal", "fewer")
 ALL_FAULTS = TRANSIENT + BILLABLE
+# `reasoning_effort` levels the toy reasoning model accepts, and the hidden reasoning tokens each costs.
+EFFORT_TOKENS = {"minimal": 8, "low": 64, "medium": 256, "high": 1024}
 
 
 def _h(*parts: Any) -> int:
@@ -95,14 +97,34 @@ class FakeModel:
                 outs.append((" ".join(["step"] * (need - 2) + [f"\\boxed{{{answer}}}"]), "stop", need - 1))
         return self._completion(outs)
 
+    def rejection(self, body: dict[str, Any]) -> str | None:
+        """OpenAI's rules for reasoning models (a request with `reasoning_effort`): a 400 names the field."""
+        if "reasoning_effort" not in body:
+            return None
+        effort = body["reasoning_effort"]
+        if effort not in EFFORT_TOKENS:
+            return f"Invalid value: '{effort}'. Supported values are: {', '.join(map(repr, EFFORT_TOKENS))}."
+        for name in ("temperature", "top_p"):
+            if name in body and body[name] != 1:
+                return f"Unsupported value: '{name}' does not support {body[name]} with this model."
+        if "max_tokens" in body:
+            return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.")
+        return None
+
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         content = body["messages"][-1]["content"]
         answer = _solve(content)
         seed = body.get("seed", 0)
         choices = []
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        effort = body.get("reasoning_effort")
+        thought = 0  # hidden reasoning tokens, all choices: more at higher effort, and more often right
         for i in range(body.get("n", 1)):
             ok = _h("chat", seed + i, content) % 2 == 0
+            if effort is not None:
+                thought += EFFORT_TOKENS[effort] + _h("effort", seed + i, content) % 32
+                ok = _h("chat", seed + i, content) % len(EFFORT_TOKENS) < list(EFFORT_TOKENS).index(effort)
             words = f"The answer is {answer if ok else answer + 1}.".split()
             finish = "length" if limit is not None and limit < len(words) else "stop"
             text = " ".join(words[:limit] if finish == "length" else words)
@@ -111,9 +133,9 @@ class FakeModel:
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": choices,
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5 * len(choices),
-                      "total_tokens": 10 + 5 * len(choices),
-                      "completion_tokens_details": {"reasoning_tokens": 3 * len(choices)}},
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5 * len(choices) + thought,
+                      "total_tokens": 10 + 5 * len(choices) + thought,
+                      "completion_tokens_details": {"reasoning_tokens": 3 * len(choices) + thought}},
         }
 
     @staticmethod
@@ -201,6 +223,10 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
                 return
             if fault == "malformed":
                 self._send(200, b'{"id": "cmpl-broken", "choices": [{"text": "4')
+                return
+            rejected = model.rejection(body)
+            if rejected is not None:
+                self._json(400, {"error": {"message": rejected, "type": "invalid_request_error"}})
                 return
             payload = model.respond(self.path, body, fault)
             if fault != "no_choices":

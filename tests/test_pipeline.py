@@ -1,6 +1,7 @@
 """The whole pipeline over real HTTP against a local OpenAI-protocol server (tests/fake_server.py)."""
 
 import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -193,3 +194,71 @@ def test_compare_puts_several_runs_on_one_figure(project, fake_model, tmp_path):
     assert main(["compare", *runs]) == 0
     assert Path("outputs/compare.png").read_bytes() == first
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
+
+
+REASONING_SAMPLING = {"samples": 2, "vote_samples": 4, "temperature": None, "top_p": None}
+
+
+def test_effort_levels_are_the_budget_axis_from_request_to_figure(project, fake_model):
+    """`effort`: reasoning_effort levels as budgets; reasoning models get no temperature/top_p/max_tokens."""
+    levels = ["low", "medium", "high"]
+    project(fake_model.url, budgets={"method": "effort", "requested": levels}, sampling=REASONING_SAMPLING)
+    assert main(["run"]) == 0
+    bodies = [r["body"] for r in fake_model.requests]
+    assert all(r["path"].endswith("/chat/completions") for r in fake_model.requests)
+    assert {b["reasoning_effort"] for b in bodies} == set(levels)
+    assert not any({"temperature", "top_p", "max_tokens", "max_completion_tokens"} & set(b) for b in bodies)
+
+    calibration = pd.read_csv("outputs/calibration.csv")
+    assert calibration["budget"].tolist() == levels  # least to most effort, not alphabetical
+    assert calibration["mean_tokens"].is_monotonic_increasing  # the toy model thinks longer at higher effort
+    assert calibration["ratio"].isna().all()  # a level asks for no number of tokens
+    summary = json.loads(Path("outputs/calibration.json").read_text())
+    assert summary["controllable_range"] == {"from": "low", "to": "high"}
+
+    samples = pd.read_csv("outputs/samples.csv")
+    assert (samples["reasoning_tokens"] >= 64).all()
+    curve = pd.read_csv("outputs/curve.csv")
+    assert curve[curve["k"] == 1]["budget"].tolist() == levels
+    assert sorted(curve[curve["budget"] == "high"]["k"]) == [1, 2, 4]  # the vote pool sits at the top level
+    metrics = json.loads(Path("outputs/metrics.json").read_text())
+    assert metrics["vote_budget"] == "high"
+    assert json.loads(Path("outputs/regions.json").read_text())["takeover_budget"] == "high"
+    for png in ("accuracy_vs_tokens.png", "requested_vs_actual.png"):
+        assert Path("outputs", png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_effort_with_an_optional_cap_sends_max_completion_tokens(project, fake_model):
+    project(fake_model.url, budgets={"method": "effort", "requested": ["minimal", "low"], "max_tokens": 4096},
+            sampling=REASONING_SAMPLING)
+    assert main(["run"]) == 0
+    assert {r["body"]["max_completion_tokens"] for r in fake_model.requests} == {4096}
+
+
+def test_a_server_rejecting_every_request_stops_the_run_with_its_reason(project, fake_model, capsys):
+    """A reasoning model refuses temperature=0.7: that is the run's shape, not one bad sample; stop early."""
+    project(fake_model.url, budgets={"method": "effort", "requested": ["low", "high"]},
+            sampling={"samples": 4, "vote_samples": 8, "concurrency": 1})
+    assert main(["fetch"]) == 0
+    assert main(["sample"]) == 2
+    err = capsys.readouterr().err
+    assert "rejected the requests of the first 3 problems" in err and "'temperature' does not support 0.7" in err
+    assert "sampling.temperature: null" in err
+    # two problems' 12 samples each, then the third problem's first: 25 of the 72 planned were sent
+    assert len(fake_model.requests) == 2 * 12 + 1
+    assert not Path("outputs/samples.csv").exists()
+
+
+def test_one_rejected_sample_among_answered_ones_is_a_failed_sample_not_a_stopped_run(project, fake_model):
+    """A 400 for one problem (a prompt too long, say) marks that sample failed, with the server's reason."""
+    original = fake_model.rejection
+    fake_model.rejection = lambda body: ("This model's maximum context length is 8 tokens."  # type: ignore[method-assign]
+                                         if "What is 3 + 5?" in body["messages"][-1]["content"] else original(body))
+    project(fake_model.url, budgets={"method": "effort", "requested": ["low", "high"]},
+            sampling={**REASONING_SAMPLING, "concurrency": 1})
+    assert main(["fetch"]) == 0
+    assert main(["sample"]) == 0
+    samples = pd.read_csv("outputs/samples.csv", dtype={"problem_id": str})
+    failed = samples[samples["status"] == "failed-after-retries"]
+    assert set(failed["problem_id"]) == {"p0"} and failed["error"].str.contains("HTTP 400: This model").all()
+    assert (samples[samples["problem_id"] != "p0"]["status"] != "failed-after-retries").all()
