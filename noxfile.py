@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests replay` is what CI runs; `nox -s reproduce` is the main job.
+"""Sessions: `nox -s lint typecheck tests replay` is what CI runs; `nox -s reproduce` is the main job.
 
 Every session installs the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
@@ -11,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests", "replay"]
+nox.options.sessions = ["lint", "typecheck", "tests", "replay"]
 nox.options.reuse_venv = "yes"
 
 ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
