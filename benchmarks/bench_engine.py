@@ -128,6 +128,36 @@ def bench_requests(n: int, concurrency: int = 64) -> dict[str, float]:
     return result
 
 
+def bench_harness_only(n: int, concurrency: int = 64) -> dict[str, float]:
+    """The harness's own cost per request, HTTP and SDK taken out: `Client._send` answers from memory.
+
+    What is left is the store walk, request building and hashing, classification, grading, the group
+    commit (fsync) and the progress bar: the floor under any transport, SDK or hand-written.
+    """
+    from harness import client as client_module
+    from harness.client import _record
+
+    async def instant(self: Any, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return _record([{"text": "42", "finish_reason": "stop", "refusal": None}], None)
+
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
+    server.start()  # only for the start-up probe of the endpoint
+    url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
+    original = client_module.Client._send
+    client_module.Client._send = instant  # type: ignore[method-assign]
+    try:
+        samples = 8
+        params = _params(url, "prompt", 16, concurrency, samples)
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = _harness_run(params, _problems(n // samples), Path(tmp))
+    finally:
+        client_module.Client._send = original  # type: ignore[method-assign]
+        server.terminate()
+    return {"requests": n, "harness_only_req_per_s": n / seconds, "ms_per_request": 1000 * seconds / n}
+
+
 def bench_embedded(problems: int, budget: int) -> dict[str, float]:
     with embedded_server() as url, tempfile.TemporaryDirectory() as tmp:
         params = _params(url, "forcing", budget, 1, 2)
@@ -161,6 +191,8 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {"requests_per_s": bench_requests(args.requests)}
     print(json.dumps(results["requests_per_s"], indent=2))
+    results["harness_only"] = bench_harness_only(args.requests)
+    print(json.dumps(results["harness_only"], indent=2))
     if not args.skip_embedded:
         results["embedded_tokens_per_s"] = bench_embedded(args.embedded_problems, args.budget)
         print(json.dumps(results["embedded_tokens_per_s"], indent=2))
