@@ -133,7 +133,7 @@ def run(params: Params) -> None:
     needs, source = estimate(params)
     total = Need()
     print(f"estimate: {params.model.name} via {', '.join(params.model.endpoints)}, method {params.budgets.method}, "
-          f"budgets {params.budgets.requested}")
+          f"budgets [{', '.join(map(str, params.budgets.requested))}]")
     print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
           f"{'cost $':>10}")
     for stage, need in needs.items():

@@ -34,7 +34,7 @@ from .sample import SAMPLES
 CURVE = OUTPUTS / "curve.csv"
 METRICS = OUTPUTS / "metrics.json"
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
-                 "mean_tokens", "log2_tokens", "problems", "samples", "estimator"]
+                 "mean_tokens", "log2_tokens", "problems", "samples", "estimator", "no_answer_rate"]
 
 
 class VoteError(RuntimeError):
@@ -83,6 +83,10 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
     problems = sorted(samples["problem_id"].astype(str).unique())
     index = {pid: i for i, pid in enumerate(problems)}
     pools = _pools(valid)
+    # Answers are extracted by rule (\boxed{}, "answer is"), not by an LLM judge: how often that found
+    # nothing is part of every point's story (a low score may be unparsed answers, not wrong ones).
+    unanswered = valid.assign(budget=valid["budget"].map(as_budget), none=valid["answer"].isna())
+    no_answer = unanswered.groupby("budget")["none"].mean().to_dict()
     rows: list[dict[str, Any]] = []
     maj_cols: list[np.ndarray] = []
     pass_cols: list[np.ndarray] = []
@@ -117,6 +121,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
                 "log2_tokens": math.log2(total_tokens) if total_tokens > 0 else float("nan"),
                 "problems": len(tokens), "samples": used,
                 "estimator": "exact" if methods == {"exact"} else "sampled",
+                "no_answer_rate": round(float(no_answer[budget]), 6),
             })
             maj_cols.append(maj)
             pass_cols.append(passed)
@@ -197,6 +202,7 @@ def metrics(
         "accuracy_by_budget": {str(b): round(float(v), 6) for b, v in single["maj_at_k"].items()},
         "accuracy_interval_by_budget": interval(single, "maj_lo", "maj_hi"),
         "tokens_by_budget": {str(b): round(float(v), 3) for b, v in single["mean_tokens"].items()},
+        "no_answer_rate_by_budget": {str(b): float(v) for b, v in single["no_answer_rate"].items()},
         "vote_budget": as_budget(vote_budget),
         "maj_at_k": {str(k): round(float(v), 6) for k, v in vote["maj_at_k"].items()},
         "maj_at_k_interval": interval(vote, "maj_lo", "maj_hi"),

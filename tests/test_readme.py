@@ -29,3 +29,42 @@ def test_the_readme_test_sessions_exist_and_are_nox_defaults():
         assert re.search(rf"^def {name.replace('-', '_')}\(", noxfile, re.MULTILINE), name
     assert f"nox.options.sessions = {sessions!r}".replace("'", '"') in noxfile
     assert readme_commands()["main"].endswith("nox -s reproduce")
+
+
+def _worked_example() -> tuple[list[str], list[str]]:
+    """The README's hosted worked example: its params diffs and the `harness estimate` output after each."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Worked example", 1)[1].split("\n### ", 1)[0]
+    diffs = re.findall(r"```diff\n(.*?)```", section, re.DOTALL)
+    outputs = re.findall(r"```console\n\$ harness estimate\n(.*?)```", section, re.DOTALL)
+    assert len(diffs) == len(outputs) >= 2, (len(diffs), len(outputs))
+    return diffs, outputs
+
+
+def _apply(params: dict, diff: str) -> None:
+    """Apply the `+` lines of a README params diff (section context lines, then `+  key: value`)."""
+    import yaml
+
+    section = None
+    for line in diff.splitlines():
+        if line.startswith(" ") and line.strip().endswith(":"):
+            section = line.strip()[:-1]
+        elif line.startswith("+"):
+            params[section].update(yaml.safe_load(line[1:].strip()))
+
+
+def test_the_hosted_worked_example_prints_what_the_readme_shows(tmp_path, monkeypatch, capsys):
+    """Apply the README's diffs to the committed params.yaml and run the real `harness estimate` (offline)."""
+    import yaml
+
+    from harness.cli import main
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    for diff, shown in zip(*_worked_example()):
+        _apply(params, diff)
+        params["data"]["path"] = str(REPO.parent / "shared" / "data" / "aime2024.jsonl")
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        assert main(["estimate"]) == 0
+        assert capsys.readouterr().out == shown
+    assert not (tmp_path / "store").exists() and not (tmp_path / "outputs").exists()  # a dry run

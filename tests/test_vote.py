@@ -18,7 +18,7 @@ from harness import stats, vote
 from harness.cli import main
 
 REQUIRED = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "mean_tokens", "problems", "samples",
-            "log2_tokens", "estimator"]
+            "log2_tokens", "estimator", "no_answer_rate"]
 
 
 def sample_table(problems: int, budgets: list[int], pool: dict[int, int], seed: int = 0) -> pd.DataFrame:
@@ -122,6 +122,22 @@ def test_failed_samples_are_left_out_not_scored_wrong(workdir, failed_status):
     curve = pd.read_csv("outputs/curve.csv")
     assert curve["k"].tolist() == [1, 2, 3]  # pools of 3: no k = 4
     assert (curve["maj_at_k"] == 1.0).all() and (curve["samples"] == 12).all()
+
+
+def test_no_answer_rate_per_point_counts_unparsed_answers_among_answered_samples(workdir):
+    """Rule-based extraction, no LLM judge: each point says how many of its samples had no answer."""
+    table = sample_table(4, [16, 64], {16: 4, 64: 4}, seed=5).astype({"correct": object})
+    at16 = table["budget"] == 16
+    table.loc[at16 & (table["sample"] == 0), ["answer", "correct", "status"]] = [None, False, "no-answer-found"]
+    table.loc[at16 & (table["sample"] == 1), ["answer", "correct", "status"]] = [None, "", "failed-after-retries"]
+    workdir(table, [16, 64], 4)
+    assert main(["vote"]) == 0
+    curve = pd.read_csv("outputs/curve.csv")
+    # 4 unparsed of the 12 samples that were answered at 16 (failed ones are not samples of the point)
+    assert np.allclose(curve.loc[curve["budget"] == 16, "no_answer_rate"], 4 / 12)
+    assert (curve.loc[curve["budget"] == 64, "no_answer_rate"] == 0).all()
+    metrics = json.loads(Path("outputs/metrics.json").read_text())
+    assert metrics["no_answer_rate_by_budget"] == {"16": round(4 / 12, 6), "64": 0.0}
 
 
 def test_vote_refuses_a_point_on_too_few_samples_and_says_what_to_do(workdir, capsys):
