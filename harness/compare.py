@@ -2,7 +2,9 @@
 
 A RUN is a project directory (its `params.yaml` names the model and method; its `outputs/curve.csv`
 holds the points), or a `curve.csv` file directly. Each run contributes its single-sample curve over
-budgets and its majority-vote curve at the largest budget. Output: `outputs/compare.png` and
+budgets and its majority-vote curve at the largest budget; a run directory with
+`outputs/calibration.csv` also contributes its requested-vs-used tokens (second panel; token budgets
+only, since effort levels have no requested number). Output: `outputs/compare.png` and
 `outputs/compare.csv` (the points, labelled), both deterministic.
 """
 
@@ -52,6 +54,25 @@ def load_run(arg: str) -> pd.DataFrame:
     return table[(table["k"] == 1) | (table["budget"] == vote_budget)]
 
 
+def load_calibration(arg: str, label: str) -> pd.DataFrame | None:
+    """The run's requested-vs-used table, when it is a run directory with token budgets."""
+    path = Path(arg) / "outputs" / "calibration.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    if not pd.api.types.is_numeric_dtype(table["budget"]):
+        return None
+    return table.assign(run=label)[["run", "budget", "mean_tokens", "p10_tokens", "p90_tokens"]]
+
+
+def calibrations(runs: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    labels = list(dict.fromkeys(table["run"]))  # in run order, after any --label
+    found = [load_calibration(run, label) for run, label in zip(runs, labels)]
+    frames = [f for f in found if f is not None]
+    columns = ["run", "budget", "mean_tokens", "p10_tokens", "p90_tokens"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def compare(runs: list[str], labels: list[str] | None = None) -> pd.DataFrame:
     if not runs:
         raise CompareError("compare: name at least one run directory (or curve.csv)")
@@ -68,5 +89,5 @@ def run(runs: list[str], labels: list[str] | None = None) -> None:
 
     table = compare(runs, labels)
     write_csv(COMPARE_CSV, table[["run", "series", "budget", "k", "maj_at_k", "log2_tokens"]])
-    save_comparison(table, COMPARE_PNG)
+    save_comparison(table, calibrations(runs, table), COMPARE_PNG)
     print(f"compare: {table['run'].nunique()} runs -> {COMPARE_PNG}, {COMPARE_CSV}")

@@ -186,13 +186,17 @@ def run(params: Params) -> None:
     print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}")
 
 
-def save_comparison(table: pd.DataFrame, path: object) -> None:
-    """`harness compare`: each run's single-sample curve (solid) and majority-vote curve (dashed)."""
+def save_comparison(table: pd.DataFrame, calibration: pd.DataFrame, path: object) -> None:
+    """`harness compare`: each run's single-sample curve (solid) and majority-vote curve (dashed); next to
+    it, each run's requested vs. used tokens (the calibration), when any run has token budgets."""
     _style()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    panels = 2 if not calibration.empty else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7.5 + 5 * (panels - 1), 4.8), squeeze=False)
+    ax = axes[0][0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of = {}
     for i, (run, rows) in enumerate(table.groupby("run", sort=False)):
-        color = colors[i % len(colors)]
+        color = color_of[run] = colors[i % len(colors)]
         single = rows[rows["k"] == 1].sort_values("log2_tokens")
         vote = rows[rows["series"] == "vote"].sort_values("k")
         ax.plot(single["log2_tokens"], 100 * single["maj_at_k"], "o-", color=color, label=f"{run}")
@@ -206,5 +210,27 @@ def save_comparison(table: pd.DataFrame, path: object) -> None:
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    if panels == 2:
+        _calibration_panel(axes[0][1], calibration, color_of)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _calibration_panel(ax: plt.Axes, calibration: pd.DataFrame, color_of: dict) -> None:
+    def log2(v: float) -> float:
+        return math.log2(v) if v and v > 0 else float("nan")
+
+    for run, rows in calibration.groupby("run", sort=False):
+        rows = rows.sort_values("budget")
+        x = rows["budget"].map(log2)
+        y = rows["mean_tokens"].map(log2)
+        lower = (y - rows["p10_tokens"].map(log2)).clip(lower=0)
+        upper = (rows["p90_tokens"].map(log2) - y).clip(lower=0)
+        ax.errorbar(x, y, yerr=[lower, upper], fmt="o-", capsize=2, color=color_of.get(run), label=f"{run}")
+    every = calibration["budget"].map(log2)
+    ax.plot([every.min(), every.max()], [every.min(), every.max()], ":", color="#888888",
+            label="used = requested")
+    ax.set_xlabel("requested tokens (log2)")
+    ax.set_ylabel("actual tokens used (log2), mean with p10-p90")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)

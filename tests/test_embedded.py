@@ -64,3 +64,26 @@ def test_a_killed_harness_takes_its_model_server_with_it():
         time.sleep(0.2)
     alive = [pid for pid in children if running(pid)]
     assert not alive, f"orphaned model server(s): {alive}"
+
+
+def test_wait_extension_on_the_real_model_spends_the_budget_its_natural_length_does_not(
+    project, tmp_path, monkeypatch
+):
+    """s1's "Wait": above the model's natural length, forcing alone stops early; with the extension the
+    model goes on to >= 90% of the budget (issue: forcing with extension on the embedded model)."""
+    budget = 192
+    used = {}
+    for wait in (False, True):
+        run = tmp_path / f"wait-{wait}"
+        run.mkdir()
+        params = project("embedded", budgets={"requested": [budget], "wait": wait, "max_waits": 8},
+                         sampling={"samples": 2, "vote_samples": 2}, data={"limit": 2})
+        params.write_text(params.read_text().replace("name: fake", "name: qwen2.5-coder-0.5b-instruct"))
+        monkeypatch.chdir(run)
+        (run / "params.yaml").write_text(params.read_text())
+        assert main(["run"]) == 0
+        used[wait] = pd.read_csv("outputs/samples.csv")
+    natural, extended = used[False], used[True]
+    assert natural["completion_tokens"].mean() < 0.9 * budget, "pick a budget above the natural length"
+    assert (extended["completion_tokens"] >= 0.9 * budget).all(), extended["completion_tokens"].tolist()
+    assert (extended["requests"] >= 2).all()  # at least one continuation after a "Wait,"

@@ -191,6 +191,8 @@ def test_compare_puts_several_runs_on_one_figure(project, fake_model, tmp_path):
     assert table["run"].nunique() == 2 and set(table["series"]) == {"budget", "vote"}
     assert Path("outputs/compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = Path("outputs/compare.png").read_bytes()
+    width = int.from_bytes(first[16:20], "big")
+    assert width == int(12.5 * 120), width  # two panels: accuracy, and requested vs. used tokens per run
     assert main(["compare", *runs]) == 0
     assert Path("outputs/compare.png").read_bytes() == first
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
