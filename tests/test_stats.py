@@ -224,6 +224,13 @@ def test_takeover_budget_is_the_top_of_the_controllable_range_not_past_the_vote_
     assert stats.takeover_budget([16, 64], controllable_to=8, vote_budget=64) == 16
 
 
+def test_effort_levels_order_by_effort_not_alphabet():
+    levels = ["minimal", "low", "medium", "high"]
+    assert stats.controllable_range(levels, [300, 2000, 8000, 8100]) == ("minimal", "medium")
+    assert stats.takeover_budget(levels, controllable_to="medium", vote_budget="high") == "medium"
+    assert stats.takeover_budget(levels, controllable_to="high", vote_budget="low") == "low"
+
+
 def test_regions_saturate_at_first_point_near_the_best():
     reg = stats.regions([4, 5, 6, 7, 8, 9], [0.2, 0.3, 0.4, 0.6, 0.7, 0.705], takeover_x=6, takeover=256,
                         tolerance=0.01)
