@@ -1,0 +1,54 @@
+"""The committed method comparison on the embedded model (examples/embedded-methods) replays exactly.
+
+Each run directory holds its params, its response store and its outputs. Replayed with
+HARNESS_NO_REQUESTS=1 (a single missing response fails instead of starting the model), every output must
+come back byte for byte, and the numbers the README and the closing note quote must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from harness.cli import main
+
+EXAMPLES = REPO / "examples" / "embedded-methods"
+RUNS = ("prompt", "cap", "forcing", "forcing_wait")
+OUTPUTS = ("samples.csv", "curve.csv", "metrics.json", "calibration.csv", "calibration.json",
+           "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json")
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_each_method_run_replays_from_its_store_byte_for_byte(name, tmp_path, monkeypatch):
+    run = tmp_path / name
+    shutil.copytree(EXAMPLES / name, run, ignore=shutil.ignore_patterns("outputs"))
+    monkeypatch.chdir(run)
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    assert main(["run"]) == 0
+    for out in OUTPUTS:
+        assert (run / "outputs" / out).read_bytes() == (EXAMPLES / name / "outputs" / out).read_bytes(), out
+
+
+def _samples(name: str) -> pd.DataFrame:
+    return pd.read_csv(EXAMPLES / name / "outputs" / "samples.csv")
+
+
+def test_forcing_with_wait_spends_at_least_90_percent_of_budgets_above_the_natural_length():
+    natural = _samples("forcing").groupby("budget")["completion_tokens"].mean()
+    above = [b for b in natural.index if natural[b] < 0.9 * b]  # forcing alone stops short of these
+    assert above, "the comparison needs budgets above the model's natural length"
+    waited = _samples("forcing_wait")
+    for budget in above:
+        used = waited[waited["budget"] == budget]["completion_tokens"]
+        assert used.mean() >= 0.9 * budget, (budget, used.mean())
+
+
+def test_the_comparison_figure_has_every_method():
+    table = pd.read_csv(EXAMPLES / "outputs" / "compare.csv")
+    methods = {json.loads((EXAMPLES / n / "outputs" / "calibration.json").read_text())["method"] for n in RUNS}
+    assert methods == {"prompt", "cap", "forcing"}
+    assert table["run"].nunique() == len(RUNS)
