@@ -171,7 +171,8 @@ def run(params: Params) -> None:
     table = pd.read_csv(CURVE)
     calib = pd.read_csv(CALIBRATION)
     summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
-    title = f"{params.model.name} on {params.data.source} ({params.budgets.method})"
+    method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
+    title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]
     fitted = json.loads(METRICS.read_text(encoding="utf-8")).get("law", {}) if METRICS.exists() else {}
     fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
