@@ -71,7 +71,10 @@ def test_exp_show_has_meaningful_columns(repo):
         assert column in header, f"{column} not in dvc exp show: {header}"
 
     concise = next(csv.reader(io.StringIO(run("dvc", "exp", "show", "--csv", *CONCISE, cwd=repo))))
-    assert {"budgets.requested", "sampling.samples", "samples", "accuracy_by_budget.128"} <= set(concise), concise
+    # columns whose values the experiment must change (fewer samples, fewer tokens, budget 16 gone); an
+    # accuracy that happens to come out equal is hidden by --only-changed, so none is named here
+    assert {"budgets.requested", "sampling.samples", "samples", "total_completion_tokens"} <= set(concise), concise
+    assert any(c.startswith("accuracy_by_budget.") for c in concise), concise
     assert not [c for c in concise if c.startswith(("harness/", "store/"))], concise
     assert "model.name" not in concise  # unchanged: hidden by --only-changed
 

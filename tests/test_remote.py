@@ -139,4 +139,4 @@ def test_track_with_dvc_refuses_twice(published):
     result = subprocess.run(["scripts/track-with-dvc"], cwd=published, env=_env(), capture_output=True, text=True,
                             check=False)
     assert result.returncode == 2 and "already DVC-tracked" in result.stderr
-    assert SHARDS[0] not in run("git", "ls-files", cwd=published)
+    assert SHARDS[0] not in run("git", "ls-files", cwd=published).splitlines()
