@@ -47,13 +47,20 @@ EFFORT_PRIOR_TOKENS = {"none": 512, "minimal": 1024, "low": 2048, "medium": 8192
 
 
 def expected_tokens(params: Params) -> tuple[dict[Budget, float], str]:
-    """Mean output tokens of one sample per budget, and where the figure comes from."""
+    """Mean output tokens of one sample per budget, and where the figure comes from: the calibration
+    table when it is for this method, over the guess (for budgets calibration has not seen)."""
+    guess, source = _guess(params)
     if CALIBRATION.exists() and CALIBRATION_SUMMARY.exists():
         summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
         table = pd.read_csv(CALIBRATION).dropna(subset=["mean_tokens"])
         if summary.get("method") == params.budgets.method and len(table):
-            return (dict(zip(table["budget"].map(as_budget), table["mean_tokens"].astype(float))),
-                    str(CALIBRATION))
+            measured = dict(zip(table["budget"].map(as_budget), table["mean_tokens"].astype(float)))
+            return {**guess, **measured}, str(CALIBRATION)
+    return guess, source
+
+
+def _guess(params: Params) -> tuple[dict[Budget, float], str]:
+    """Before calibration: the budget itself (plus half the forced answer), or a level's prior."""
     b = params.budgets
     if b.method == "effort":
         prior = {level: float(EFFORT_PRIOR_TOKENS[str(level)]) for level in b.requested}
@@ -61,10 +68,9 @@ def expected_tokens(params: Params) -> tuple[dict[Budget, float], str]:
             prior = {level: min(tokens, b.max_tokens) for level, tokens in prior.items()}
         return prior, ("a rough prior per effort level (no calibration yet: run `harness calibrate`, then "
                        "estimate again)")
-    guess = {budget: float(budget) for budget in b.requested}
-    if b.method == "forcing":
-        guess = {budget: float(budget) + b.answer_tokens / 2 for budget in b.requested}
-    return guess, "the budgets themselves (no calibration yet; `prompt` models may spend several times more)"
+    extra = b.answer_tokens / 2 if b.method == "forcing" else 0.0
+    return ({budget: float(budget) + extra for budget in b.requested},
+            "the budgets themselves (no calibration yet; `prompt` models may spend several times more)")
 
 
 def _input_tokens(request: dict[str, Any]) -> float:
@@ -93,9 +99,7 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
     if request.get("prompt", "").endswith(params.budgets.answer_cue):  # only the forced answer is missing
         return Need(1.0, params.budgets.answer_tokens / 2, _input_tokens(request), 1)
     forced = 1.0 if params.budgets.method == "forcing" else 0.0
-    tokens = per_sample.get(job.budget)
-    if tokens is None:  # a budget the calibration table does not have (params changed since)
-        tokens = EFFORT_PRIOR_TOKENS.get(str(job.budget), 0) if isinstance(job.budget, str) else job.budget
+    tokens = per_sample[job.budget]
     return Need(share + forced, tokens, _input_tokens(request) * share, 1)
 
 

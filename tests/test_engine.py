@@ -228,6 +228,28 @@ def test_estimate_prices_what_is_missing_and_is_zero_for_a_warm_store(project, f
     assert after[1:] == ["0", "0", "0", "0", "0.00"]
 
 
+def test_estimate_uses_calibration_where_it_has_the_budget_and_the_guess_for_a_new_one(
+    project, fake_model, capsys
+):
+    """Calibrated budgets are priced from what the model spent; a budget added since, from the guess."""
+    project(fake_model.url, budgets={"method": "prompt", "requested": [16, 64]},
+            prices={"input_per_million": 0.0, "output_per_million": 1e6})  # $1 per output token
+    assert main(["fetch"]) == 0 and main(["calibrate"]) == 0
+    project(fake_model.url, budgets={"method": "prompt", "requested": [16, 64, 4096]},
+            prices={"input_per_million": 0.0, "output_per_million": 1e6})
+    capsys.readouterr()
+    assert main(["estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated from outputs/calibration.csv" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    # calibrate: sample 0 at the new budget, 6 problems; sample: samples 1-2 at 16 and 64, and samples
+    # 1-5 of the vote pool at 4096 (sample 0 there is calibration's)
+    assert int(rows["calibrate"][1]) == 6 and int(rows["sample"][1]) == 6 * (2 + 2 + 5)
+    # the toy chat model answers in 5 tokens (calibrated at 16 and 64); 4096 is priced at the guess
+    assert float(rows["calibrate"][3]) == 6 * 4096
+    assert float(rows["sample"][3]) == 6 * (2 + 2) * 5 + 6 * 5 * 4096
+
+
 def test_requests_spread_over_replicas_and_a_failing_replica_loses_no_sample(project):
     healthy, broken = FakeModel(), FakeModel(fault_rate=1.0, faults=("500",))
     servers = [serve(m) for m in (healthy, broken)]
