@@ -155,7 +155,7 @@ def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
 def vote_budget_of(table: pd.DataFrame, requested_vote_budget: Budget) -> Budget:
     """The budget of the majority-vote series: the configured one, or the largest the table has (a
     sample table from other params must still give a curve)."""
-    budgets = set(ordered(table["budget"]))
+    budgets = {as_budget(b) for b in table["budget"]}
     return requested_vote_budget if requested_vote_budget in budgets else largest(budgets)
 
 
