@@ -150,14 +150,20 @@ def _billable_counts(log: Path) -> dict[str, int]:
     return counts
 
 
+def _sample_in_a_subprocess(project, tmp_path: Path, url: str, concurrency: int, stored: int) -> subprocess.Popen:
+    """`harness sample` in its own process, returned once `stored` responses are in the store."""
+    project(url, budgets={"requested": [8, 32, 64]}, sampling={"samples": 4, "vote_samples": 6,
+                                                                "concurrency": concurrency})
+    assert main(["fetch"]) == 0
+    proc = _harness("sample", cwd=tmp_path)
+    _wait_for_lines(tmp_path / "store" / "sample.jsonl", stored)
+    return proc
+
+
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(project, tmp_path):
     server, url, log = _start_server(tmp_path, delay=0.02)
     try:
-        project(url, budgets={"requested": [8, 32, 64]}, sampling={"samples": 4, "vote_samples": 6,
-                                                                    "concurrency": 3})
-        assert main(["fetch"]) == 0
-        proc = _harness("sample", cwd=tmp_path)
-        _wait_for_lines(tmp_path / "store" / "sample.jsonl", 25)
+        proc = _sample_in_a_subprocess(project, tmp_path, url, concurrency=3, stored=25)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         at_kill = {body_key(b) for b in _stored_bodies(tmp_path)}
@@ -195,11 +201,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(project, tmp_pa
 def test_ctrl_c_stops_sending_lets_in_flight_land_and_exits_nonzero(project, tmp_path):
     server, url, log = _start_server(tmp_path, delay=0.05)
     try:
-        project(url, budgets={"requested": [8, 32, 64]}, sampling={"samples": 4, "vote_samples": 6,
-                                                                    "concurrency": 2})
-        assert main(["fetch"]) == 0
-        proc = _harness("sample", cwd=tmp_path)
-        _wait_for_lines(tmp_path / "store" / "sample.jsonl", 10)
+        proc = _sample_in_a_subprocess(project, tmp_path, url, concurrency=2, stored=10)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
