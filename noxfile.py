@@ -92,5 +92,5 @@ def docker_check(session: nox.Session) -> None:
 
 @nox.session(name="docker-build", venv_backend="none")
 def docker_build(session: nox.Session) -> None:
-    """A real image build and run with podman, no registry, --network none (root; ~25 min; not in CI)."""
+    """A real image build and run with podman, no registry, --network none (root; the llama.cpp compile dominates, docs/sharing.md has the measured time; not in CI)."""
     session.run("docker/build-offline", *session.posargs, external=True)

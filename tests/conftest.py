@@ -10,7 +10,7 @@ import yaml
 from fake_server import FakeModel, serve
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"  # the committed offline copies of the named datasets (data/README.md)
 
 
 @pytest.fixture

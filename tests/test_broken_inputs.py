@@ -429,13 +429,13 @@ def test_answer_extraction_of_hostile_output_is_fast_and_total(text, answer):
 
 def test_the_real_aime_and_math500_files_pass_the_row_checks():
     """The checks refuse broken rows, not real benchmarks: AIME answers are integers, MATH's need not be."""
-    from conftest import SHARED_DATA
+    from conftest import DATA
 
     from harness.data import load_local_jsonl
 
-    aime = load_local_jsonl(SHARED_DATA / "aime2024.jsonl", integer_answers=True)
+    aime = load_local_jsonl(DATA / "aime2024.jsonl", integer_answers=True)
     assert len(aime) == 30 and all(row["answer"].isdigit() for row in aime)
-    math500 = load_local_jsonl(SHARED_DATA / "math500.jsonl")
+    math500 = load_local_jsonl(DATA / "math500.jsonl")
     assert len(math500) == 500
     with pytest.raises(DataError, match=r"math500.jsonl:\d+: answer = .*AIME answers are integers"):
-        load_local_jsonl(SHARED_DATA / "math500.jsonl", integer_answers=True)
+        load_local_jsonl(DATA / "math500.jsonl", integer_answers=True)

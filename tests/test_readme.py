@@ -32,11 +32,13 @@ def test_the_readme_test_sessions_exist_and_are_nox_defaults():
 
 
 def _worked_example() -> tuple[list[str], list[str]]:
-    """The README's hosted worked example: its params diffs and the `harness estimate` output after each."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### Worked example", 1)[1].split("\n### ", 1)[0]
-    diffs = re.findall(r"```diff\n(.*?)```", section, re.DOTALL)
-    outputs = re.findall(r"```console\n\$ harness estimate\n(.*?)```", section, re.DOTALL)
+    """The hosted worked example: the README's params diff, then docs/methods.md's effort diff on top of it,
+    each with the `harness estimate` output it shows."""
+    diffs, outputs = [], []
+    for doc, heading in (("README.md", "### Worked example"), ("docs/methods.md", "## Worked example")):
+        section = (REPO / doc).read_text().split(heading, 1)[1].split("\n#", 1)[0]
+        diffs += re.findall(r"```diff\n(.*?)```", section, re.DOTALL)
+        outputs += re.findall(r"```console\n\$ harness estimate\n(.*?)```", section, re.DOTALL)
     assert len(diffs) == len(outputs) >= 2, (len(diffs), len(outputs))
     return diffs, outputs
 
@@ -61,10 +63,11 @@ def test_the_hosted_worked_example_prints_what_the_readme_shows(tmp_path, monkey
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(REPO / "data")  # the README's `data.path`, relative as a user has it
     for diff, shown in zip(*_worked_example()):
         _apply(params, diff)
-        params["data"]["path"] = str(REPO.parent / "shared" / "data" / "aime2024.jsonl")
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         assert main(["estimate"]) == 0
         assert capsys.readouterr().out == shown
+    assert params["data"]["path"] == "data/aime2024.jsonl"
     assert not (tmp_path / "store").exists() and not (tmp_path / "outputs").exists()  # a dry run
