@@ -17,12 +17,9 @@ import pandas as pd
 from . import stats
 from .budget_axis import Budget, as_budget
 from .data import read_problems
-from .files import OUTPUTS, write_csv, write_json
+from .files import CALIBRATION, CALIBRATION_SUMMARY, write_csv, write_json
 from .params import Params
 from .sample import collect, plan, samples_frame
-
-CALIBRATION = OUTPUTS / "calibration.csv"
-CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
 
 
 def summarize(rows: pd.DataFrame, requested: list[Budget]) -> pd.DataFrame:

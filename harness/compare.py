@@ -16,10 +16,7 @@ import pandas as pd
 import yaml
 
 from .budget_axis import largest
-from .files import OUTPUTS, write_csv
-
-COMPARE_PNG = OUTPUTS / "compare.png"
-COMPARE_CSV = OUTPUTS / "compare.csv"
+from .files import COMPARE_CSV, COMPARE_PNG, write_csv
 
 
 class CompareError(ValueError):

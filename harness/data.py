@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import CATALOG, CatalogError, load_named
-from .files import OUTPUTS, write_json, write_jsonl
+from .files import DATASET_INFO, PROBLEMS, write_json, write_jsonl
 from .params import REASONING_GYM_PREFIX, Params, looks_like_local_file
 from .store import canonical_json
 
-PROBLEMS = OUTPUTS / "problems.jsonl"
-DATASET_INFO = OUTPUTS / "dataset.json"
 _INTEGER = re.compile(r"[+-]?\d+")
 
 

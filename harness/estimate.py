@@ -16,9 +16,8 @@ from typing import Any
 import pandas as pd
 
 from .budget_axis import Budget, as_budget
-from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
-from .data import PROBLEMS, load_problems, read_problems
-from .files import STORE_DIR
+from .data import load_problems, read_problems
+from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, STORE_DIR
 from .params import Params
 from .sample import Job, Missing, plan, run_job
 from .store import ResponseStore, request_key

@@ -20,6 +20,19 @@ from .redact import scrub
 
 OUTPUTS = Path("outputs")
 STORE_DIR = Path("store")
+# Every output path, here so that a stage never imports another stage just for a file name.
+PROBLEMS = OUTPUTS / "problems.jsonl"
+DATASET_INFO = OUTPUTS / "dataset.json"
+CALIBRATION = OUTPUTS / "calibration.csv"
+CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
+SAMPLES = OUTPUTS / "samples.csv"
+CURVE = OUTPUTS / "curve.csv"
+METRICS = OUTPUTS / "metrics.json"
+ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
+CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"
+REGIONS_JSON = OUTPUTS / "regions.json"
+COMPARE_PNG = OUTPUTS / "compare.png"
+COMPARE_CSV = OUTPUTS / "compare.csv"
 
 
 def write_bytes(path: Path, data: bytes) -> None:

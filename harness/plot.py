@@ -27,14 +27,20 @@ import pandas as pd
 
 from . import stats
 from .budget_axis import Budget, as_budget, budget_rank, is_effort, largest
-from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
-from .files import OUTPUTS, write_bytes, write_json
+from .files import (
+    ACCURACY_PNG,
+    CALIBRATION,
+    CALIBRATION_PNG,
+    CALIBRATION_SUMMARY,
+    CURVE,
+    METRICS,
+    REGIONS_JSON,
+    write_bytes,
+    write_json,
+)
 from .params import Params
-from .vote import CURVE, METRICS, frontier, vote_budget_of
+from .vote import frontier, vote_budget_of
 
-ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
-CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"
-REGIONS_JSON = OUTPUTS / "regions.json"
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
 REGION_COLORS = {"budget control": "#dbe9f6", "majority vote": "#fde2c8", "no gains": "#e6e6e6"}
 

@@ -27,12 +27,9 @@ import pandas as pd
 
 from . import stats
 from .budget_axis import Budget, as_budget, largest, ordered
-from .files import OUTPUTS, write_csv, write_json
+from .files import CURVE, METRICS, SAMPLES, write_csv, write_json
 from .params import Params
-from .sample import SAMPLES
 
-CURVE = OUTPUTS / "curve.csv"
-METRICS = OUTPUTS / "metrics.json"
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
                  "mean_tokens", "log2_tokens", "problems", "samples", "estimator", "no_answer_rate"]
 
