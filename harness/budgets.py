@@ -19,6 +19,7 @@ else (no API key, no base URL: replicas of one model share responses).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from .budget_axis import Budget
@@ -37,13 +38,32 @@ def sample_seed(base_seed: int, problem_id: str, sample: int | str) -> int:
     return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
-def chatml(user: str, system: str = SYSTEM_PROMPT) -> str:
-    """ChatML (Qwen, many open models): the prompt a chat endpoint would build, for the completions endpoint."""
-    return (
-        f"<|im_start|>system\n{system}<|im_end|>\n"
-        f"<|im_start|>user\n{user}<|im_end|>\n"
-        "<|im_start|>assistant\n"
-    )
+@dataclass(frozen=True)
+class ChatTemplate:
+    """How a model family writes a chat turn, for the raw completions endpoint that `forcing` needs.
+
+    `end_of_turn` stops the forced answer: a model that closes its turn has finished answering.
+    """
+
+    system: str
+    user: str
+    assistant: str
+    end_of_turn: str
+
+    def render(self, user: str, system: str = SYSTEM_PROMPT) -> str:
+        """The prompt a chat endpoint would build for one user message, ready for the assistant's reply."""
+        return self.system.format(system) + self.user.format(user) + self.assistant
+
+
+# `model.chat_template` names one of these (params.py allows exactly these names).
+CHAT_TEMPLATES = {
+    "chatml": ChatTemplate(  # Qwen2.5 and many other open models
+        system="<|im_start|>system\n{}<|im_end|>\n",
+        user="<|im_start|>user\n{}<|im_end|>\n",
+        assistant="<|im_start|>assistant\n",
+        end_of_turn="<|im_end|>",
+    ),
+}
 
 
 def fill_budget(template: Any, budget: Budget) -> Any:
@@ -103,7 +123,7 @@ def first_request(params: Params, problem: str, problem_id: str, budget: Budget,
     else:
         req = {
             "endpoint": "completions",
-            "prompt": chatml(text),
+            "prompt": CHAT_TEMPLATES[params.model.chat_template].render(text),
             "max_tokens": budget,
             **_sampling_fields(params, seed),
         }
@@ -155,5 +175,5 @@ def answer_request(params: Params, first: dict[str, Any], reasoning: str, seed: 
         "seed": seed,
         "prompt": first["prompt"] + reasoning + params.budgets.answer_cue,
         "max_tokens": params.budgets.answer_tokens,
-        "stop": ["\n", "<|im_end|>"],
+        "stop": ["\n", CHAT_TEMPLATES[params.model.chat_template].end_of_turn],
     }

@@ -24,9 +24,7 @@ from pydantic import (
 from .budget_axis import EFFORT_LEVELS, Budget
 
 EMBEDDED = "embedded"
-BUDGET_METHODS = ("prompt", "forcing", "cap", "thinking", "effort")
 REASONING_GYM_PREFIX = "reasoning_gym:"
-CHAT_TEMPLATES = ("chatml",)
 
 # The seed experiment's prompt (o1-mini on AIME 2024), with {problem} and {budget} substituted.
 SEED_PROMPT = (
@@ -61,7 +59,7 @@ class ModelParams(_Section):
     base_url: str | list[str] = EMBEDDED  # one endpoint, or a list of replicas serving the same model
     name: str = "qwen2.5-coder-0.5b-instruct"
     api_key_env: str | None = None
-    chat_template: Literal["chatml"] = "chatml"
+    chat_template: Literal["chatml"] = "chatml"  # a key of budgets.CHAT_TEMPLATES (a test keeps them equal)
     request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     backoff_base: float = Field(default=0.5, ge=0)

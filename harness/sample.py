@@ -31,12 +31,11 @@ from .budget_axis import Budget
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
 from .data import read_problems
 from .embedded import embedded_server
-from .files import OUTPUTS, STORE_DIR, write_csv
+from .files import SAMPLES, STORE_DIR, write_csv
 from .grade import extract_answer, is_equivalent, normalize_answer
 from .params import Params
 from .store import ResponseStore, StoreError, request_key
 
-SAMPLES = OUTPUTS / "samples.csv"
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-after-retries")
 SAMPLE_COLUMNS = [
@@ -154,9 +153,7 @@ def _choice_tokens(response: dict[str, Any], index: int, field_name: str) -> int
     return round(total * lengths[index] / sum(lengths))
 
 
-async def _pick_choice(
-    params: Params, first: dict[str, Any], index: int, fetch: Fetch, outcome: Outcome
-) -> dict[str, Any]:
+async def _pick_choice(first: dict[str, Any], index: int, fetch: Fetch, outcome: Outcome) -> dict[str, Any]:
     """Choice `index` of a request for n choices, topping up while the server returned fewer."""
     response = await fetch(first)
     collected = [(response, i) for i in range(len(choices_of(response)))]
@@ -184,7 +181,7 @@ async def run_job(params: Params, job: Job, fetch: Fetch) -> Outcome:
     seed = budget_requests.sample_seed(params.sampling.seed, job.problem_id, job.sample)
     first = budget_requests.first_request(params, job.problem, job.problem_id, job.budget, job.sample)
     outcome = Outcome(job=job, seed=seed)
-    part = await _pick_choice(params, first, job.sample % params.sampling.n_per_request, fetch, outcome)
+    part = await _pick_choice(first, job.sample % params.sampling.n_per_request, fetch, outcome)
     parts = [part]
     text = part["text"]
     used, waits = part.get("completion_tokens") or 0, 0

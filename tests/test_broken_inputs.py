@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -419,12 +418,12 @@ def test_hostile_model_output_is_graded_or_classified_never_a_crash(project, scr
 
 
 @pytest.mark.parametrize(("text", "answer"), [(t, a) for t, _, a in HOSTILE_OUTPUTS.values()])
-def test_answer_extraction_of_hostile_output_is_fast_and_total(text, answer):
-    started = time.monotonic()
+def test_answer_extraction_of_hostile_output_is_total_and_grades_what_it_extracted(text, answer):
     got = normalize_answer(extract_answer(text))
     assert got == answer
-    assert isinstance(is_equivalent(extract_answer(text), "42"), bool)
-    assert time.monotonic() - started < 5
+    # graded right against its own answer and wrong against another: grading read the extracted answer
+    assert is_equivalent(extract_answer(text), answer or "0") is (answer is not None)
+    assert is_equivalent(extract_answer(text), "-12345") is False
 
 
 def test_the_real_aime_and_math500_files_pass_the_row_checks():

@@ -56,3 +56,26 @@ def test_api_key_value_is_never_echoed(tmp_path):
         load_params(_write(tmp_path, {"model": {"api_key_env": "sk-secret-value-123"}}))
     assert "sk-secret-value-123" not in str(info.value)  # it may well be a pasted key
     assert "never the key itself" in str(info.value)
+
+
+def test_every_allowed_chat_template_is_one_the_request_builder_can_render():
+    """`model.chat_template` is read: each name params.yaml accepts renders a prompt (and only those)."""
+    from typing import get_args
+
+    from harness.budgets import CHAT_TEMPLATES
+    from harness.params import ModelParams
+
+    assert set(get_args(ModelParams.model_fields["chat_template"].annotation)) == set(CHAT_TEMPLATES)
+
+
+def test_chatml_renders_the_prompt_the_committed_store_was_recorded_with(tmp_path):
+    """The committed store is keyed by this exact text: a change here would re-pay every forced request."""
+    from harness.budgets import first_request
+
+    params = load_params(_write(tmp_path, {"model": {"chat_template": "chatml"}}))
+    request = first_request(params, "What is 2 + {2}?", "p0", 16, 0)
+    assert request["prompt"] == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nSolve the following problem. Reason step by step, then give the final answer in "
+        "\\boxed{}.\n\nWhat is 2 + {2}?<|im_end|>\n<|im_start|>assistant\n"
+    )
