@@ -10,11 +10,14 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
+from .files import STORE_DIR
 from .params import Params, ParamsError, load_params
 from .preflight import preflight
 from .redact import register, scrub
+from .store import count_records
 
 STAGES = ("fetch", "calibrate", "sample", "vote", "plot")
 EXIT_USAGE = 2
@@ -56,6 +59,12 @@ def reproduce(params_path: str, params: Params, incremental: bool) -> int:
     return subprocess.call(["dvc", "repro", *([] if incremental else ["--force"])], env=env)
 
 
+def print_summary(params: Params, sent: int, seconds: float) -> None:
+    from .summary import gather, lines
+
+    print("\n".join(lines(gather(sent, seconds), params)))
+
+
 def _one_line(error: BaseException | str) -> str:
     """What the user reads: one line, and never the API key, even if a provider echoed it in an error."""
     return "harness: " + scrub(" ".join(str(error).split()))
@@ -91,13 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
             register(os.environ.get(params.model.api_key_env))
+        started, stored = time.monotonic(), count_records(STORE_DIR)
         if args.command == "reproduce":
-            return reproduce(args.params, params, args.incremental)
+            code = reproduce(args.params, params, args.incremental)
+            if code == 0:
+                print_summary(params, count_records(STORE_DIR) - stored, time.monotonic() - started)
+            return code
         stages = STAGES if args.command == "run" else (args.command,)
         if args.command == "run":
             preflight(params)  # every stage's inputs checked before the first one writes anything
         for name in stages:
             _stage(name)(params)
+        if args.command == "run":
+            print_summary(params, count_records(STORE_DIR) - stored, time.monotonic() - started)
     except Interrupted as exc:
         print(_one_line(exc), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -103,6 +103,11 @@ class ResponseStore:
         return {"v": SCHEMA_VERSION, "key": request_key(request), "request": request, "response": response}
 
 
+def count_records(root: str | Path) -> int:
+    """Complete records in every shard of `root` (no parsing: a before/after count of what a run added)."""
+    return sum(path.read_bytes().count(b"\n") for path in sorted(Path(root).glob("*.jsonl")))
+
+
 def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
     data = path.read_bytes()
     lines = data.split(b"\n")

@@ -49,6 +49,38 @@ def test_forcing_run_end_to_end_then_replays_with_zero_requests(project, fake_mo
     assert _hashes() == first, "same params + same store must give byte-identical outputs"
 
 
+def _summary(out: str) -> dict[str, str]:
+    block = out.split("summary:\n", 1)[1]
+    return {line.split()[0]: line.split(None, 1)[1] for line in block.splitlines() if line.startswith("  ")}
+
+
+def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fake_model, capsys):
+    project(fake_model.url, prices={"input_per_million": 1.0, "output_per_million": 10.0})
+    assert main(["run"]) == 0
+    live = _summary(capsys.readouterr().out)
+    sent = len(fake_model.requests)
+    samples = pd.read_csv("outputs/samples.csv")
+    assert live["problems"] == f"6 ({json.loads(Path('outputs/dataset.json').read_text())['source']})"
+    counts = samples["status"].value_counts()
+    assert live["samples"].startswith(f"{len(samples)}: ")
+    for status, count in counts.items():
+        assert f"{status} {count}" in live["samples"]
+    assert live["requests"] == f"{sent} sent to the model, {samples['requests'].sum() - sent} replayed from the store"
+    completion, prompt = int(samples["completion_tokens"].sum()), int(samples["prompt_tokens"].sum())
+    assert live["tokens"] == f"{completion:,} completion, {prompt:,} prompt"
+    assert live["cost"] == f"${(prompt * 1.0 + completion * 10.0) / 1e6:,.2f}"
+    law = json.loads(Path("outputs/metrics.json").read_text())["law"]
+    assert live["law"].startswith(f"{law['slope_points_per_doubling']:+.1f} accuracy points per doubling")
+    assert f"{law['saturation_log2_tokens']:.2f}" in live["saturation"]
+    assert live["figures"] == "outputs/accuracy_vs_tokens.png, outputs/requested_vs_actual.png"
+    assert "wall" in live
+
+    assert main(["run"]) == 0  # the same run again: everything from the store
+    replay = _summary(capsys.readouterr().out)
+    assert len(fake_model.requests) == sent
+    assert replay["requests"] == f"0 sent to the model, {samples['requests'].sum()} replayed from the store"
+
+
 def test_calibrate_and_sample_share_paid_responses(project, fake_model):
     project(fake_model.url)
     assert main(["fetch"]) == 0

@@ -1,0 +1,114 @@
+"""The few lines a user reads after `harness run` or `harness reproduce`: what the run rests on and found.
+
+Why from files: `harness reproduce` runs each stage in a DVC subprocess, so the summary reads what the
+stages wrote (the sample table, the metrics, the dataset record) plus how many records the store gained
+while the command ran. It never talks to a model and never writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES
+from .params import Params
+from .sample import STATUSES
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the summary reports, gathered from the run's files (pure data, so the wording is testable)."""
+
+    problems: int | None
+    source: str | None
+    statuses: dict[str, int]
+    requests_total: int
+    requests_sent: int
+    completion_tokens: int
+    prompt_tokens: int
+    law: dict[str, Any]
+    seconds: float
+
+
+def gather(sent: int, seconds: float) -> RunFacts:
+    """Read the finished run's outputs; `sent` is how many responses the store gained during the command."""
+    samples = pd.read_csv(SAMPLES, dtype={"answer": str}) if SAMPLES.exists() else pd.DataFrame()
+    dataset = _json(DATASET_INFO)
+    counts = samples["status"].value_counts().to_dict() if len(samples) else {}
+    return RunFacts(
+        problems=dataset.get("problems"),
+        source=dataset.get("source"),
+        statuses={s: int(counts[s]) for s in STATUSES if s in counts},
+        requests_total=_sum(samples, "requests"),
+        requests_sent=sent,
+        completion_tokens=_sum(samples, "completion_tokens"),
+        prompt_tokens=_sum(samples, "prompt_tokens"),
+        law=_json(METRICS).get("law", {}),
+        seconds=seconds,
+    )
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _sum(frame: pd.DataFrame, column: str) -> int:
+    return int(frame[column].fillna(0).sum()) if column in frame else 0
+
+
+def dollars(facts: RunFacts, params: Params) -> float | None:
+    """What the figure's tokens cost at `prices` (None when no price is set: a local model is free)."""
+    prices = params.prices
+    if not (prices.input_per_million or prices.output_per_million):
+        return None
+    return (facts.prompt_tokens * prices.input_per_million + facts.completion_tokens * prices.output_per_million) / 1e6
+
+
+def lines(facts: RunFacts, params: Params) -> list[str]:
+    """The summary, one fact per line, in the order a reader asks: what, how much, what it found, where."""
+    total = sum(facts.statuses.values())
+    by_status = ", ".join(f"{name} {count}" for name, count in facts.statuses.items()) or "none"
+    replayed = max(facts.requests_total - facts.requests_sent, 0)
+    cost = dollars(facts, params)
+    return [
+        "summary:",
+        f"  problems     {facts.problems if facts.problems is not None else '?'} ({facts.source or 'unknown source'})",
+        f"  samples      {total}: {by_status}",
+        f"  requests     {facts.requests_sent} sent to the model, {replayed} replayed from the store",
+        f"  tokens       {facts.completion_tokens:,} completion, {facts.prompt_tokens:,} prompt",
+        f"  cost         {_cost(cost)}",
+        f"  wall time    {_duration(facts.seconds)}",
+        f"  law          {_law(facts.law)}",
+        f"  saturation   {_saturation(facts.law)}",
+        f"  figures      {ACCURACY_PNG}, {CALIBRATION_PNG}",
+    ]
+
+
+def _cost(cost: float | None) -> str:
+    return "no prices set in params.yaml (prices)" if cost is None else f"${cost:,.2f}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{seconds:.1f} s"
+
+
+def _law(law: dict[str, Any]) -> str:
+    slope = law.get("slope_points_per_doubling")
+    if slope is None:
+        return f"no slope ({law.get('reason', 'too few points rise above the floor')})"
+    lo, hi = law.get("slope_lo"), law.get("slope_hi")
+    interval = f" (95% CI {lo:+.1f} to {hi:+.1f})" if lo is not None and hi is not None else " (no interval)"
+    return f"{slope:+.1f} accuracy points per doubling of tokens{interval}"
+
+
+def _saturation(law: dict[str, Any]) -> str:
+    at = law.get("saturation_log2_tokens")
+    if at is None:
+        return "unknown"
+    where = f"log2 tokens {at:.2f} (~{2 ** at:,.0f} tokens)"
+    return f"at {where}" if law.get("saturated") else f"not reached: still rising at {where}"
