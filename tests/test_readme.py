@@ -71,3 +71,18 @@ def test_the_hosted_worked_example_prints_what_the_readme_shows(tmp_path, monkey
         assert capsys.readouterr().out == shown
     assert params["data"]["path"] == "data/aime2024.jsonl"
     assert not (tmp_path / "store").exists() and not (tmp_path / "outputs").exists()  # a dry run
+
+
+def _documented_statuses(doc: str, opening: str) -> list[str]:
+    """The backticked names in the sentence of `doc` that starts with `opening` (up to its full stop)."""
+    text = " ".join((REPO / doc).read_text().split())
+    sentence = text.split(opening, 1)[1].split(". ", 1)[0]
+    sentence = re.sub(r"\([^)]*\)", "", sentence)  # explanations in brackets name other things
+    return re.findall(r"`([a-z-]+)`", sentence)
+
+
+def test_documented_sample_statuses_are_the_ones_the_code_writes():
+    from harness.sample import STATUSES
+
+    assert _documented_statuses("README.md", "`status` is one of") == list(STATUSES)
+    assert _documented_statuses("docs/methods.md", "Every sample ends with a `status`:") == list(STATUSES)
