@@ -130,3 +130,11 @@ def docker_check(session: nox.Session) -> None:
 def docker_build(session: nox.Session) -> None:
     """A real image build and run with podman, no registry, --network none (root; the llama.cpp compile dominates, docs/sharing.md has the measured time; not in CI)."""
     session.run("docker/build-offline", *session.posargs, external=True)
+
+
+@nox.session(name="lowest-direct")
+def lowest_direct(session: nox.Session) -> None:
+    """The declared lower bounds are true: every direct dependency at the lowest version pyproject.toml
+    allows (not the lock), then the fast lane. Resolves against PyPI; not in CI (docs/development.md)."""
+    session.install("--resolution", "lowest-direct", "-e", ".[test]")
+    session.run("pytest", "-m", "not embedded", *session.posargs, env=ENV)

@@ -148,11 +148,20 @@ class EmptyChoices(Exception):
     """A 200 with no choices at all: nothing to store, ask again."""
 
 
+def _server_message(exc: openai.APIStatusError) -> str:
+    """The server's own words. SDK releases differ in what `body` holds (the `error` object, or the whole
+    JSON body around it), so both shapes are read; the SDK's message is the fallback."""
+    body = exc.body
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+        return inner["message"]
+    return re.sub(r"^Error code: \d+ - ", "", exc.message)  # the SDK's prefix repeats the status
+
+
 def describe_error(exc: BaseException) -> str:
     """Status and message only: never the request, whose headers carry the key."""
     if isinstance(exc, openai.APIStatusError):
-        message = re.sub(r"^Error code: \d+ - ", "", exc.message)  # the SDK's prefix repeats the status
-        return f"HTTP {exc.status_code}: {message}"[:300]
+        return f"HTTP {exc.status_code}: {_server_message(exc)}"[:300]
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
