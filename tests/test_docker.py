@@ -15,6 +15,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 from gitrepo import SHARDS, env, hashes, outputs
 
@@ -123,6 +124,7 @@ def test_every_copied_path_exists():
     assert not missing
 
 
+@pytest.mark.pinned
 def test_entry_command_reproduces_outside_a_container(tmp_path):
     """ENTRYPOINT + CMD, run in /app's layout (no git, core.no_scm from the Dockerfile), zero requests."""
     app = tmp_path / "app"

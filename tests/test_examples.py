@@ -22,6 +22,7 @@ OUTPUTS = ("samples.csv", "curve.csv", "metrics.json", "calibration.csv", "calib
            "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json")
 
 
+@pytest.mark.pinned
 @pytest.mark.parametrize("name", RUNS)
 def test_each_method_run_replays_from_its_store_byte_for_byte(name, tmp_path, monkeypatch):
     run = tmp_path / name

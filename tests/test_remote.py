@@ -105,6 +105,7 @@ def test_publisher_tracks_results_with_dvc_not_git(published):
     assert "up to date" in run("dvc", "status", cwd=published, environ=_env())
 
 
+@pytest.mark.pinned
 def test_local_directory_remote(published, tmp_path):
     remote = tmp_path / "remote"
     _remote_add(published, str(remote))
@@ -113,6 +114,7 @@ def test_local_directory_remote(published, tmp_path):
     _clone_pull_reproduce(published, tmp_path / "fresh", str(remote))
 
 
+@pytest.mark.pinned
 def test_s3_remote_on_loopback(published, tmp_path, s3_endpoint):
     url = f"s3://{BUCKET}/scaling-harness"
     _remote_add(published, url, endpointurl=s3_endpoint)
@@ -120,6 +122,7 @@ def test_s3_remote_on_loopback(published, tmp_path, s3_endpoint):
     _clone_pull_reproduce(published, tmp_path / "fresh", url, endpointurl=s3_endpoint)
 
 
+@pytest.mark.pinned
 def test_http_remote_pull_only(published, tmp_path, http_server):
     root, url = http_server
     _remote_add(published, str(root))  # HTTP servers are read-only for DVC: publish to the served directory

@@ -41,6 +41,7 @@ def test_committed_outputs_exist():
     assert not missing, f"not committed: {missing}"
 
 
+@pytest.mark.pinned
 def test_dvc_repro_twice_regenerates_committed_outputs_byte_for_byte(reruns):
     first, second = reruns
     assert first == second, f"dvc repro -f is not deterministic: {[f for f in first if first[f] != second[f]]}"
