@@ -22,6 +22,17 @@ OUTPUTS = Path("outputs")
 STORE_DIR = Path("store")
 
 
+class MissingInput(RuntimeError):
+    """A stage's input file is not there yet: the message names it and the stage that makes it."""
+
+
+def require(path: Path, made_by: str) -> Path:
+    """`path`, or a MissingInput saying which command writes it (a stage run before its inputs exist)."""
+    if not path.exists():
+        raise MissingInput(f"{path}: not found; run `harness {made_by}` (or `dvc repro`) first")
+    return path
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)

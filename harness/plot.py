@@ -28,7 +28,7 @@ import pandas as pd
 from . import stats
 from .budget_axis import Budget, as_budget, budget_rank, is_effort, largest
 from .calibrate import CALIBRATION, CALIBRATION_SUMMARY
-from .files import OUTPUTS, write_bytes, write_json
+from .files import OUTPUTS, require, write_bytes, write_json
 from .params import Params
 from .vote import CURVE, METRICS, frontier, vote_budget_of
 
@@ -168,9 +168,9 @@ def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Fi
 
 def run(params: Params) -> None:
     _style()
-    table = pd.read_csv(CURVE)
-    calib = pd.read_csv(CALIBRATION)
-    summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
+    table = pd.read_csv(require(CURVE, "vote"))
+    calib = pd.read_csv(require(CALIBRATION, "calibrate"))
+    summary = json.loads(require(CALIBRATION_SUMMARY, "calibrate").read_text(encoding="utf-8"))
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]
