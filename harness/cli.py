@@ -36,12 +36,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data import DataError
     from .embedded import EmbeddedError
     from .files import MissingInput
-    from .sample import RunRejected
+    from .sample import NoAnswers, RunRejected
     from .store import StoreError
     from .vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, MissingInput)
+            CompareError, RunRejected, NoAnswers, MissingInput)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
