@@ -255,9 +255,11 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--log", help="append one JSON line per billable response here")
+    parser.add_argument("--hang", action="store_true", help="wedged: answer /models, never a completion")
     args = parser.parse_args()
     model = FakeModel(fault_rate=args.fault_rate)
     model.delay_s = args.delay
+    model.hang_forever = args.hang
     if args.log:
         log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
         original = model.respond
