@@ -42,8 +42,12 @@ def summarize(rows: pd.DataFrame, requested: list[Budget]) -> pd.DataFrame:
     return table
 
 
-def _rounded(value: float) -> float | None:
-    return round(float(value), 4) if math.isfinite(value) else None  # JSON has no NaN
+def _rounded(value: object) -> float | None:
+    """JSON has no NaN: a missing value (pd.NA too: every sample of every budget failed) is null."""
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return round(number, 4) if math.isfinite(number) else None
 
 
 def run(params: Params) -> None:

@@ -38,12 +38,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .compare import CompareError
     from .data import DataError
     from .embedded import EmbeddedError
-    from .sample import RunRejected
+    from .files import MissingInput
+    from .sample import NoAnswers, RunRejected
     from .store import StoreError
     from .vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected)
+            CompareError, RunRejected, NoAnswers, MissingInput)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:

@@ -35,6 +35,17 @@ COMPARE_PNG = OUTPUTS / "compare.png"
 COMPARE_CSV = OUTPUTS / "compare.csv"
 
 
+class MissingInput(RuntimeError):
+    """A stage's input file is not there yet: the message names it and the stage that makes it."""
+
+
+def require(path: Path, made_by: str) -> Path:
+    """`path`, or a MissingInput saying which command writes it (a stage run before its inputs exist)."""
+    if not path.exists():
+        raise MissingInput(f"{path}: not found; run `harness {made_by}` (or `dvc repro`) first")
+    return path
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from .files import (
     CURVE,
     METRICS,
     REGIONS_JSON,
+    require,
     write_bytes,
     write_json,
 )
@@ -174,9 +175,9 @@ def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Fi
 
 def run(params: Params) -> None:
     _style()
-    table = pd.read_csv(CURVE)
-    calib = pd.read_csv(CALIBRATION)
-    summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
+    table = pd.read_csv(require(CURVE, "vote"))
+    calib = pd.read_csv(require(CALIBRATION, "calibrate"))
+    summary = json.loads(require(CALIBRATION_SUMMARY, "calibrate").read_text(encoding="utf-8"))
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]

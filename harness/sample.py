@@ -7,7 +7,11 @@ concurrency, persisting each response the moment it arrives. A warm store theref
 no API key and no model: that is what makes `dvc repro` reproducible anywhere.
 
 Ctrl-C stops sending new requests, lets the ones in flight land in the store, says what is left and
-exits non-zero; a second Ctrl-C stops at once. A killed run loses at most the responses in flight.
+exits non-zero; a second Ctrl-C stops at once. A killed run loses at most the responses in flight. A
+store that cannot be written (disk full) stops the spending the same way, and the stage fails. Runs
+sharing a store claim each request before sending it; a request another run is asking is left for it
+(the sample is retried later, its response read from the store). A stage whose requests all failed
+stops with one line saying why, instead of writing a table of failures.
 
 Output: `outputs/samples.csv`, one row per planned sample, graded, each with a `status`.
 """
@@ -34,7 +38,7 @@ from .embedded import embedded_server
 from .files import SAMPLES, STORE_DIR, write_csv
 from .grade import extract_answer, is_equivalent, normalize_answer
 from .params import Params
-from .store import ResponseStore, StoreError, request_key
+from .store import Claims, ResponseStore, StoreError, StoreWriteFailed, request_key
 
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-after-retries")
@@ -90,6 +94,26 @@ class Interrupted(RuntimeError):
     """Ctrl-C: in-flight responses were stored; the message says how much is left."""
 
 
+class NoAnswers(RuntimeError):
+    """Every sample a stage asked for failed after its retries: the message says what, why, what to do."""
+
+
+class Busy(Exception):
+    """Another run has claimed this request and is asking for it now: wait for its response."""
+
+    def __init__(self, owner: str):
+        super().__init__(owner)
+        self.owner = owner
+
+
+class Halted(Exception):
+    """The store cannot be written: no new request may be sent (money would be spent on nothing)."""
+
+
+# How often a run waiting for another run's response looks at the store again.
+CLAIM_POLL_S = 0.2
+
+
 Fetch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -104,6 +128,9 @@ class GroupCommit:
         self.store = store
         self.pending: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
         self.flusher: asyncio.Task[None] | None = None
+        self.stored = 0
+        self.unstored = 0  # responses received (paid for) that could not be written
+        self.failure: StoreWriteFailed | None = None
 
     async def __call__(self, request: dict[str, Any], response: dict[str, Any]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -118,10 +145,21 @@ class GroupCommit:
                 batch, self.pending = self.pending, []
                 try:
                     await asyncio.to_thread(self.store.append_many, [(r, s) for r, s, _ in batch])
+                except StoreWriteFailed as exc:  # the first exc.stored of the batch are on disk
+                    self.failure = self.failure or exc
+                    self.stored += exc.stored
+                    self.unstored += len(batch) - exc.stored
+                    for i, (*_, done) in enumerate(batch):
+                        if i < exc.stored:
+                            done.set_result(None)
+                        else:
+                            done.set_exception(exc)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter, each re-raises it
                     for *_, done in batch:
                         done.set_exception(exc)
                     continue
+                self.stored += len(batch)
                 for *_, done in batch:
                     done.set_result(None)
         finally:
@@ -312,7 +350,30 @@ def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outc
         )
     print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}")
     with model_endpoint(params) as client:
-        return asyncio.run(_run_live(params, jobs, store, client, desc, set(todo)))
+        outcomes = asyncio.run(_run_live(params, jobs, store, client, desc, set(todo)))
+    asked = set(todo)
+    failed = [o for o in outcomes if o.job in asked and o.error is not None]
+    if failed and len(failed) == len(asked):
+        raise NoAnswers(_no_answers(params, desc, len(failed), len(asked), failed[-1].error))
+    if failed:
+        print(f"{desc}: warning: {len(failed)} of {len(asked)} samples requested failed after retries (last "
+              f"error: {failed[-1].error}); they are kept with status failed-after-retries and asked again by "
+              "the next run", file=sys.stderr)
+    return outcomes
+
+
+def _no_answers(params: Params, desc: str, failed: int, total: int, last_error: str | None) -> str:
+    """One line for a stage whose every request failed: what, how many, the last error, what to do."""
+    if last_error is not None and "timeout" in last_error:
+        hint = (f"every request timed out after model.request_timeout = {params.model.request_timeout:g}s: the "
+                "server answers but does not complete requests (a wedged server, a proxy whose upstream is "
+                "down); check its logs, or raise model.request_timeout if the model is only slow")
+    else:
+        hint = "check the server's logs, model.base_url and model.name"
+    counted = f"all {failed} samples requested" if failed == total else f"the first {failed} of {total} samples"
+    return (f"{desc}: {counted} failed after retries, with no response at all (last error: {last_error}); "
+            f"{hint}; nothing was stored for them and no output was written, rerun `harness {desc}` once the "
+            "server answers")
 
 
 async def _gather(params: Params, jobs: list[Job], fetch: Fetch) -> list[Outcome]:
@@ -345,6 +406,30 @@ async def _run_live(
     rejected_problems: set[str] = set()
     stop = asyncio.Event()
     commit = GroupCommit(store)
+    claims = Claims(store.root)
+    not_before: dict[int, float] = {}  # a job left for another run is retried from this time on
+    others: set[str] = set()  # runs whose claims we waited for
+    halted: list[StoreWriteFailed] = []  # the first store write that failed: nothing new is sent
+    failed_samples = 0
+    loop = asyncio.get_running_loop()
+
+    async def send(key: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Claim the request, ask the model, store the response, release the claim (in that order, so a
+        run that finds the claim gone finds the response in the store)."""
+        owner = claims.take(key)
+        store.refresh()  # stored by another run since we looked (before it released its claim)
+        record = store.get(key)
+        if record is not None:
+            claims.release(key)
+            return dict(record["response"])
+        if owner is not None:
+            raise Busy(owner)
+        try:
+            response = await client.complete(request)
+            await commit(request, response)  # persisted before anything else happens to it
+            return response
+        finally:
+            claims.release(key)
 
     async def fetch(request: dict[str, Any]) -> dict[str, Any]:
         key = request_key(request)
@@ -353,11 +438,12 @@ async def _run_live(
             return dict(record["response"])
         if key in inflight:
             return dict(await asyncio.shield(inflight[key]))
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if halted:
+            raise Halted()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         inflight[key] = future
         try:
-            response = await client.complete(request)
-            await commit(request, response)  # persisted before anything else happens to it
+            response = await send(key, request)
             future.set_result(response)
             return response
         except BaseException as exc:
@@ -367,12 +453,36 @@ async def _run_live(
         finally:
             del inflight[key]
 
+    def halt(exc: StoreWriteFailed) -> None:
+        if not halted:
+            halted.append(exc)
+            stop.set()
+            print(f"\n{desc}: stopping: cannot write {exc.what}; no new requests; waiting for the ones in "
+                  "flight", file=sys.stderr)
+
     async def worker() -> None:
+        nonlocal failed_samples
         while not stop.is_set() and not queue.empty():
             index = queue.get_nowait()
+            wait = not_before.pop(index, 0.0) - loop.time()
+            if wait > 0:  # every job left is being asked by another run: give it time to answer
+                await asyncio.sleep(wait)
             job = jobs[index]
             try:
                 results[index] = await run_job(params, job, fetch)
+            except Busy as exc:
+                if exc.owner not in others:
+                    others.add(exc.owner)
+                    print(f"\n{desc}: another run ({exc.owner}) is asking for some of these requests; "
+                          "waiting for its responses instead of paying twice", file=sys.stderr)
+                not_before[index] = loop.time() + CLAIM_POLL_S
+                queue.put_nowait(index)
+                continue
+            except StoreWriteFailed as exc:
+                halt(exc)
+                continue
+            except Halted:
+                continue
             except RequestRejected as exc:
                 rejected_problems.add(job.problem_id)
                 if client.counters.responses == 0 and len(rejected_problems) >= REJECTIONS_BEFORE_STOP:
@@ -394,10 +504,14 @@ async def _run_live(
                 )
                 outcome.error = str(exc)
                 results[index] = outcome
+                failed_samples += 1
+                if client.counters.responses == 0 and failed_samples >= max(REJECTIONS_BEFORE_STOP, workers):
+                    # a whole round of workers and not one answer: the server is down or wedged, stop
+                    # instead of waiting out every remaining sample's timeouts
+                    stop.set()
+                    raise NoAnswers(_no_answers(params, desc, failed_samples, len(todo), outcome.error))
             bar.update(1)
             bar.set_postfix(_postfix(client.counters, bar.format_dict.get("elapsed") or 0), refresh=False)
-
-    loop = asyncio.get_running_loop()
 
     def on_sigint() -> None:
         if stop.is_set():  # second Ctrl-C: stop now, in-flight responses are abandoned
@@ -408,8 +522,14 @@ async def _run_live(
         print(f"\n{desc}: stopping: no new requests; waiting for the ones in flight to land in the store "
               "(Ctrl-C again to stop now)", file=sys.stderr)
 
+    async def heartbeat() -> None:
+        while True:  # our claims stay fresh while their requests are in flight, however long they take
+            await asyncio.sleep(claims.lease_s / 4)
+            claims.heartbeat()
+
     workers = params.sampling.concurrency * len(client.clients)
     tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    beating = asyncio.ensure_future(heartbeat())
     try:
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     except (NotImplementedError, RuntimeError):  # not the main thread: plain KeyboardInterrupt applies
@@ -418,14 +538,28 @@ async def _run_live(
         await asyncio.gather(*tasks)
     except asyncio.CancelledError:
         pass
+    except BaseException:
+        stop.set()  # a stage-ending error: the other workers send nothing new, their requests land
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     finally:
         try:
             loop.remove_signal_handler(signal.SIGINT)
         except (NotImplementedError, RuntimeError):
             pass
+        beating.cancel()
+        claims.release_all()
         bar.close()
         await client.close()
     left = sum(1 for r in results if r is None)
+    if halted:
+        failure = halted[0]
+        raise StoreWriteFailed(failure.path, failure.error, message=(
+            f"{desc}: stopped spending: cannot write {failure.what}; {commit.unstored} response(s) received "
+            f"could not be stored and will be requested again, {commit.stored} stored by this run will not "
+            f"be; {left} of {len(jobs)} samples not done and no output written. {failure.advice}, then rerun "
+            f"`harness {desc}` to resume"
+        ))
     if left:
         raise Interrupted(
             f"{desc}: interrupted with {left} of {len(jobs)} samples left; every response received is in "

@@ -7,17 +7,32 @@ so a response that was received is never lost and two processes never interleave
 line (a crash mid-write) is detected on open, reported, and cut off before the next append. Lookups read
 every shard, so a response paid for by one stage is reused by every other stage.
 
+A write either reaches the disk whole or fails loudly: short writes are continued, and any error (disk
+full, quota, read-only, I/O) raises `StoreWriteFailed` after cutting the shard back to its last whole
+record, so the store stays readable and the caller knows exactly which responses were not stored.
+
+Runs sharing a store claim a request before sending it (`Claims`: a symlink per request key under
+`.claims/`, naming the claimer's host, pid and run); another run that needs the same request waits for
+the response in the shards instead of paying for it again. A dead claimer's claims are taken over.
+See docs/store.md.
+
 Only this module knows the file format.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import secrets
+import socket
+import threading
+import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +43,35 @@ SCHEMA_VERSION = 1
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is; the message says which file and line, and what to do."""
+
+
+# errno -> (what happened, in the user's words; what to do about it)
+_WRITE_ERRORS = {
+    errno.ENOSPC: ("disk full", "free space on the filesystem holding the store, or move the store"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota"),
+    errno.EROFS: ("read-only filesystem", "remount it read-write or put the store on a writable filesystem"),
+    errno.EIO: ("I/O error", "check the disk (dmesg) before trusting it with paid responses"),
+    errno.EFBIG: ("file too large", "move the store to a filesystem that allows larger files"),
+    errno.EACCES: ("permission denied", "fix the permissions of the store directory"),
+    errno.EPERM: ("permission denied", "fix the permissions of the store directory"),
+}
+
+
+class StoreWriteFailed(StoreError):
+    """A write to the store did not reach the disk. `stored`: how many records of the failed batch did
+    (they are whole and indexed); the rest were not written at all."""
+
+    def __init__(self, path: Path, error: OSError, stored: int = 0, message: str | None = None):
+        self.path = path
+        self.errno = error.errno
+        self.error = error
+        self.stored = stored
+        self.reason, self.advice = _WRITE_ERRORS.get(
+            error.errno or 0, (error.strerror or str(error), "fix the filesystem holding the store")
+        )
+        name = errno.errorcode.get(error.errno or 0, "")
+        self.what = f"{path}: {self.reason}" + (f" ({name})" if name else "")
+        super().__init__(message or f"cannot write {self.what}; {self.advice}, then rerun")
 
 
 def canonical_json(obj: Any) -> str:
@@ -47,12 +91,48 @@ class ResponseStore:
         self.shard_path = self.root / f"{shard}.jsonl"
         self._lock_path = self.root / ".lock"
         self._records: dict[str, dict[str, Any]] = {}
+        self._read_to: dict[Path, tuple[int, int]] = {}  # shard -> (bytes, lines) read so far (whole lines)
+        self._index_lock = threading.Lock()  # appends run in a worker thread, refreshes on the event loop
         if not readonly:  # readonly: a preflight check must not create files
             self.root.mkdir(parents=True, exist_ok=True)
             self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
         for path in sorted(self.root.glob("*.jsonl")):
-            for record in _read_shard(path):
+            data = path.read_bytes()
+            for record in _read_shard(path, data):
                 self._records.setdefault(record["key"], record)
+            whole = data.rfind(b"\n") + 1
+            self._read_to[path] = (whole, data.count(b"\n"))
+
+    def refresh(self) -> int:
+        """Index the whole lines other processes appended since the last look; how many were new.
+
+        Cheap when nothing changed (one stat per shard): a run waiting for another run's response calls
+        it every poll. A partial last line is another writer mid-append: it is read next time.
+        """
+        added = 0
+        for path in sorted(self.root.glob("*.jsonl")):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            offset, lines = self._read_to.get(path, (0, 0))
+            if size < offset:  # replaced (a checkout): read it again from the start
+                offset, lines = 0, 0
+            if size == offset:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(size - offset)
+            whole = data.rfind(b"\n") + 1
+            if not whole:
+                continue
+            with self._index_lock:
+                for record in _read_shard(path, data[:whole], first_line=lines + 1):
+                    if record["key"] not in self._records:
+                        self._records[record["key"]] = record
+                        added += 1
+                self._read_to[path] = (offset + whole, lines + data.count(b"\n", 0, whole))
+        return added
 
     def __len__(self) -> int:
         return len(self._records)
@@ -75,22 +155,23 @@ class ResponseStore:
         An API key echoed in a response is replaced by a placeholder, in `response` itself too.
         """
         records = [self._record(request, response) for request, response in pairs]
-        data = b"".join((canonical_json(r) + "\n").encode("utf-8") for r in records)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
+        lines = [(canonical_json(r) + "\n").encode("utf-8") for r in records]
+        try:
+            with _locked(self._lock_path):
                 _cut_torn_tail(self.shard_path)
-                fd = os.open(self.shard_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        for record in records:
-            self._records.setdefault(record["key"], record)
+                _append_whole(self.shard_path, lines)
+        except StoreWriteFailed as exc:
+            self._index(records[: exc.stored])
+            raise
+        except OSError as exc:  # the lock or the torn-tail cut could not be written: nothing was
+            raise StoreWriteFailed(self.shard_path, exc) from None
+        self._index(records)
         return records
+
+    def _index(self, records: list[dict[str, Any]]) -> None:
+        with self._index_lock:
+            for record in records:
+                self._records.setdefault(record["key"], record)
 
     @staticmethod
     def _record(request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
@@ -108,8 +189,173 @@ def count_records(root: str | Path) -> int:
     return sum(path.read_bytes().count(b"\n") for path in sorted(Path(root).glob("*.jsonl")))
 
 
-def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
-    data = path.read_bytes()
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created empty if missing: an inode, no data block)."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _append_whole(path: Path, lines: list[bytes]) -> None:
+    """Append `lines` and fsync, or raise StoreWriteFailed with the shard cut back to whole records.
+
+    Why the loop: `os.write` on a nearly full disk writes part of the buffer and returns the count, no
+    exception; only the next write raises ENOSPC. Ignoring the count once lost 383 of 420 responses.
+    Call under the store lock (nobody else appends meanwhile).
+    """
+    data = memoryview(b"".join(lines))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.fstat(fd).st_size
+        written = 0
+        try:
+            while written < len(data):
+                n = os.write(fd, data[written:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+                written += n
+            os.fsync(fd)
+        except OSError as exc:
+            raise StoreWriteFailed(path, exc, stored=_keep_whole(fd, start, lines, written)) from None
+    finally:
+        os.close(fd)
+
+
+def _keep_whole(fd: int, start: int, lines: list[bytes], written: int) -> int:
+    """After a failed append: cut the shard back to the last whole record written; how many there are.
+
+    A failed fsync (EIO) leaves nothing trustworthy, so then the whole batch is cut.
+    """
+    kept, end = 0, start
+    if written < sum(map(len, lines)):  # the write failed; everything written so far reached the file
+        for line in lines:
+            if end + len(line) - start > written:
+                break
+            end += len(line)
+            kept += 1
+    try:
+        os.ftruncate(fd, end)
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass  # the torn tail is cut by the next open + append, as after a kill
+        return 0
+    return kept
+
+
+LEASE_ENV = "HARNESS_CLAIM_LEASE_S"  # seconds a claim lives without a heartbeat (default below)
+DEFAULT_LEASE_S = 60.0
+
+
+def lease_seconds() -> float:
+    raw = os.environ.get(LEASE_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_LEASE_S
+    except ValueError:
+        raise StoreError(f"{LEASE_ENV}={raw!r}: must be a number of seconds") from None
+    if value <= 0:
+        raise StoreError(f"{LEASE_ENV}={raw!r}: must be a positive number of seconds")
+    return value
+
+
+class Claims:
+    """Which run is asking for which request right now, so that runs sharing a store never pay twice.
+
+    A claim is a symlink `<store>/.claims/<key>` whose target names the claimer, `host:pid:run` (the
+    lock-file shape Mercurial uses: created atomically with its content, no data block, so it can still
+    be made on a full disk). The claimer keeps it fresh (`heartbeat`, touching its mtime) while the
+    request is in flight, stores the response, then releases it. A claim is stale, and taken over, when
+    its process is gone (same host), when it belongs to an earlier run of this very process, or when its
+    heartbeat is older than the lease (another host, or a hung process). Taking, taking over and
+    releasing happen under one lock, so a fresh claim is never mistaken for the stale one it replaced.
+    """
+
+    def __init__(self, root: str | Path, lease_s: float | None = None):
+        self.dir = Path(root) / ".claims"
+        self.lease_s = lease_s if lease_s is not None else lease_seconds()
+        self.host = socket.gethostname()
+        self.me = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.held: set[str] = set()
+
+    def take(self, key: str) -> str | None:
+        """Claim `key` for this run: None when it is ours now, else who holds it (`host:pid`)."""
+        path = self.dir / key
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with _locked(self.dir / ".lock"):
+                try:
+                    owner = os.readlink(path)
+                except FileNotFoundError:
+                    owner = None
+                if owner is not None and owner != self.me:
+                    if not self._stale(path, owner):
+                        return owner.rsplit(":", 1)[0]
+                    os.unlink(path)
+                if owner != self.me:
+                    os.symlink(self.me, path)
+        except OSError as exc:
+            raise StoreWriteFailed(path, exc) from None
+        self.held.add(key)
+        return None
+
+    def release(self, key: str) -> None:
+        """Give up a claim (after its response is stored, or after the request failed)."""
+        if key not in self.held:
+            return
+        self.held.discard(key)
+        path = self.dir / key
+        try:
+            with _locked(self.dir / ".lock"):
+                if os.readlink(path) == self.me:
+                    os.unlink(path)
+        except OSError:
+            pass  # already taken over, or unremovable: it goes stale and is taken over
+
+    def release_all(self) -> None:
+        for key in list(self.held):
+            self.release(key)
+
+    def heartbeat(self) -> None:
+        """Tell other runs that our claims are alive (their lease restarts)."""
+        for key in list(self.held):
+            try:
+                os.utime(self.dir / key, follow_symlinks=False)
+            except OSError:
+                pass  # a claim that ages out is taken over: at worst one request is paid twice
+
+    def _stale(self, path: Path, owner: str) -> bool:
+        host, _, rest = owner.partition(":")
+        pid_text, _, _run = rest.partition(":")
+        if host == self.host and pid_text.isdigit():
+            pid = int(pid_text)
+            if pid == os.getpid():
+                return True  # an earlier run in this process (its claims outlived it): not a live one
+            if not _alive(pid):
+                return True
+        try:
+            age = time.time() - os.lstat(path).st_mtime
+        except FileNotFoundError:
+            return True
+        return age > self.lease_s
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _read_shard(path: Path, data: bytes, first_line: int = 1) -> Iterator[dict[str, Any]]:
     lines = data.split(b"\n")
     torn = lines.pop()  # after the last newline: empty unless the last write was torn
     if torn:
@@ -118,7 +364,7 @@ def _read_shard(path: Path) -> Iterator[dict[str, Any]]:
             "cut off at the next append",
             stacklevel=3,
         )
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         try:

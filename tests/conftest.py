@@ -19,6 +19,7 @@ def fake_model():
     server, url = serve(model)
     model.url = url
     yield model
+    model.released.set()  # a test that wedged the server lets its hung handlers go
     server.shutdown()
     server.server_close()
 

@@ -8,7 +8,8 @@ seeded guess, so accuracy rises with the budget exactly like a real model's, but
 Faults (`FakeModel.fault_rate`, `FakeModel.faults`): each POST draws, from a RNG seeded by the request body
 and how many times that body was seen, whether to misbehave and how: 429 (with Retry-After), 500, 503, a
 timeout (no answer until the client gives up), a connection reset, a 200 whose body is not JSON, a 200
-with no choices, an empty answer, a refusal, fewer choices than `n`. Every request is recorded; every
+with no choices, an empty answer, a refusal, fewer choices than `n`. `FakeModel.hang_forever`: a wedged
+server (answers GET /models, never answers a completion). Every request is recorded; every
 successful (billable) response is counted per request body, so tests can prove nothing was paid twice.
 """
 
@@ -57,6 +58,8 @@ class FakeModel:
         self.faults = faults
         self.hang_s = hang_s
         self.delay_s = 0.0  # per request, to make runs slow enough to interrupt
+        self.hang_forever = False  # a wedged server: completions are accepted and never answered
+        self.released = threading.Event()  # set at shutdown: hung handlers give up their connection
         self.lock = threading.Lock()
         self.url = ""
 
@@ -204,6 +207,10 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             if not self.path.endswith("/completions"):
                 self._json(404, {"error": {"message": "not found"}})
                 return
+            if model.hang_forever:
+                model.released.wait()
+                self.close_connection = True
+                return
             if model.delay_s:
                 time.sleep(model.delay_s)
             fault = model.pick_fault(body)
@@ -248,9 +255,11 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--log", help="append one JSON line per billable response here")
+    parser.add_argument("--hang", action="store_true", help="wedged: answer /models, never a completion")
     args = parser.parse_args()
     model = FakeModel(fault_rate=args.fault_rate)
     model.delay_s = args.delay
+    model.hang_forever = args.hang
     if args.log:
         log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
         original = model.respond

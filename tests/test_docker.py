@@ -104,7 +104,8 @@ def test_dockerignore_keeps_secrets_caches_and_dvc_cache_out():
                 if line.strip() and not line.startswith("#")]
     kept_out = [".env", "sub/dir/.env.local", "deploy.key", "a/b/server.pem", ".git/config", ".dvc/cache/files/md5/ab/c",
                 ".dvc/tmp/lock", ".dvc/config.local", ".venv/bin/python", ".nox/tests/x", "harness/__pycache__/x.pyc",
-                ".aws/credentials", "home/.netrc", "tests/test_docker.py", "benchmarks/b.py", "store/.lock"]
+                ".aws/credentials", "home/.netrc", "tests/test_docker.py", "benchmarks/b.py", "store/.lock",
+                "store/.claims/ab12"]
     let_in = ["harness/cli.py", "dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", "requirements.lock",
               "pyproject.toml", "README.md", "store/sample.jsonl", "outputs/samples.csv", "docker/wheels/x.whl"]
     assert [p for p in kept_out if not _ignored(p, patterns)] == []

@@ -78,20 +78,37 @@ def test_every_fault_at_30_percent_completes_without_paying_twice(project, fault
 
 
 def test_requests_failing_after_all_retries_are_kept_and_never_scored(project, fake_model, capsys):
-    fake_model.fault_rate, fake_model.faults = 1.0, ("500",)
-    project(fake_model.url, model={**ROBUST, "max_retries": 2}, budgets={"requested": [8, 64]},
+    fake_model.fault_rate, fake_model.faults = 0.4, ("500",)
+    project(fake_model.url, model={**ROBUST, "max_retries": 0}, budgets={"requested": [8, 64]},
             sampling={"samples": 1, "vote_samples": 2})
     assert main(["fetch"]) == 0
     assert main(["sample"]) == 0
+    assert "failed after retries" in capsys.readouterr().err  # said, not only written in the table
     samples = pd.read_csv("outputs/samples.csv")
     _assert_complete(samples, 6 * 3)
-    assert (samples["status"] == "failed-after-retries").all()
-    assert samples["error"].str.contains("HTTP 500").all()
-    assert samples["correct"].isna().all()
-    assert len(fake_model.requests) == 6 * 3 * 3  # 1 try + 2 retries each
-    # the vote stage refuses to build a curve on nothing
+    failed = samples[samples["status"] == "failed-after-retries"]
+    assert 0 < len(failed) < len(samples)
+    assert failed["error"].str.contains("HTTP 500").all()
+    assert failed["correct"].isna().all()
+    assert samples["correct"].notna().sum() == len(samples) - len(failed)
+
+
+def test_a_stage_whose_requests_all_fail_stops_with_one_line_and_writes_nothing(project, fake_model, capsys):
+    fake_model.fault_rate, fake_model.faults = 1.0, ("500",)
+    project(fake_model.url, model={**ROBUST, "max_retries": 2}, budgets={"requested": [8, 64]},
+            sampling={"samples": 1, "vote_samples": 2, "concurrency": 4})
+    assert main(["fetch"]) == 0
+    assert main(["sample"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("harness: sample: the first 4 of 18 samples failed after retries"), err
+    assert "HTTP 500" in err and "rerun `harness sample`" in err
+    # about one round of workers (1 try + 2 retries each), then it stops instead of trying all 18
+    assert len(fake_model.requests) <= (4 + 4) * 3
+    assert not Path("outputs/samples.csv").exists()
+    assert Path("store/sample.jsonl").read_text() == ""
+    # the vote stage says what is missing instead of building a curve on nothing
     assert main(["vote"]) == 2
-    assert "min_samples" in capsys.readouterr().err
+    assert "run `harness sample`" in capsys.readouterr().err
 
 
 def test_fewer_choices_than_asked_are_topped_up(project, fake_model):

@@ -77,3 +77,55 @@ def test_two_processes_appending_never_interleave_lines(tmp_path):
     for p in procs:
         p.join()
     assert len(ResponseStore(tmp_path, "sample")) == 400
+
+
+def test_a_short_write_then_enospc_keeps_whole_records_and_says_so(tmp_path, monkeypatch):
+    """A nearly full disk: os.write writes part and returns the count; the next write raises ENOSPC."""
+    import errno
+    import os
+
+    from harness.store import StoreWriteFailed
+
+    store = ResponseStore(tmp_path, "sample")
+    store.append(_req(0), {"text": "0"})
+    room = [len(store.shard_path.read_bytes()) * 2 + 10]  # about two more records fit
+    real = os.write
+
+    def small_disk(fd, data):
+        if room[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = real(fd, bytes(data[: room[0]]))
+        room[0] -= n
+        return n
+
+    monkeypatch.setattr(os, "write", small_disk)
+    with pytest.raises(StoreWriteFailed, match=r"sample.jsonl: disk full \(ENOSPC\)") as failed:
+        store.append_many([(_req(i), {"text": str(i)}) for i in range(1, 6)])
+    monkeypatch.setattr(os, "write", real)
+    assert failed.value.stored == 2  # the two whole records that fit are kept and indexed...
+    assert store.shard_path.read_bytes().endswith(b"\n")  # ...and the partial third is cut off
+    reopened = ResponseStore(tmp_path, "sample")
+    assert len(reopened) == len(store) == 3
+    assert request_key(_req(3)) not in reopened
+
+
+def test_claims_are_exclusive_and_a_dead_or_expired_claimer_is_taken_over(tmp_path):
+    import os
+    import time
+
+    from harness.store import Claims
+
+    mine, theirs = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    assert mine.take("a") is None
+    theirs.me = f"{theirs.host}:1:run"  # pid 1 is alive: a live claimer on this host
+    assert theirs.take("b") is None
+    assert mine.take("b") == f"{theirs.host}:1"  # held by a live run: not ours
+    os.symlink(f"{mine.host}:999999999:run", tmp_path / ".claims" / "dead")  # no such process
+    assert mine.take("dead") is None
+    os.symlink("elsewhere:42:run", tmp_path / ".claims" / "remote")  # another host: only the lease tells
+    assert mine.take("remote") == "elsewhere:42"
+    old = time.time() - 120
+    os.utime(tmp_path / ".claims" / "remote", (old, old), follow_symlinks=False)
+    assert mine.take("remote") is None
+    mine.release_all()
+    assert sorted(p.name for p in (tmp_path / ".claims").glob("[a-z]*")) == ["b"]
