@@ -110,7 +110,6 @@ class Counters:
     responses: int = 0
     rejections: int = 0
     completion_tokens: int = 0
-    last_errors: list[str] = field(default_factory=list)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
