@@ -17,9 +17,10 @@ import pandas as pd
 from . import stats
 from .budget_axis import Budget, as_budget
 from .data import read_problems
+from .engine import collect
 from .files import CALIBRATION, CALIBRATION_SUMMARY, write_csv, write_json
 from .params import Params
-from .sample import collect, plan, samples_frame
+from .sample import plan, samples_frame
 
 
 def summarize(rows: pd.DataFrame, requested: list[Budget]) -> pd.DataFrame:

@@ -33,13 +33,19 @@ def _stage(name: str) -> Callable[[Params], None]:
     return import_module(f".{module}", __package__).run  # type: ignore[no-any-return]
 
 
+def _interrupted() -> type[BaseException]:
+    from .engine import Interrupted  # lazily, as in _user_errors: only a failed stage pays for the import
+
+    return Interrupted
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .client import AuthFailed, RequestFailed
     from .compare import CompareError
     from .data import DataError
     from .embedded import EmbeddedError
+    from .engine import NoAnswers, RunRejected
     from .files import MissingInput
-    from .sample import NoAnswers, RunRejected
     from .store import StoreError
     from .vote import VoteError
 
@@ -90,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .sample import Interrupted
-
     try:
         if args.command == "compare":  # reads finished runs only: no params, no model
             from .compare import run as compare_runs
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             _stage(name)(params)
         if args.command == "run":
             print_summary(params, count_records(STORE_DIR) - stored, time.monotonic() - started)
-    except Interrupted as exc:
+    except _interrupted() as exc:
         print(_one_line(exc), file=sys.stderr)
         return EXIT_INTERRUPTED
     except _user_errors() as exc:

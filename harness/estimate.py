@@ -16,11 +16,12 @@ from typing import Any
 import pandas as pd
 
 from .budget_axis import Budget, as_budget
+from .chain import Job, first_missing
 from .data import load_problems, read_problems
 from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, STORE_DIR
 from .params import Params
-from .sample import Job, Missing, plan, run_job
-from .store import ResponseStore, request_key
+from .sample import plan
+from .store import ResponseStore
 
 CHARS_PER_TOKEN = 4
 
@@ -79,23 +80,12 @@ def _input_tokens(request: dict[str, Any]) -> float:
 
 async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: dict[Budget, float]) -> Need:
     """Walk one sample through the store; price the first missing request and everything after it."""
-    asked: list[dict[str, Any]] = []
-
-    async def fetch(request: dict[str, Any]) -> dict[str, Any]:
-        record = store.get(request_key(request))
-        if record is None:
-            asked.append(request)
-            raise Missing()
-        return dict(record["response"])
-
-    try:
-        await run_job(params, job, fetch)
+    missing = await first_missing(params, job, store)
+    if missing is None:
         return Need()
-    except Missing:
-        pass
-    request = asked[0]
+    request = missing.request
     share = 1.0 / request.get("n", 1)  # a request for n choices serves n samples
-    if request.get("prompt", "").endswith(params.budgets.answer_cue):  # only the forced answer is missing
+    if missing.step == "answer":  # only the forced answer is missing
         return Need(1.0, params.budgets.answer_tokens / 2, _input_tokens(request), 1)
     forced = 1.0 if params.budgets.method == "forcing" else 0.0
     tokens = per_sample[job.budget]

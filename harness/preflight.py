@@ -9,12 +9,12 @@ neither a key nor a server, so neither is asked for (that is what makes a replay
 
 from __future__ import annotations
 
-import os
-
+from .chain import check_may_request, missing_jobs
 from .data import load_problems
 from .embedded import check_installed
 from .files import STORE_DIR
 from .params import Params, load_params
+from .store import ResponseStore
 
 
 def missing_samples(params: Params) -> tuple[int, int]:
@@ -23,8 +23,7 @@ def missing_samples(params: Params) -> tuple[int, int]:
     Calibration asks for sample 0 of each problem and budget: a subset of the sample plan, so the sample
     plan covers every request a run makes.
     """
-    from .sample import missing_jobs, plan
-    from .store import ResponseStore
+    from .sample import plan  # the sample stage, with the HTTP client: only when there is a plan to walk
 
     problems = load_problems(params)  # every row checked; nothing written
     store = ResponseStore(STORE_DIR, "sample", readonly=True)  # reads (and checks) every shard
@@ -48,17 +47,11 @@ def needs_embedded_model(params_path: str = "params.yaml") -> bool:
 def preflight(params: Params) -> None:
     """Raise the user error a run would hit first (DataError, StoreError, ParamsError); else return."""
     from .client import api_key_for, probe
-    from .sample import NO_REQUESTS_ENV
-    from .store import StoreError
 
     missing, planned = missing_samples(params)
     if not missing:
         return
-    if os.environ.get(NO_REQUESTS_ENV):
-        raise StoreError(
-            f"run: {missing} of {planned} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
-            "is set, so nothing may be requested; unset it to run the model, or restore the store"
-        )
+    check_may_request("run", missing, planned)
     if params.model.is_embedded:
         # no key, and the stage that needs it starts the server; but its packages must be there now
         check_installed(f"run: {missing} of {planned} samples are missing from {STORE_DIR}/")

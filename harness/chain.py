@@ -1,4 +1,10 @@
-"""How a token budget becomes a request. Pure: no HTTP, no files.
+"""How one sample's requests follow each other: the first request, a top-up of choices the server left
+out, "Wait" continuations, the forced answer; each built from params, none sent from here.
+
+The chain is walked against a `fetch` (request -> response): the engine's (store first, else the model)
+for a live run, or the store alone for a replay, the preflight and the estimate. Walked against the
+store alone, the first absent response stops the walk with `Missing`, which names the request and its
+step; so every caller agrees on what a sample still needs.
 
 Ways to spend "about N tokens" (`budgets.method`):
 - `prompt` (the seed's): ask in the prompt to "use around N tokens" and measure what the model spends.
@@ -18,12 +24,19 @@ else (no API key, no base URL: replicas of one model share responses).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from dataclasses import dataclass
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .budget_axis import Budget
+from .files import STORE_DIR
 from .params import Params
+from .store import ResponseStore, StoreError, request_key
+
+NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -177,3 +190,183 @@ def answer_request(params: Params, first: dict[str, Any], reasoning: str, seed: 
         "max_tokens": params.budgets.answer_tokens,
         "stop": ["\n", CHAT_TEMPLATES[params.model.chat_template].end_of_turn],
     }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned sample: problem `problem_id` at `budget`, the `sample`-th draw of its pool."""
+
+    problem_id: str
+    problem: str
+    gold: str
+    budget: Budget
+    sample: int
+
+
+@dataclass
+class Outcome:
+    """A sample's raw result, before grading: the text the model produced and what it cost."""
+
+    job: Job
+    seed: int
+    text: str = ""
+    finish_reason: str | None = None
+    refusal: str | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    prompt_tokens: int | None = None
+    requests: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_of(params: Params, job: Job) -> int:
+    return sample_seed(params.sampling.seed, job.problem_id, job.sample)
+
+
+def failed(params: Params, job: Job, error: Exception) -> Outcome:
+    """A sample whose chain ended without a response (kept with status failed-after-retries)."""
+    return Outcome(job=job, seed=seed_of(params, job), error=str(error))
+
+
+class Missing(Exception):
+    """A store-only walk reached a request with no stored response: `step` says which one it is."""
+
+    def __init__(self, request: dict[str, Any], step: str = "first"):
+        super().__init__(step)
+        self.request = request
+        self.step = step  # first, top-up, wait or answer
+
+
+Fetch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _ask(fetch: Fetch, request: dict[str, Any], step: str) -> dict[str, Any]:
+    try:
+        return await fetch(request)
+    except Missing:
+        raise Missing(request, step) from None
+
+
+def choices_of(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored response holds one choice flat, or several under `choices`."""
+    return response.get("choices", [response])
+
+
+def _choice_tokens(response: dict[str, Any], index: int, field_name: str) -> int | None:
+    """Usage is per request; with several choices it is split in proportion to each choice's text."""
+    total = response.get(field_name)
+    choices = choices_of(response)
+    if total is None or len(choices) == 1:
+        return total
+    lengths = [len(c["text"]) or 1 for c in choices]
+    return round(total * lengths[index] / sum(lengths))
+
+
+async def _pick_choice(first: dict[str, Any], index: int, fetch: Fetch, outcome: Outcome) -> dict[str, Any]:
+    """Choice `index` of a request for n choices, topping up while the server returned fewer."""
+    response = await _ask(fetch, first, "first")
+    collected = [(response, i) for i in range(len(choices_of(response)))]
+    shares = [response]
+    rounds = 0
+    n = first.get("n", 1)
+    while len(collected) <= index:
+        rounds += 1
+        if rounds > n + 2:
+            from .client import RequestFailed  # only a live server can leave choices out
+
+            raise RequestFailed(f"server returned no new choices after {rounds} top-up requests")
+        extra = await _ask(fetch, top_up_request(first, n - len(collected), rounds), "top-up")
+        collected += [(extra, i) for i in range(len(choices_of(extra)))]
+        shares.append(extra)
+    source, at = collected[index]
+    outcome.requests += len(shares)
+    choice = dict(choices_of(source)[at])
+    for name in ("completion_tokens", "reasoning_tokens", "prompt_tokens"):
+        choice[name] = _choice_tokens(source, at, name)
+    choice["latency_s"] = source.get("latency_s")
+    return choice
+
+
+async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
+    """Walk one sample's requests (one for `prompt`; reasoning + forced answer for `forcing`)."""
+    seed = seed_of(params, job)
+    first = first_request(params, job.problem, job.problem_id, job.budget, job.sample)
+    outcome = Outcome(job=job, seed=seed)
+    part = await _pick_choice(first, job.sample % params.sampling.n_per_request, fetch, outcome)
+    parts = [part]
+    text = part["text"]
+    used, waits = part.get("completion_tokens") or 0, 0
+    while should_wait(params, parts[-1]["finish_reason"], used, job.budget, waits):
+        waits += 1
+        text += params.budgets.wait_cue
+        more = await _ask(fetch, continue_request(first, text, int(job.budget) - used, seed), "wait")
+        outcome.requests += 1
+        parts.append(more)
+        text += more["text"]
+        used += more.get("completion_tokens") or 0
+    if needs_forced_answer(params, parts[-1]["finish_reason"]):
+        forced = await _ask(fetch, answer_request(params, first, text, seed), "answer")
+        outcome.requests += 1
+        parts.append(forced)
+        text = text + params.budgets.answer_cue + forced["text"]
+    outcome.text = text
+    outcome.parts = parts
+    outcome.finish_reason = parts[-1]["finish_reason"]
+    outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
+    outcome.completion_tokens = _total(parts, "completion_tokens")
+    outcome.reasoning_tokens = _total(parts, "reasoning_tokens")
+    outcome.prompt_tokens = parts[0].get("prompt_tokens")
+    outcome.latency_s = round(sum(p.get("latency_s") or 0.0 for p in parts), 3)
+    return outcome
+
+
+def _total(parts: list[dict[str, Any]], name: str) -> int | None:
+    values = [p.get(name) for p in parts]
+    return None if all(v is None for v in values) else sum(v or 0 for v in values)
+
+
+def stored(store: ResponseStore) -> Fetch:
+    """The store as a fetch: a stored response, or `Missing` (nothing is ever sent)."""
+
+    async def fetch(request: dict[str, Any]) -> dict[str, Any]:
+        record = store.get(request_key(request))
+        if record is None:
+            raise Missing(request)
+        return dict(record["response"])
+
+    return fetch
+
+
+async def first_missing(params: Params, job: Job, store: ResponseStore) -> Missing | None:
+    """The first request of the job's chain the store lacks, or None when the whole chain is stored."""
+    try:
+        await walk(params, job, stored(store))
+    except Missing as missing:
+        return missing
+    return None
+
+
+async def _missing(params: Params, jobs: list[Job], store: ResponseStore) -> list[Job]:
+    return [job for job in jobs if await first_missing(params, job, store) is not None]
+
+
+def missing_jobs(params: Params, jobs: list[Job], store: ResponseStore) -> list[Job]:
+    """The jobs whose request chain is not fully in the store (walked offline, nothing is sent)."""
+    return asyncio.run(_missing(params, jobs, store))
+
+
+async def replay(params: Params, jobs: list[Job], store: ResponseStore) -> list[Outcome]:
+    """Every job's outcome from the store alone (each chain must be stored whole)."""
+    fetch = stored(store)
+    return [await walk(params, job, fetch) for job in jobs]
+
+
+def check_may_request(desc: str, missing: int, planned: int) -> None:
+    """Replay only (`HARNESS_NO_REQUESTS` set): a missing response is an error, not a request."""
+    if missing and os.environ.get(NO_REQUESTS_ENV):
+        raise StoreError(
+            f"{desc}: {missing} of {planned} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
+            "is set, so nothing may be requested; unset it to run the model, or restore the store"
+        )
