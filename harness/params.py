@@ -25,6 +25,8 @@ from .budget_axis import EFFORT_LEVELS, Budget
 
 EMBEDDED = "embedded"
 REASONING_GYM_PREFIX = "reasoning_gym:"
+# `data.source` names of the benchmarks data.CATALOG describes (a test keeps them equal)
+NAMED_DATASETS = ("aime2024", "aime2025", "math500", "gsm8k")
 
 # The seed experiment's prompt (o1-mini on AIME 2024), with {problem} and {budget} substituted.
 SEED_PROMPT = (
@@ -59,7 +61,7 @@ class ModelParams(_Section):
     base_url: str | list[str] = EMBEDDED  # one endpoint, or a list of replicas serving the same model
     name: str = "qwen2.5-coder-0.5b-instruct"
     api_key_env: str | None = None
-    chat_template: Literal["chatml"] = "chatml"  # a key of budgets.CHAT_TEMPLATES (a test keeps them equal)
+    chat_template: Literal["chatml"] = "chatml"  # a key of chain.CHAT_TEMPLATES (a test keeps them equal)
     request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     backoff_base: float = Field(default=0.5, ge=0)
@@ -124,13 +126,6 @@ class DataParams(_Section):
                 f"{REASONING_GYM_PREFIX}<task>, or a .jsonl file"
             )
         return v
-
-    @property
-    def integer_answers(self) -> bool:
-        """AIME answers are integers 0..999; a non-integer gold answer there is a broken row, not a fact."""
-        if self.answer_type == "auto":
-            return "aime" in self.source.lower()
-        return self.answer_type == "integer"
 
 
 class BudgetParams(_Section):
@@ -357,12 +352,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def _check_local_files(params: Params, path: Path) -> None:
     local = params.data.path
     if local is not None:
-        from .catalog import CATALOG
-
-        if params.data.source not in CATALOG:
+        if params.data.source not in NAMED_DATASETS:
             raise ParamsError(
                 f"{path}: data.path = {local!r}: only applies to the named datasets "
-                f"({', '.join(CATALOG)}); point data.source at the file instead"
+                f"({', '.join(NAMED_DATASETS)}); point data.source at the file instead"
             )
         if not Path(local).is_file():
             raise ParamsError(f"{path}: data.path = {local!r}: file not found (a .jsonl or .parquet copy)")

@@ -9,9 +9,8 @@ import datasets
 import pytest
 from conftest import DATA
 
-from harness.catalog import CatalogError, canonical_rows, load_named
 from harness.cli import main
-from harness.data import fingerprint
+from harness.data import CATALOG, DataError, canonical_rows, fingerprint, load_named
 
 AIME2024_FINGERPRINT = "05373404f88afaee4619f834c79a0890d33562343e1e29cd41a1d63486f81719"
 
@@ -60,7 +59,7 @@ def test_hub_shaped_rows_through_the_real_datasets_library_give_the_same_selecti
 def test_a_selection_of_the_wrong_size_fails_loudly(tmp_path):
     path = tmp_path / "aime.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows("aime2024")[:29]))
-    with pytest.raises(CatalogError, match="has 29 problems, expected exactly 30"):
+    with pytest.raises(DataError, match="has 29 problems, expected exactly 30"):
         load_named("aime2024", str(path))
 
 
@@ -82,3 +81,18 @@ def test_data_path_without_a_named_dataset_is_refused(project, fake_model, capsy
     project(fake_model.url, data={"path": str(DATA / "aime2024.jsonl")})
     assert main(["fetch"]) == 2
     assert "data.path" in capsys.readouterr().err
+
+
+def test_every_named_dataset_params_accepts_is_in_the_catalog():
+    """params.py names the datasets without importing the data layer; the catalog must describe each."""
+    from harness.params import NAMED_DATASETS
+
+    assert set(NAMED_DATASETS) == set(CATALOG)
+
+
+def test_a_local_copy_that_is_not_utf8_is_one_line_with_its_line_number(project, fake_model, tmp_path, capsys):
+    path = tmp_path / "aime.jsonl"
+    path.write_bytes(b'{"id": 1, "problem": "caf\xe9", "answer": "1", "url": "2024"}\n')
+    project(fake_model.url, data={"source": "aime2024", "path": str(path)})
+    assert main(["fetch"]) == 2
+    assert f"{path}:1: not UTF-8 (byte 0xe9)" in capsys.readouterr().err
