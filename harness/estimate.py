@@ -26,18 +26,18 @@ from .store import ResponseStore
 CHARS_PER_TOKEN = 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class Need:
+    """What samples still need: requests, tokens and how many samples; a stage's need is the sum."""
+
     requests: float = 0.0
     output_tokens: float = 0.0
     input_tokens: float = 0.0
     samples: int = 0
 
-    def add(self, other: Need) -> None:
-        self.requests += other.requests
-        self.output_tokens += other.output_tokens
-        self.input_tokens += other.input_tokens
-        self.samples += other.samples
+    def __add__(self, other: Need) -> Need:
+        return Need(self.requests + other.requests, self.output_tokens + other.output_tokens,
+                    self.input_tokens + other.input_tokens, self.samples + other.samples)
 
 
 # `effort` asks for a level, not a number: before calibration, a rough prior of what reasoning models
@@ -110,7 +110,7 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
                 if job in counted:  # calibration's samples are the sample stage's first ones
                     continue
                 counted.add(job)
-                need.add(await _need_of(params, job, store, per_sample))
+                need += await _need_of(params, job, store, per_sample)
             needs[stage] = need
 
     asyncio.run(walk())
@@ -130,7 +130,7 @@ def run(params: Params) -> None:
     print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
           f"{'cost $':>10}")
     for stage, need in needs.items():
-        total.add(need)
+        total += need
         print(f"{stage:<10} {need.samples:>16} {need.requests:>10.0f} {need.output_tokens:>14.0f} "
               f"{need.input_tokens:>13.0f} {dollars(params, need):>10.2f}")
     print(f"{'total':<10} {total.samples:>16} {total.requests:>10.0f} {total.output_tokens:>14.0f} "

@@ -20,19 +20,15 @@ from .redact import scrub
 
 OUTPUTS = Path("outputs")
 STORE_DIR = Path("store")
-# Every output path, here so that a stage never imports another stage just for a file name.
-PROBLEMS = OUTPUTS / "problems.jsonl"
-DATASET_INFO = OUTPUTS / "dataset.json"
-CALIBRATION = OUTPUTS / "calibration.csv"
-CALIBRATION_SUMMARY = OUTPUTS / "calibration.json"
-SAMPLES = OUTPUTS / "samples.csv"
-CURVE = OUTPUTS / "curve.csv"
-METRICS = OUTPUTS / "metrics.json"
-ACCURACY_PNG = OUTPUTS / "accuracy_vs_tokens.png"
-CALIBRATION_PNG = OUTPUTS / "requested_vs_actual.png"
-REGIONS_JSON = OUTPUTS / "regions.json"
-COMPARE_PNG = OUTPUTS / "compare.png"
-COMPARE_CSV = OUTPUTS / "compare.csv"
+# Every output path, here so that a stage never imports another stage just for a file name; one line
+# per stage that writes them.
+PROBLEMS, DATASET_INFO = OUTPUTS / "problems.jsonl", OUTPUTS / "dataset.json"  # fetch
+CALIBRATION, CALIBRATION_SUMMARY = OUTPUTS / "calibration.csv", OUTPUTS / "calibration.json"  # calibrate
+SAMPLES = OUTPUTS / "samples.csv"  # sample
+CURVE, METRICS = OUTPUTS / "curve.csv", OUTPUTS / "metrics.json"  # vote
+ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
+    OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
+COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare
 
 
 class MissingInput(RuntimeError):

@@ -25,7 +25,7 @@ def test_a_stage_without_a_model_runs_without_importing_an_http_library(stage, t
     """Run as the user runs it (the `harness` entry point, in a fresh interpreter) on the committed run."""
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(REPO / "outputs", tmp_path / "outputs")
-    done = subprocess.run([sys.executable, "-c", RUN_STAGE, stage, *HTTP_LIBRARIES], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-c", RUN_STAGE, stage, *HTTP_LIBRARIES], cwd=tmp_path, check=False,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "exit 0 loaded ", done.stdout + done.stderr
