@@ -42,7 +42,7 @@ class RequestRejected(RequestFailed):
     """A 4xx the server will repeat for the same body (400 bad parameter, 404 unknown model, 422...).
 
     Retrying cannot help. One sample's rejection (a prompt too long, a filtered problem) marks that sample
-    failed; a run whose every request is rejected stops early instead (see sample.collect).
+    failed; a run whose every request is rejected stops early instead (see engine.Engine.rejected).
     """
 
 
