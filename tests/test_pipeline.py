@@ -296,3 +296,37 @@ def test_one_rejected_sample_among_answered_ones_is_a_failed_sample_not_a_stoppe
     failed = samples[samples["status"] == "failed-after-retries"]
     assert set(failed["problem_id"]) == {"p0"} and failed["error"].str.contains("HTTP 400: This model").all()
     assert (samples[samples["problem_id"] != "p0"]["status"] != "failed-after-retries").all()
+
+
+def test_a_live_embedded_run_without_the_model_installed_stops_before_writing_anything(
+    project, capsys, monkeypatch
+):
+    """The main job installs the embedded model only when a live run needs it; a run that needs it and
+    finds it missing says exactly how to install it, before any stage writes anything."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a))
+    project("embedded")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "the embedded model is not installed (missing llama_cpp)" in err
+    assert "pip install --require-hashes -r requirements.lock" in err and "nox -s reproduce" in err
+    assert not Path("outputs").exists() and not Path("store").exists()
+
+
+def test_nox_installs_the_embedded_model_only_when_the_store_lacks_its_responses(project, fake_model):
+    """`nox -s reproduce` asks `needs_embedded_model`: a complete store (or another endpoint) needs none."""
+    from harness.preflight import needs_embedded_model
+
+    path = project(fake_model.url)
+    assert not needs_embedded_model(str(path))  # not the embedded model
+    project("embedded")
+    assert needs_embedded_model(str(path))  # embedded, nothing stored yet
+    assert not needs_embedded_model("no-such-params.yaml")  # broken input: harness itself will say so
+    project(fake_model.url)
+    assert main(["run"]) == 0  # the store now holds every response of this plan ...
+    yaml_text = path.read_text().replace(fake_model.url, "embedded")
+    path.write_text(yaml_text)
+    assert not needs_embedded_model(str(path))  # ... so the embedded model is not needed to replay it
