@@ -218,7 +218,6 @@ class PriceParams(_Section):
 
 class VoteParams(_Section):
     min_samples: int = Field(default=1, gt=0)
-    saturation_tolerance: float = Field(default=0.01, ge=0, le=1)
 
 
 class Params(_Section):
