@@ -272,12 +272,16 @@ def _interval(row: pd.Series, lo: str, hi: str) -> dict[str, Any]:
     return {"lo": _num(row[lo]), "hi": _num(row[hi])}
 
 
-def points_missing_problems(table: pd.DataFrame) -> list[dict[str, Any]]:
+def points_missing_problems(table: pd.DataFrame) -> dict[str, Any]:
     """Points averaging fewer problems than the run has (every sample of a problem failed there, or its
-    pool is smaller than k): they compare a different problem set with their neighbours."""
+    pool is smaller than k): they compare a different problem set with their neighbours. The count is
+    always there; the points by "budget/k" only when some exist (DVC drops empty containers)."""
     short = table[table["missing_problems"] > 0]
-    return [{"budget": as_budget(r["budget"]), "k": int(r["k"]), "problems": int(r["problems"]),
-             "missing_problems": int(r["missing_problems"])} for _, r in short.iterrows()]
+    summary: dict[str, Any] = {"points_missing_problems": len(short)}
+    if len(short):
+        summary["missing_problems_by_point"] = {f"{as_budget(r['budget'])}/k={int(r['k'])}": int(r["missing_problems"])
+                                                for _, r in short.iterrows()}
+    return summary
 
 
 def metrics(
@@ -320,7 +324,7 @@ def metrics(
             "method": "floor-rise-plateau least squares, breakpoints re-chosen in every bootstrap replicate",
             "reason": fitted.reason,
         },
-        "points_missing_problems": points_missing_problems(table),
+        **points_missing_problems(table),
         "cost": cost(table, samples, graded, vote_budget, seed),
         "estimator": {str(m): int(c) for m, c in table["estimator"].value_counts().sort_index().items()},
         "bootstrap": {"replicates": stats.BOOTSTRAP_SAMPLES, "confidence": stats.CONFIDENCE, "seed": seed,
