@@ -322,7 +322,8 @@ def metrics(
             "gain_after_saturation_lo": _num(fitted.gain_lo),
             "gain_after_saturation_hi": _num(fitted.gain_hi),
             "method": "floor-rise-plateau least squares, breakpoints re-chosen in every bootstrap replicate",
-            "reason": fitted.reason,
+            # why a value above is null; absent when none is (DVC drops null metrics)
+            **({"reason": fitted.reason} if fitted.reason else {}),
         },
         **points_missing_problems(table),
         "cost": cost(table, samples, graded, vote_budget, seed),
