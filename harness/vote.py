@@ -69,13 +69,23 @@ class Points:
     graded: pd.DataFrame  # the samples the points were scored from (vote classes, sample index, tokens)
 
 
+def _once_per_value(column: pd.Series, fn: Callable[[Any], Any]) -> pd.Series:
+    """fn of every cell, computed once per distinct value (a sample table repeats a few values 100,000s
+    of times: the vote stage must stay within its time budget, benchmarks/README.md)."""
+    return column.map({v: fn(v) for v in column.unique()})
+
+
+def _budgets(column: pd.Series) -> pd.Series:
+    return _once_per_value(column, as_budget)
+
+
 def _graded(valid: pd.DataFrame, vote_key: Callable[[str], str] = str) -> pd.DataFrame:
     """One row per answered-or-not sample: budget, problem, sample index, the answer's vote class (its
     equivalence class: `vote_key` of the answer; None: no answer), correctness and tokens."""
     answers = valid["answer"].astype(object).where(valid["answer"].notna(), None)
     keys = {a: vote_key(a) for a in set(answers.dropna())}  # once per distinct answer: the vote stays fast
-    correct = valid["correct"].map(lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
-    return pd.DataFrame({"budget": valid["budget"].map(as_budget), "problem_id": valid["problem_id"].astype(str),
+    correct = _once_per_value(valid["correct"], lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
+    return pd.DataFrame({"budget": _budgets(valid["budget"]), "problem_id": valid["problem_id"].astype(str),
                          "sample": pd.to_numeric(valid["sample"], errors="coerce"),
                          "answer": pd.Series([None if a is None else keys[a] for a in answers], index=valid.index,
                                              dtype=object), "correct": correct,
@@ -118,7 +128,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
     pools = _pools(graded)
     # Answers are extracted by rule (\boxed{}, "answer is"), not by an LLM judge: how often that found
     # nothing is part of every point's story (a low score may be unparsed answers, not wrong ones).
-    unanswered = valid.assign(budget=valid["budget"].map(as_budget), none=valid["answer"].isna())
+    unanswered = graded.assign(none=graded["answer"].isna())
     no_answer = unanswered.groupby("budget")["none"].mean().to_dict()
     rows: list[dict[str, Any]] = []
     maj_cols: list[np.ndarray] = []
@@ -215,7 +225,7 @@ def seed_scheme_tokens(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: 
     there) samples by index, each read once and reused by every smaller k."""
     shown = table.loc[frontier(table, vote_budget)]
     needed = {as_budget(b): int(k) for b, k in shown.groupby("budget")["k"].max().items()}
-    budgets = samples["budget"].map(as_budget)
+    budgets = _budgets(samples["budget"])
     first = pd.to_numeric(samples["sample"], errors="coerce") < budgets.map(needed).fillna(0)
     return float(pd.to_numeric(samples["completion_tokens"], errors="coerce").fillna(0)[first].sum())
 
