@@ -170,7 +170,7 @@ def load_catalog(name: str, params: Params) -> list[dict[str, str]]:
         raise DataError(str(exc)) from None
     where = params.data.path or CATALOG[name].hub_id
     seen: dict[str, str] = {}
-    integer = CATALOG[name].integer_answers or params.data.answer_type == "integer"
+    integer = integer_answers(params)
     return [canonical_row(row, f"{where}[{i}]", seen, integer) for i, row in enumerate(rows)]
 
 
@@ -188,6 +188,13 @@ def load_problems(params: Params) -> list[dict[str, str]]:
     if params.data.limit is not None:
         problems = problems[: params.data.limit]
     return problems
+
+
+def integer_answers(params: Params) -> bool:
+    """Whether the task's answers are integers (`data.answer_type`, or a named dataset the catalog knows
+    as integer-valued): there grading refuses unevaluated expressions and votes keep exact spellings."""
+    named = CATALOG.get(params.data.source)
+    return params.data.integer_answers or bool(named and named.integer_answers)
 
 
 def read_problems() -> list[dict[str, str]]:
