@@ -28,9 +28,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import sample as engine
 from harness.embedded import embedded_server
+from harness.engine import collect
 from harness.params import Params
+from harness.sample import plan
 
 CHAT = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
@@ -94,9 +95,9 @@ async def _bare_loop(url: str, bodies: list[dict[str, Any]], concurrency: int, p
 
 def _harness_run(params: Params, problems: list[dict[str, str]], workdir: Path) -> float:
     os.chdir(workdir)
-    jobs = engine.plan(params, problems, params.pool_size)
+    jobs = plan(params, problems, params.pool_size)
     start = time.perf_counter()
-    engine.collect(params, jobs, shard="bench", desc="bench")
+    collect(params, jobs, shard="bench", desc="bench")
     return time.perf_counter() - start
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .files import STORE_DIR
 from .params import Params, ParamsError, load_params
 from .preflight import preflight
-from .redact import register, scrub
+from .redact import ScrubbedStream, register, scrub
 from .store import count_records
 
 STAGES = ("fetch", "calibrate", "sample", "vote", "plot")
@@ -78,6 +78,16 @@ def _one_line(error: BaseException | str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command with stdout and stderr scrubbed of the API key (restored afterwards)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Measure test-time compute scaling: fetch -> calibrate -> sample -> vote -> plot.",

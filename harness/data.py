@@ -137,7 +137,7 @@ def load_reasoning_gym(task: str, params: Params) -> list[dict[str, str]]:
     except (KeyError, ValueError, TypeError) as exc:
         raise DataError(f"params.yaml: data.source = {REASONING_GYM_PREFIX}{task}, data.config: {exc}") from None
     seen: dict[str, str] = {}
-    integer = answers_must_be_integers(params)
+    integer = integer_answers(params)
     return [
         canonical_row(
             {"id": f"{task}-{i}", "problem": entry["question"], "answer": entry["answer"]},
@@ -172,7 +172,7 @@ def load_hub(source: str, params: Params) -> list[dict[str, str]]:
     """Any Hub dataset with id (or unique_id), problem (or question) and answer columns."""
     rows = read_hub(source, params.data.split)
     seen: dict[str, str] = {}
-    integer = answers_must_be_integers(params)
+    integer = integer_answers(params)
     return [
         canonical_row(
             {"id": row.get("id", row.get("unique_id", i)), "problem": row.get("problem", row.get("question")),
@@ -260,22 +260,8 @@ def load_catalog(name: str, params: Params) -> list[dict[str, str]]:
     rows = load_named(name, params.data.path)
     where = params.data.path or CATALOG[name].hub_id
     seen: dict[str, str] = {}
-    integer = answers_must_be_integers(params)
+    integer = integer_answers(params)
     return [canonical_row(row, f"{where}[{i}]", seen, integer) for i, row in enumerate(rows)]
-
-
-def answers_must_be_integers(params: Params) -> bool:
-    """Must every gold answer be an integer? (AIME's are 0..999: a non-integer there is a broken row.)
-
-    Yes for a named dataset of integer answers; otherwise `data.answer_type`, where `auto` means "when
-    the source names aime".
-    """
-    named = CATALOG.get(params.data.source)
-    if named is not None and named.integer_answers:
-        return True
-    if params.data.answer_type == "auto":
-        return "aime" in params.data.source.lower()
-    return params.data.answer_type == "integer"
 
 
 def load_problems(params: Params) -> list[dict[str, str]]:
@@ -286,12 +272,27 @@ def load_problems(params: Params) -> list[dict[str, str]]:
     elif source.startswith(REASONING_GYM_PREFIX):
         problems = load_reasoning_gym(source.removeprefix(REASONING_GYM_PREFIX), params)
     elif looks_like_local_file(source):
-        problems = load_local_jsonl(Path(source), answers_must_be_integers(params))
+        problems = load_local_jsonl(Path(source), integer_answers(params))
     else:
         problems = load_hub(source, params)
     if params.data.limit is not None:
         problems = problems[: params.data.limit]
     return problems
+
+
+def integer_answers(params: Params) -> bool:
+    """Are the task's answers integers? Then a non-integer gold answer is a broken row (AIME's are
+    0..999), grading refuses unevaluated expressions and votes keep exact spellings.
+
+    Yes for a named dataset of integer answers; otherwise `data.answer_type`, where `auto` means "when
+    the source names aime".
+    """
+    named = CATALOG.get(params.data.source)
+    if named is not None and named.integer_answers:
+        return True
+    if params.data.answer_type == "auto":
+        return "aime" in params.data.source.lower()
+    return params.data.answer_type == "integer"
 
 
 def read_problems() -> list[dict[str, str]]:

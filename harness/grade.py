@@ -9,8 +9,10 @@ No I/O here.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from functools import lru_cache
 
+import sympy
 from math_verify import parse, verify
 
 _ANSWER_IS = re.compile(
@@ -129,12 +131,30 @@ def words_to_number(answer: str) -> int | None:
     return sign * (total + current)
 
 
+_INTEGER = re.compile(r"[+-]?\d+")
+_FRACTION = re.compile(r"([+-]?\d+)/(\d+)")
+
+
+def is_final_integer(answer: str | None) -> bool:
+    """True when the answer is a number written out (after normalize_answer: "1,000", "42.0", "forty-two"
+    all are), not an expression left for the reader to evaluate ("144+70")."""
+    norm = normalize_answer(answer)
+    return norm is not None and _INTEGER.fullmatch(norm) is not None
+
+
 @lru_cache(maxsize=65536)
-def is_equivalent(answer: str | None, gold: str) -> bool:
-    """True when Math-Verify judges the answer equal to the gold answer."""
+def is_equivalent(answer: str | None, gold: str, integer: bool = False) -> bool:
+    """True when Math-Verify judges the answer equal to the gold answer.
+
+    `integer`: the task's answers are integers (AIME, reasoning-gym arithmetic; `data.answer_type:
+    integer`). There an unevaluated expression is not a final answer and is graded wrong, although
+    Math-Verify would evaluate `144+70` to 214: computing the number is the task.
+    """
     if answer is None:
         return False
     norm_a, norm_g = normalize_answer(answer), normalize_answer(gold)
+    if integer:
+        return is_final_integer(answer) and norm_a == norm_g
     if norm_a is not None and norm_a == norm_g:
         return True
     try:
@@ -143,3 +163,61 @@ def is_equivalent(answer: str | None, gold: str) -> bool:
         return bool(gold_parsed) and bool(answer_parsed) and bool(verify(gold_parsed, answer_parsed))
     except Exception:  # noqa: BLE001 - Math-Verify is defensive, but a pathological string must never crash a run
         return False
+
+
+def vote_key(answer: str, integer: bool = False) -> str:
+    """The vote class of an answer: answers that are mathematically equal share one key, so majority vote
+    counts `\\frac{1}{2}`, `1/2` and `0.5` as one answer, not three rivals.
+
+    Integer tasks keep the normalized spelling (an expression is a different, wrong answer there). Other
+    tasks: plain numbers and fractions become an exact fraction; anything else is parsed once by
+    Math-Verify and keyed by its sympy form (which orders terms and simplifies numbers), or kept as
+    written when it does not parse. Cached: the vote stage calls it once per distinct answer.
+    """
+    norm = normalize_answer(answer) or answer
+    return norm if integer else _equivalence_class(norm)
+
+
+@lru_cache(maxsize=65536)
+def _equivalence_class(answer: str) -> str:
+    exact = _plain_fraction(answer)
+    if exact is not None:
+        return _fraction_key(exact)
+    try:
+        parsed = parse(f"\\boxed{{{answer}}}")
+    except Exception:  # noqa: BLE001 - an answer Math-Verify cannot read votes as written
+        return answer
+    if not parsed:
+        return answer
+    expr = parsed[0]
+    if getattr(expr, "is_number", False):  # Math-Verify keeps 144+70 and sqrt(8) as written: evaluate
+        expr = _simplified(expr)
+    if getattr(expr, "is_Rational", False):
+        return _fraction_key(Fraction(int(expr.p), int(expr.q)))
+    if getattr(expr, "is_Float", False):
+        return _fraction_key(Fraction(str(expr)))
+    return f"sympy:{expr}"
+
+
+def _simplified(expr: object) -> object:
+    """sympy's simplest form of a number; the number as read when sympy cannot simplify it."""
+    try:
+        return sympy.simplify(expr)
+    except Exception:  # noqa: BLE001 - a number sympy cannot simplify votes in the form it was read
+        return expr
+
+
+def _plain_fraction(answer: str) -> Fraction | None:
+    """An integer, decimal or a/b written plainly, as an exact fraction; else None."""
+    plain = answer.replace(" ", "")
+    match = _FRACTION.fullmatch(plain)
+    if match and int(match.group(2)) != 0:
+        return Fraction(int(match.group(1)), int(match.group(2)))
+    try:
+        return Fraction(plain) if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", plain) else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _fraction_key(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"

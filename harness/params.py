@@ -7,6 +7,7 @@ touches a file or sends a request, and every complaint names the key, the value 
 from __future__ import annotations
 
 import difflib
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,7 +212,21 @@ class PriceParams(_Section):
 
 class VoteParams(_Section):
     min_samples: int = Field(default=1, gt=0)
-    saturation_tolerance: float = Field(default=0.01, ge=0, le=1)
+    # Retired: the saturation point is now fitted, with its own interval (docs/statistics.md). Still
+    # accepted, so that existing params files and `-S vote.saturation_tolerance=...` scripts keep working,
+    # but it changes nothing and says so.
+    saturation_tolerance: float | None = None
+
+    @field_validator("saturation_tolerance")
+    @classmethod
+    def _retired(cls, v: float | None) -> float | None:
+        if v is not None:
+            warnings.warn(
+                "params.yaml: vote.saturation_tolerance is no longer used (the saturation point is fitted, "
+                "with its own interval: docs/statistics.md); delete the line",
+                stacklevel=2,
+            )
+        return v
 
 
 class Params(_Section):

@@ -64,29 +64,34 @@ def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
 
 def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget) -> tuple[stats.Regions, dict]:
     """Regions and the drawn law from the curve: the frontier (ask for more tokens, then vote), where
-    voting takes over (top of the controllable range) and where the frontier saturates."""
+    voting takes over (top of the controllable range) and where the fitted law saturates (the same
+    floor-rise-plateau fit as the vote stage's metrics)."""
     vote_budget = vote_budget_of(table, params.vote_budget)
     front = table.loc[frontier(table, vote_budget)]
     single = _by_budget(table[table["k"] == 1]).set_index("budget")
     takeover = stats.takeover_budget(list(single.index), controllable_to, vote_budget)
-    tolerance = params.vote.saturation_tolerance
-    reg = stats.regions(front["log2_tokens"].tolist(), front["maj_at_k"].tolist(),
-                        float(single.loc[takeover, "log2_tokens"]), takeover, tolerance)
-    lo, hi = stats.rising_window(front["maj_at_k"].tolist(), tolerance)
-    window = front.iloc[lo: hi + 1]
-    law = {"fit_from": float(window["log2_tokens"].iloc[0]), "fit_to": float(window["log2_tokens"].iloc[-1]),
-           "slope": float("nan"), "intercept": float("nan")}
-    if len(window) >= 2:
-        slope, intercept = stats.line(window["log2_tokens"], 100 * window["maj_at_k"])
-        law.update(slope=slope, intercept=intercept)
+    xs = front["log2_tokens"].tolist()
+    hinge = stats.fit_hinge(xs, front["maj_at_k"].tolist())
+    last = len(xs) - 1
+    start, end = (hinge.start, hinge.end) if hinge else (0, last)
+    reg = stats.regions(xs, xs[end], end < last, float(single.loc[takeover, "log2_tokens"]), takeover)
+    law = {"fit_from": xs[start], "fit_to": xs[end],
+           "slope": 100 * hinge.slope if hinge else float("nan"),
+           "intercept": 100 * hinge.intercept if hinge else float("nan")}
     return reg, law
 
 
 def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str) -> None:
+    """Points with their intervals; a point without an interval (one problem) gets no bar at all, and a
+    point resting on fewer problems than the run has is drawn hollow (a different problem set)."""
     y = 100 * rows["maj_at_k"]
     yerr = [(y - 100 * rows["maj_lo"]).clip(lower=0), (100 * rows["maj_hi"] - y).clip(lower=0)]
     ax.errorbar(rows["log2_tokens"], y, yerr=yerr, fmt=fmt, color=color, ecolor=color, elinewidth=1,
                 capsize=3, zorder=4, label=label)
+    short = rows[rows["missing_problems"] > 0] if "missing_problems" in rows else rows.iloc[:0]
+    if len(short):
+        ax.plot(short["log2_tokens"], 100 * short["maj_at_k"], fmt[0], markerfacecolor="white",
+                markeredgecolor=color, zorder=5, label="hollow: fewer problems (curve.csv missing_problems)")
 
 
 def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> str:

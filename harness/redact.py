@@ -4,10 +4,13 @@ Why a registry: the key enters the process in one place (the environment variabl
 `model.api_key_env`), but a provider can echo it anywhere: in an error message (OpenAI's 401 quotes part
 of it, a misconfigured proxy may quote all of it), or in a response body. Rather than trusting every path
 to remember, the CLI registers the key once, and the writers (files.py for outputs, store.py for the
-store, the CLI for its error line) pass their text through `scrub`.
+store, the CLI for its error line) pass their text through `scrub`; everything else printed to the
+terminal (progress, warnings, summaries) passes through `ScrubbedStream`.
 """
 
 from __future__ import annotations
+
+from typing import Any, TextIO
 
 PLACEHOLDER = "[API key hidden]"
 MIN_LENGTH = 8  # shorter values (a dummy key for a local server) would mangle ordinary text
@@ -27,3 +30,16 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, PLACEHOLDER)
     return text
+
+
+class ScrubbedStream:
+    """A terminal stream whose every write is scrubbed: the net under every print and progress bar."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(scrub(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding: the real stream's
+        return getattr(self.stream, name)

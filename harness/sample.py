@@ -15,7 +15,7 @@ import pandas as pd
 
 from .budget_axis import Budget
 from .chain import Job, Outcome
-from .data import read_problems
+from .data import integer_answers, read_problems
 from .engine import collect
 from .files import SAMPLES, write_csv
 from .grade import extract_answer, is_equivalent, normalize_answer
@@ -53,8 +53,8 @@ def classify(outcome: Outcome, answer: str | None) -> str:
     return "ok"
 
 
-def sample_row(outcome: Outcome) -> dict[str, Any]:
-    """Grade one finished sample (pure: text in, row out)."""
+def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
+    """Grade one finished sample (pure: text in, row out); `integer`: the task's answers are integers."""
     job = outcome.job
     answer = extract_answer(outcome.text) if outcome.error is None else None
     status = classify(outcome, answer)
@@ -69,7 +69,7 @@ def sample_row(outcome: Outcome) -> dict[str, Any]:
         "prompt_tokens": outcome.prompt_tokens,
         "answer": normalize_answer(answer),
         "gold": job.gold,
-        "correct": None if failed else bool(is_equivalent(answer, job.gold)),
+        "correct": None if failed else bool(is_equivalent(answer, job.gold, integer)),
         "finish_reason": outcome.finish_reason,
         "status": status,
         "requests": outcome.requests,
@@ -78,9 +78,9 @@ def sample_row(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def samples_frame(outcomes: list[Outcome]) -> pd.DataFrame:
+def samples_frame(outcomes: list[Outcome], integer: bool = False) -> pd.DataFrame:
     """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable."""
-    frame = pd.DataFrame([sample_row(o) for o in outcomes], columns=SAMPLE_COLUMNS)
+    frame = pd.DataFrame([sample_row(o, integer) for o in outcomes], columns=SAMPLE_COLUMNS)
     for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests"):
         frame[col] = frame[col].astype("Int64")
     frame["correct"] = frame["correct"].astype("boolean")
@@ -91,7 +91,7 @@ def run(params: Params) -> None:
     problems = read_problems()
     jobs = plan(params, problems, params.pool_size)
     outcomes = collect(params, jobs, shard="sample", desc="sample")
-    frame = samples_frame(outcomes)
+    frame = samples_frame(outcomes, integer_answers(params))
     write_csv(SAMPLES, frame)
     counts = frame["status"].value_counts().sort_index().to_dict()
     print(f"sample: {len(frame)} samples -> {SAMPLES} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")

@@ -65,6 +65,7 @@ class Pool:
     counts: tuple[int, ...]
     correct: tuple[bool, ...]
     unanswered: int
+    graded_correct: int | None = None  # samples graded correct, one by one (`pool` counts them)
 
     @property
     def size(self) -> int:
@@ -72,6 +73,10 @@ class Pool:
 
     @property
     def correct_samples(self) -> int:
+        """Samples graded correct, for pass@k. Counted per sample, not per answer group: a group mixing
+        correct and wrong grades (two spellings of one vote class) must not count its wrong samples."""
+        if self.graded_correct is not None:
+            return self.graded_correct
         return sum(c for c, ok in zip(self.counts, self.correct) if ok)
 
 
@@ -83,7 +88,8 @@ def pool(answers: Sequence[str | None], correct: Sequence[bool]) -> Pool:
     counts = Counter(a for a in answers if a is not None)
     truth = {a for a, ok in zip(answers, correct) if ok and a is not None}
     keys = sorted(counts)  # fixed order: the sampled estimator must not depend on dict order
-    return Pool(tuple(counts[a] for a in keys), tuple(a in truth for a in keys), len(answers) - sum(counts.values()))
+    return Pool(tuple(counts[a] for a in keys), tuple(a in truth for a in keys), len(answers) - sum(counts.values()),
+                sum(1 for a, ok in zip(answers, correct) if ok and a is not None))
 
 
 @lru_cache(maxsize=4096)
@@ -339,7 +345,8 @@ def intervals(
 
     Why widened: the bootstrap variance of a mean of P problems is (P - 1)/P times the unbiased one,
     and its spread is estimated from only P problems; with a dozen problems plain percentiles cover
-    noticeably less than they claim (tests/test_stats.py measures the coverage by simulation).
+    noticeably less than they claim (tests/test_stats.py measures the coverage by simulation). NaN
+    where a point rests on one problem: no interval over problems exists.
     """
     alpha = (1.0 - confidence) / 2
     lo_q = np.nanquantile(replicates, alpha, axis=0)
@@ -348,33 +355,77 @@ def intervals(
     inflate = np.sqrt(np.where(p > 1, p / np.maximum(p - 1, 1), 1.0)) * t_over_z(p, confidence)
     lo = np.clip(estimate - inflate * (estimate - lo_q), 0.0, 1.0)
     hi = np.clip(estimate + inflate * (hi_q - estimate), 0.0, 1.0)
-    return np.minimum(lo, estimate), np.maximum(hi, estimate)
+    none = p < 2  # one problem: the bootstrap has nothing to resample, a zero-width bar would be a lie
+    return np.where(none, np.nan, np.minimum(lo, estimate)), np.where(none, np.nan, np.maximum(hi, estimate))
 
 
 # --- the law: slope per doubling, saturation ---------------------------------------------------------
-
-def saturation_index(y: Sequence[float], tolerance: float) -> int:
-    """Index of the first point within `tolerance` of the best accuracy: beyond it, tokens stop paying."""
-    ys = np.asarray(y, dtype=float)
-    return int(np.argmax(ys >= np.nanmax(ys) - tolerance))
-
-
-def rise_start(y: Sequence[float], saturation: int, tolerance: float) -> int:
-    """Index of the last point, up to the saturation point, still within `tolerance` of the lowest
-    accuracy before it: the flat floor (the model cannot solve anything yet) is not part of the law."""
-    ys = np.asarray(y, dtype=float)[: saturation + 1]
-    floor = np.nanmin(ys)
-    return int(np.flatnonzero(ys <= floor + tolerance)[-1])
+#
+# The law is the floor-rise-plateau curve that fits the frontier best (least squares): flat up to a rise
+# start, a straight line in log2(tokens) up to the saturation point, flat after it, with both breakpoints
+# at frontier points. Why not "fit a line between where the points leave the floor and where they come
+# within a tolerance of the best": that window was chosen from the noisy points themselves and then held
+# fixed in the bootstrap, so its uncertainty never entered the slope's interval (38% coverage on
+# seed-shaped curves); a noisy flat point pulled into the window biased the slope. Here the breakpoints
+# are chosen by the fit, and chosen again in every bootstrap replicate (benchmarks/coverage_law.py
+# measures the coverage: docs/statistics.md).
 
 
-def rising_window(y: Sequence[float], tolerance: float) -> tuple[int, int]:
-    """First and last index of the region the law is fitted to: off the floor, up to saturation."""
-    sat = saturation_index(y, tolerance)
-    return rise_start(y, sat, tolerance), sat
+@dataclass(frozen=True)
+class Hinge:
+    """The best floor-rise-plateau fit of one curve: rise from point `start` to point `end`."""
+
+    slope: float  # accuracy per doubling of tokens (fraction, not points)
+    intercept: float  # of the rising segment: y = intercept + slope * x for x in [x[start], x[end]]
+    start: int
+    end: int
+
+
+def _hinge_pairs(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (start, end) pair of frontier points with end > start and distinct tokens, with the centred
+    regressor clip(x, x[start], x[end]) of each (pairs, points)."""
+    s_idx, e_idx = np.triu_indices(xs.size, 1)
+    keep = xs[e_idx] > xs[s_idx]
+    s_idx, e_idx = s_idx[keep], e_idx[keep]
+    g = np.clip(xs[None, :], xs[s_idx, None], xs[e_idx, None])
+    return s_idx, e_idx, g - g.mean(axis=1, keepdims=True)
+
+
+def fit_hinges(x: Sequence[float] | np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares floor-rise-plateau fit of every row of y (points last): slope, intercept, start and
+    end index per row, all at once (one matrix product per call). For fixed breakpoints the model
+    y = a + b * clip(x, x_start, x_end) is linear, so the best pair is the one whose regressor explains
+    the most variance. Rows with a missing value get NaN slope and index -1."""
+    xs = np.asarray(x, dtype=float)
+    ys = np.atleast_2d(np.asarray(y, dtype=float))
+    s_idx, e_idx, gc = _hinge_pairs(xs)
+    rows = ys.shape[0]
+    nan = np.full(rows, np.nan)
+    if s_idx.size == 0:  # one point, or every point at the same tokens: no slope exists
+        return nan, nan, np.full(rows, -1), np.full(rows, -1)
+    finite = np.isfinite(ys).all(axis=1)
+    yc = np.where(finite[:, None], ys - ys.mean(axis=1, keepdims=True), 0.0)
+    spread = (gc * gc).sum(axis=1)
+    cov = yc @ gc.T  # (rows, pairs)
+    best = np.argmax(cov * cov / spread, axis=1)
+    slope = cov[np.arange(rows), best] / spread[best]
+    g_mean = np.clip(xs[None, :], xs[s_idx[best], None], xs[e_idx[best], None]).mean(axis=1)
+    intercept = ys.mean(axis=1) - slope * g_mean
+    start, end = s_idx[best], e_idx[best]
+    return (np.where(finite, slope, np.nan), np.where(finite, intercept, np.nan),
+            np.where(finite, start, -1), np.where(finite, end, -1))
+
+
+def fit_hinge(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> Hinge | None:
+    """The law of one curve (what the figure draws), or None when fewer than two distinct tokens exist."""
+    slope, intercept, start, end = fit_hinges(x, np.asarray(y, dtype=float)[None, :])
+    if start[0] < 0:
+        return None
+    return Hinge(float(slope[0]), float(intercept[0]), int(start[0]), int(end[0]))
 
 
 def line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares (slope, intercept): the drawn law (the plot refits the same window)."""
+    """Least-squares (slope, intercept) of a straight line."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     slope = float(slopes(xs, ys))
     return slope, float(ys.mean() - slope * xs.mean())
@@ -400,51 +451,84 @@ def _quantiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def widened(estimate: float, replicates: np.ndarray, problems: int, confidence: float = CONFIDENCE
+            ) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates widened around the estimate as `intervals` widens the
+    points' (sqrt(P / (P - 1)) times Student-t over normal), so the slope and gain are as honest as the
+    points. NaN for fewer than two problems: no interval over problems exists."""
+    lo, hi = _quantiles(replicates, confidence)
+    if problems < 2 or not math.isfinite(estimate) or not math.isfinite(lo):
+        return float("nan"), float("nan")
+    inflate = math.sqrt(problems / (problems - 1)) * float(t_over_z(np.array([problems]), confidence)[0])
+    return min(estimate - inflate * (estimate - lo), estimate), max(estimate + inflate * (hi - estimate), estimate)
+
+
+NO_INTERVAL_ONE_PROBLEM = "one problem: an interval over problems does not exist"
+
+
 @dataclass(frozen=True)
 class Law:
     """Accuracy vs. log2(tokens) along the figure's frontier (ask for more tokens, then vote)."""
 
-    slope: float  # accuracy points (percent) per doubling of tokens, fitted over [x_from, x_to]
+    slope: float  # accuracy points (percent) per doubling of tokens over the rise [x_from, x_to]
     slope_lo: float
     slope_hi: float
+    intercept: float  # points (percent): the drawn rise is intercept + slope * x on [x_from, x_to]
     x_from: float
     x_to: float
     points: int
     saturated: bool  # a point after the saturation point exists (else the curve was still rising)
-    saturation_x: float
+    saturation_x: float  # where the fitted rise ends (x_to), with its own bootstrap interval
+    saturation_lo: float
+    saturation_hi: float
     gain_after_saturation: float  # accuracy of the last point minus the saturation point's
     gain_lo: float
     gain_hi: float
+    reason: str | None = None  # why a value is missing (null in metrics.json), None when none is
+
+
+def _no_law(xs: np.ndarray, ys: np.ndarray, reason: str) -> Law:
+    nan = float("nan")
+    last = len(xs) - 1
+    return Law(nan, nan, nan, nan, float(xs[0]), float(xs[last]), len(xs), False, float(xs[last]), nan, nan,
+               0.0, nan, nan, reason)
 
 
 def fit_law(
-    x: Sequence[float], estimate: Sequence[float], replicates: np.ndarray, tolerance: float,
+    x: Sequence[float], estimate: Sequence[float], replicates: np.ndarray, problems: int,
     confidence: float = CONFIDENCE,
 ) -> Law:
-    """Fit the rising region of the frontier and find where it saturates, with bootstrap intervals.
+    """Fit the floor-rise-plateau law to the frontier, with bootstrap intervals for slope, saturation
+    point and gain after it; the breakpoints are re-chosen in every replicate.
 
     `x` (log2 tokens, increasing) and `estimate` (accuracy in [0, 1]) are the frontier points;
     `replicates` (bootstrap samples, points) their bootstrap means over the same resampled problems,
-    so slope and gain intervals carry the correlation between points.
+    so the intervals carry the correlation between points; `problems` the problems the points rest on.
     """
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(estimate, dtype=float)
     if xs.size == 0 or np.any(np.diff(xs) < 0):
         raise ValueError("the frontier must be non-empty and sorted by tokens")
-    start, sat = rising_window(ys.tolist(), tolerance)
-    nan = float("nan")
-    slope = lo = hi = nan
-    if sat - start >= 1:
-        window = slice(start, sat + 1)
-        slope = 100 * float(slopes(xs[window], ys[window]))
-        boot = 100 * slopes(xs[window], replicates[:, window])
-        lo, hi = _quantiles(boot, confidence)
+    if not np.isfinite(xs).all() or not np.isfinite(ys).all():
+        missing = [i for i in range(xs.size) if not (math.isfinite(xs[i]) and math.isfinite(ys[i]))]
+        raise ValueError(f"frontier points {missing} have no tokens or no accuracy: the law needs every one")
+    best = fit_hinge(xs, ys)
+    if best is None:
+        return _no_law(xs, ys, "fewer than two distinct token counts on the frontier: no slope exists")
+    b_slope, _, _, b_end = fit_hinges(xs, replicates)
+    ok = b_end >= 0
     last = len(ys) - 1
-    gain = float(ys[last] - ys[sat])
-    gains = replicates[:, last] - replicates[:, sat]
-    g_lo, g_hi = _quantiles(gains, confidence)
-    return Law(slope, lo, hi, float(xs[start]), float(xs[sat]), sat - start + 1, sat < last,
-               float(xs[sat]), gain, g_lo, g_hi)
+    slope = 100 * best.slope
+    gain = float(ys[last] - ys[best.end])
+    gains = np.where(ok, replicates[:, last] - replicates[np.arange(len(b_end)), np.maximum(b_end, 0)], np.nan)
+    lo, hi = widened(slope, 100 * b_slope, problems, confidence)
+    g_lo, g_hi = widened(gain, gains, problems, confidence)
+    s_lo, s_hi = _quantiles(np.where(ok, xs[np.maximum(b_end, 0)], np.nan), confidence)
+    if problems < 2:
+        s_lo = s_hi = float("nan")
+    return Law(slope, lo, hi, 100 * best.intercept, float(xs[best.start]), float(xs[best.end]),
+               best.end - best.start + 1, best.end < last, float(xs[best.end]), s_lo, s_hi, gain, g_lo, g_hi,
+               NO_INTERVAL_ONE_PROBLEM if problems < 2 else None)
 
 
 # --- calibration and the figure's regions ------------------------------------------------------------
@@ -493,13 +577,11 @@ class Regions:
 
 
 def regions(
-    frontier_x: Sequence[float], frontier_y: Sequence[float], takeover_x: float, takeover: Budget,
-    tolerance: float,
+    frontier_x: Sequence[float], saturation_x: float, saturated: bool, takeover_x: float, takeover: Budget,
 ) -> Regions:
     """Where the data puts the regions: budget control up to the single-sample point at the takeover
-    budget, majority vote from there to the saturation point of the frontier, no gains beyond it."""
+    budget, majority vote from there to the law's saturation point, no gains beyond it."""
     xs = list(frontier_x)
-    sat = saturation_index(frontier_y, tolerance)
-    saturation = max(xs[sat], takeover_x)
+    saturation = max(saturation_x, takeover_x)
     return Regions(start=min(xs), vote_start=takeover_x, saturation=saturation, end=max(xs),
-                   takeover_budget=as_budget(takeover), saturated=sat < len(xs) - 1 and saturation < max(xs))
+                   takeover_budget=as_budget(takeover), saturated=saturated and saturation < max(xs))

@@ -111,4 +111,6 @@ def _saturation(law: dict[str, Any]) -> str:
     if at is None:
         return "unknown"
     where = f"log2 tokens {at:.2f} (~{2 ** at:,.0f} tokens)"
-    return f"at {where}" if law.get("saturated") else f"not reached: still rising at {where}"
+    lo, hi = law.get("saturation_log2_tokens_lo"), law.get("saturation_log2_tokens_hi")
+    interval = f" (95% CI {lo:.2f} to {hi:.2f})" if lo is not None and hi is not None else ""
+    return f"at {where}{interval}" if law.get("saturated") else f"not reached: still rising at {where}"

@@ -7,31 +7,36 @@ averaged over problems; `pass_at_k` is the unbiased pass@k from the same pools. 
 `pass_lo`/`pass_hi`) are 95% intervals from a seeded bootstrap over problems. The x-coordinate is
 log2 of `mean_tokens`, the expected tokens k samples spend on a problem there.
 
-Failed samples (any status starting with "failed": no response after retries) are left out, never
-scored as wrong; each point reports how many problems and samples it rests on, and the stage refuses
-to write a point that rests on fewer samples than `vote.min_samples`.
+Answers vote by equivalence class (grade.vote_key: `\\frac{1}{2}`, `1/2` and `0.5` are one vote; on
+integer tasks the exact spelling). Failed samples (any status starting with "failed": no response after
+retries) are left out, never scored as wrong; each point reports how many problems and samples it rests
+on and how many of the run's problems it misses (`missing_problems`), and the stage refuses to write a
+point that rests on fewer samples than `vote.min_samples`, or an answered sample without its token count.
 
 The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
-accuracy points per doubling of tokens, with interval, over the rising region; where it saturates) and
-the cost of the figure against the seed's draw-fresh scheme.
+accuracy points per doubling of tokens and saturation point, each with its interval) and the cost of the
+figure against the seed's real scheme (nested samples), with the interval width the same tokens buy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import grade, stats
 from .budget_axis import Budget, as_budget, largest, ordered
+from .data import integer_answers
 from .files import CURVE, METRICS, SAMPLES, write_csv, write_json
 from .params import Params
 
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
-                 "mean_tokens", "log2_tokens", "problems", "samples", "estimator", "no_answer_rate"]
+                 "mean_tokens", "log2_tokens", "problems", "missing_problems", "samples", "estimator",
+                 "no_answer_rate"]
 
 
 class VoteError(RuntimeError):
@@ -58,15 +63,49 @@ class Points:
     maj: np.ndarray  # (problems, points)
     passed: np.ndarray  # (problems, points)
     problems: list[str]
+    graded: pd.DataFrame  # the samples the points were scored from (vote classes, sample index, tokens)
 
 
-def _pools(valid: pd.DataFrame) -> dict[tuple[Budget, str], tuple[stats.Pool, float]]:
-    """(budget, problem) -> the pool reduced to answer counts, and its mean tokens per sample."""
+def _once_per_value(column: pd.Series, fn: Callable[[Any], Any]) -> pd.Series:
+    """fn of every cell, computed once per distinct value (a sample table repeats a few values 100,000s
+    of times: the vote stage must stay within its time budget, benchmarks/README.md)."""
+    return column.map({v: fn(v) for v in column.unique()})
+
+
+def _budgets(column: pd.Series) -> pd.Series:
+    return _once_per_value(column, as_budget)
+
+
+def _graded(valid: pd.DataFrame, vote_key: Callable[[str], str] = str) -> pd.DataFrame:
+    """One row per answered-or-not sample: budget, problem, sample index, the answer's vote class (its
+    equivalence class: `vote_key` of the answer; None: no answer), correctness and tokens."""
     answers = valid["answer"].astype(object).where(valid["answer"].notna(), None)
-    correct = valid["correct"].map(lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
-    frame = pd.DataFrame({"budget": valid["budget"].map(as_budget), "problem_id": valid["problem_id"].astype(str),
-                          "answer": answers, "correct": correct,
-                          "tokens": pd.to_numeric(valid["completion_tokens"], errors="coerce")})
+    keys = {a: vote_key(a) for a in set(answers.dropna())}  # once per distinct answer: the vote stays fast
+    correct = _once_per_value(valid["correct"], lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
+    return pd.DataFrame({"budget": _budgets(valid["budget"]), "problem_id": valid["problem_id"].astype(str),
+                         "sample": pd.to_numeric(valid["sample"], errors="coerce"),
+                         "answer": pd.Series([None if a is None else keys[a] for a in answers], index=valid.index,
+                                             dtype=object), "correct": correct,
+                         "tokens": pd.to_numeric(valid["completion_tokens"], errors="coerce")})
+
+
+def _refuse_missing_tokens(frame: pd.DataFrame) -> None:
+    """Every answered sample needs its token count: it is the x-axis. A blank one would make the point's
+    tokens NaN and the law silently null, so the stage stops and names the rows."""
+    blank = frame[frame["tokens"].isna()]
+    if blank.empty:
+        return
+    shown = ", ".join(f"{r.problem_id} at budget {r.budget} sample {r.sample}" for r in blank.head(5).itertuples())
+    more = f" and {len(blank) - 5} more" if len(blank) > 5 else ""
+    raise VoteError(
+        f"{SAMPLES}: {len(blank)} answered sample(s) have no completion_tokens ({shown}{more}); the x-axis is "
+        "tokens used, so every sample needs its count: check that the server reports `usage`, or delete "
+        "those rows and re-run `harness sample` to draw them again"
+    )
+
+
+def _pools(frame: pd.DataFrame) -> dict[tuple[Budget, str], tuple[stats.Pool, float]]:
+    """(budget, problem) -> the pool reduced to vote-class counts, and its mean tokens per sample."""
     pools = {}
     for (budget, pid), g in frame.groupby(["budget", "problem_id"], sort=True):
         pools[as_budget(budget), str(pid)] = (stats.pool(g["answer"].tolist(), g["correct"].tolist()),
@@ -74,15 +113,19 @@ def _pools(valid: pd.DataFrame) -> dict[tuple[Budget, str], tuple[stats.Pool, fl
     return pools
 
 
-def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
-    """Score every pool at every k of its budget's doubling axis (the expensive part of the stage)."""
+def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
+                 vote_key: Callable[[str], str] = str) -> Points:
+    """Score every pool at every k of its budget's doubling axis (the expensive part of the stage).
+    `vote_key` maps an answer to its vote class (equivalent answers vote together)."""
     valid = valid_samples(samples)
     problems = sorted(samples["problem_id"].astype(str).unique())
     index = {pid: i for i, pid in enumerate(problems)}
-    pools = _pools(valid)
+    graded = _graded(valid, vote_key)
+    _refuse_missing_tokens(graded)
+    pools = _pools(graded)
     # Answers are extracted by rule (\boxed{}, "answer is"), not by an LLM judge: how often that found
     # nothing is part of every point's story (a low score may be unparsed answers, not wrong ones).
-    unanswered = valid.assign(budget=valid["budget"].map(as_budget), none=valid["answer"].isna())
+    unanswered = graded.assign(none=graded["answer"].isna())
     no_answer = unanswered.groupby("budget")["none"].mean().to_dict()
     rows: list[dict[str, Any]] = []
     maj_cols: list[np.ndarray] = []
@@ -116,13 +159,13 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int) -> Points:
             rows.append({
                 "budget": budget, "k": k, "mean_tokens": total_tokens,
                 "log2_tokens": math.log2(total_tokens) if total_tokens > 0 else float("nan"),
-                "problems": len(tokens), "samples": used,
+                "problems": len(tokens), "missing_problems": len(problems) - len(tokens), "samples": used,
                 "estimator": "exact" if methods == {"exact"} else "sampled",
                 "no_answer_rate": round(float(no_answer[budget]), 6),
             })
             maj_cols.append(maj)
             pass_cols.append(passed)
-    return Points(rows, np.column_stack(maj_cols), np.column_stack(pass_cols), problems)
+    return Points(rows, np.column_stack(maj_cols), np.column_stack(pass_cols), problems, graded)
 
 
 def _replicates(values: np.ndarray, seed: int) -> np.ndarray:
@@ -163,21 +206,65 @@ def frontier(table: pd.DataFrame, vote_budget: Budget) -> pd.Index:
     return chosen.sort_values(["log2_tokens", "budget", "k"], kind="stable").index
 
 
-def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget, tolerance: float) -> stats.Law:
+def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget) -> stats.Law:
     rows = frontier(table, vote_budget)
     positions = table.index.get_indexer(rows)
     return stats.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), table.loc[rows, "maj_at_k"].to_numpy(),
-                         maj_boot[:, positions], tolerance)
+                         maj_boot[:, positions], int(table.loc[rows, "problems"].min()))
 
 
-def cost(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget) -> dict[str, Any]:
-    """Tokens paid for the figure (every sample in the table, each reused for every k) against the
-    seed's scheme, which draws k fresh samples per problem for every point of the figure."""
+SEED_SCHEME = ("nested: the seed's cache is keyed by sample index, so its k = 1 point at a budget reads "
+               "sample 0 and its vote over k reads samples 0..k-1 of the same pool")
+
+
+def seed_scheme_tokens(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget) -> float:
+    """Tokens the seed would have paid for the same figure: at every budget, the first (largest k shown
+    there) samples by index, each read once and reused by every smaller k."""
     shown = table.loc[frontier(table, vote_budget)]
-    fresh = float((shown["mean_tokens"] * shown["problems"]).sum())
+    needed = {as_budget(b): int(k) for b, k in shown.groupby("budget")["k"].max().items()}
+    budgets = _budgets(samples["budget"])
+    first = pd.to_numeric(samples["sample"], errors="coerce") < budgets.map(needed).fillna(0)
+    return float(pd.to_numeric(samples["completion_tokens"], errors="coerce").fillna(0)[first].sum())
+
+
+def first_k_values(graded: pd.DataFrame, vote_budget: Budget, ks: list[int]) -> np.ndarray:
+    """The seed's estimator at the vote budget, per problem (rows, sorted ids) and k (columns): the vote
+    of samples 0..k-1 only (NaN where the pool has fewer than k)."""
+    at = graded[graded["budget"] == vote_budget].sort_values(["problem_id", "sample"], kind="stable")
+    rows = []
+    for _, g in at.groupby("problem_id", sort=True):
+        answers = g["answer"].tolist()
+        truth = frozenset(a for a, ok in zip(answers, g["correct"]) if ok and a is not None)
+        rows.append([stats.vote_score(answers[:k], truth) if len(answers) >= k else np.nan for k in ks])
+    return np.array(rows, dtype=float)
+
+
+def halfwidth_ratio_vs_first_k(table: pd.DataFrame, graded: pd.DataFrame, vote_budget: Budget,
+                               seed: int) -> dict[str, float | None]:
+    """At equal tokens (the same pool), our all-subsets interval half-width over the seed's first-k one,
+    per vote k: below 1 means the same samples give a narrower interval. Both intervals are built alike
+    (the same seeded bootstrap over problems, the same widening)."""
+    vote = table[table["budget"] == vote_budget].sort_values("k")
+    ks = [int(k) for k in vote["k"]]
+    values = first_k_values(graded, vote_budget, ks)
+    boot = stats.bootstrap_means(values, stats.bootstrap_indices(values.shape[0], seed))
+    lo, hi = stats.intervals(np.nanmean(values, axis=0), boot, np.sum(~np.isnan(values), axis=0))
+    ours = (vote["maj_hi"].to_numpy() - vote["maj_lo"].to_numpy()) / 2
+    theirs = (hi - lo) / 2
+    return {str(k): _num(o / t, 4) if t > 0 else None for k, o, t in zip(ks, ours, theirs)}
+
+
+def cost(table: pd.DataFrame, samples: pd.DataFrame, graded: pd.DataFrame, vote_budget: Budget,
+         seed: int) -> dict[str, Any]:
+    """Tokens paid for the figure (every sample in the table, each reused for every k) against the seed's
+    real scheme (nested samples, SEED_SCHEME), and what the same tokens buy: the interval half-width of
+    our all-subsets estimator over the seed's first-k one, per vote k."""
+    seed_tokens = seed_scheme_tokens(table, samples, vote_budget)
     paid = float(pd.to_numeric(samples["completion_tokens"], errors="coerce").fillna(0).sum())
-    return {"tokens_paid": round(paid, 1), "tokens_draw_fresh": round(fresh, 1),
-            "paid_over_draw_fresh": round(paid / fresh, 4) if fresh > 0 else None}
+    return {"tokens_paid": round(paid, 1), "seed_scheme": SEED_SCHEME, "tokens_seed_scheme": round(seed_tokens, 1),
+            "paid_over_seed_scheme": round(paid / seed_tokens, 4) if seed_tokens > 0 else None,
+            "halfwidth_all_subsets_over_seed_first_k_by_k": halfwidth_ratio_vs_first_k(table, graded, vote_budget,
+                                                                                      seed)}
 
 
 def _num(v: float, digits: int = 6) -> float | None:
@@ -185,15 +272,36 @@ def _num(v: float, digits: int = 6) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), digits)
 
 
+def _interval(row: pd.Series, lo: str, hi: str) -> dict[str, Any]:
+    """One point's interval; null with the reason when it does not exist (one problem)."""
+    if int(row["problems"]) < 2:
+        return {"lo": None, "hi": None, "reason": stats.NO_INTERVAL_ONE_PROBLEM}
+    return {"lo": _num(row[lo]), "hi": _num(row[hi])}
+
+
+def points_missing_problems(table: pd.DataFrame) -> dict[str, Any]:
+    """Points averaging fewer problems than the run has (every sample of a problem failed there, or its
+    pool is smaller than k): they compare a different problem set with their neighbours. The count is
+    always there; the points by "budget/k" only when some exist (DVC drops empty containers)."""
+    short = table[table["missing_problems"] > 0]
+    summary: dict[str, Any] = {"points_missing_problems": len(short)}
+    if len(short):
+        summary["missing_problems_by_point"] = {f"{as_budget(r['budget'])}/k={int(r['k'])}": int(r["missing_problems"])
+                                                for _, r in short.iterrows()}
+    return summary
+
+
 def metrics(
-    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: stats.Law, seed: int = 0
+    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: stats.Law, seed: int = 0,
+    graded: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     single = table[table["k"] == 1].set_index("budget")
     vote = table[table["budget"] == vote_budget].set_index("k")
     status = samples["status"].value_counts().sort_index()
+    graded = _graded(valid_samples(samples)) if graded is None else graded
 
-    def interval(frame: pd.DataFrame, lo: str, hi: str) -> dict[str, dict[str, float | None]]:
-        return {str(i): {"lo": _num(r[lo]), "hi": _num(r[hi])} for i, r in frame.iterrows()}
+    def interval(frame: pd.DataFrame, lo: str, hi: str) -> dict[str, dict[str, Any]]:
+        return {str(i): _interval(r, lo, hi) for i, r in frame.iterrows()}
 
     return {
         "accuracy_by_budget": {str(b): round(float(v), 6) for b, v in single["maj_at_k"].items()},
@@ -215,11 +323,17 @@ def metrics(
             "fit_points": fitted.points,
             "saturated": fitted.saturated,
             "saturation_log2_tokens": _num(fitted.saturation_x, 4),
+            "saturation_log2_tokens_lo": _num(fitted.saturation_lo, 4),
+            "saturation_log2_tokens_hi": _num(fitted.saturation_hi, 4),
             "gain_after_saturation": _num(fitted.gain_after_saturation),
             "gain_after_saturation_lo": _num(fitted.gain_lo),
             "gain_after_saturation_hi": _num(fitted.gain_hi),
+            "method": "floor-rise-plateau least squares, breakpoints re-chosen in every bootstrap replicate",
+            # why a value above is null; absent when none is (DVC drops null metrics)
+            **({"reason": fitted.reason} if fitted.reason else {}),
         },
-        "cost": cost(table, samples, vote_budget),
+        **points_missing_problems(table),
+        "cost": cost(table, samples, graded, vote_budget, seed),
         "estimator": {str(m): int(c) for m, c in table["estimator"].value_counts().sort_index().items()},
         "bootstrap": {"replicates": stats.BOOTSTRAP_SAMPLES, "confidence": stats.CONFIDENCE, "seed": seed,
                       "over": "problems"},
@@ -233,10 +347,12 @@ def metrics(
 def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The whole stage without files: what the benchmark times and the tests call."""
     seed = params.sampling.seed
-    table, maj_boot = curve_from(point_values(samples, params.vote.min_samples, seed), seed)
+    integer = integer_answers(params)
+    points = point_values(samples, params.vote.min_samples, seed, lambda a: grade.vote_key(a, integer))
+    table, maj_boot = curve_from(points, seed)
     vote_budget = vote_budget_of(table, params.vote_budget)
-    fitted = law(table, maj_boot, vote_budget, params.vote.saturation_tolerance)
-    return table, metrics(table, samples, vote_budget, fitted, seed)
+    fitted = law(table, maj_boot, vote_budget)
+    return table, metrics(table, samples, vote_budget, fitted, seed, points.graded)
 
 
 def run(params: Params) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.grade import extract_answer, is_equivalent, last_boxed, normalize_answer
+from harness.grade import extract_answer, is_equivalent, last_boxed, normalize_answer, vote_key
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,19 @@ def test_is_equivalent_uses_math_verify(answer, gold, ok):
 def test_gigantic_and_control_character_output_never_crashes():
     text = "\x00\x07" + "9" * 100_000 + "\\boxed{" * 50
     assert isinstance(is_equivalent(extract_answer(text), "9"), bool)
+
+
+@pytest.mark.parametrize(("answer", "ok"), [("214", True), ("214.0", True), ("two hundred fourteen", True),
+                                            ("144+70", False), ("\\frac{428}{2}", False), ("215", False)])
+def test_integer_tasks_grade_an_unevaluated_expression_wrong(answer, ok):
+    """Math-Verify evaluates 144+70 to 214; for an integer-answer task computing the number is the task."""
+    assert is_equivalent(answer, "214", integer=True) is ok
+    assert is_equivalent("144+70", "214") is True  # symbolic tasks (MATH-500) keep Math-Verify's judgement
+
+
+def test_vote_classes_group_equal_values_however_written():
+    assert vote_key("\\frac{1}{2}") == vote_key("1/2") == vote_key("0.5") == vote_key(" 0.50 ")
+    assert vote_key("144+70") == vote_key("214") != vote_key("215")
+    assert vote_key("\\sqrt{8}") == vote_key("2\\sqrt{2}")
+    assert vote_key("144+70", integer=True) != vote_key("214", integer=True)
+    assert vote_key("1,000", integer=True) == vote_key("1000", integer=True)

@@ -79,3 +79,10 @@ def test_chatml_renders_the_prompt_the_committed_store_was_recorded_with(tmp_pat
         "<|im_start|>user\nSolve the following problem. Reason step by step, then give the final answer in "
         "\\boxed{}.\n\nWhat is 2 + {2}?<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_the_retired_saturation_tolerance_is_accepted_with_a_warning_that_it_changes_nothing(tmp_path):
+    """Existing params files keep working after the fitted saturation point replaced the tolerance."""
+    with pytest.warns(UserWarning, match="vote.saturation_tolerance is no longer used"):
+        params = load_params(_write(tmp_path, {"vote": {"saturation_tolerance": 0.01}}))
+    assert params.vote.min_samples == 1

@@ -72,6 +72,9 @@ def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fa
     law = json.loads(Path("outputs/metrics.json").read_text())["law"]
     assert live["law"].startswith(f"{law['slope_points_per_doubling']:+.1f} accuracy points per doubling")
     assert f"{law['saturation_log2_tokens']:.2f}" in live["saturation"]
+    if law.get("saturated"):
+        assert f"(95% CI {law['saturation_log2_tokens_lo']:.2f} to {law['saturation_log2_tokens_hi']:.2f})" in (
+            live["saturation"])
     assert live["figures"] == "outputs/accuracy_vs_tokens.png, outputs/requested_vs_actual.png"
     assert "wall" in live
 

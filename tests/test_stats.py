@@ -1,6 +1,7 @@
 """maj@k, pass@k, the bootstrap and the law: checked against brute-force enumeration, hand-computed
 cases and a coverage simulation. Brute force lives here only; harness/stats.py counts."""
 
+import importlib.util
 import itertools
 import math
 import random
@@ -8,6 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from harness import stats
 
@@ -198,18 +200,55 @@ def test_fit_law_measures_points_per_doubling_in_the_rising_region_and_finds_sat
     x = np.arange(8.0)
     y = np.array([0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.505])  # floor, +10 points per doubling, plateau
     replicates = y + np.random.default_rng(0).normal(0, 0.01, size=(500, 8))
-    law = stats.fit_law(x, y, replicates, tolerance=0.01)
+    law = stats.fit_law(x, y, replicates, problems=500)
     assert (law.x_from, law.x_to, law.points) == (1.0, 5.0, 5)
-    assert law.slope == pytest.approx(10.0, abs=0.5)  # floor point at x=1 pulls the line a little
+    assert law.slope == pytest.approx(10.0, abs=0.2)  # the floor is part of the fit, not of the rise
     assert law.slope_lo < law.slope < law.slope_hi
     assert law.saturated and law.saturation_x == 5.0
+    assert law.saturation_lo <= 5.0 <= law.saturation_hi
     assert law.gain_after_saturation == pytest.approx(0.005)
     assert law.gain_lo < law.gain_after_saturation < law.gain_hi
+    assert law.reason is None
 
 
-def test_a_flat_curve_has_no_slope_and_saturates_at_once():
-    law = stats.fit_law([1.0, 2.0], [0.5, 0.5], np.full((10, 2), 0.5), tolerance=0.01)
-    assert math.isnan(law.slope) and law.saturated and law.saturation_x == 1.0
+def test_a_flat_curve_has_a_zero_slope_and_one_point_has_none_with_a_reason():
+    flat = stats.fit_law([1.0, 2.0, 3.0], [0.5, 0.5, 0.5], np.full((10, 3), 0.5), problems=10)
+    assert flat.slope == pytest.approx(0.0)
+    one = stats.fit_law([1.0], [0.5], np.full((10, 1), 0.5), problems=10)
+    assert math.isnan(one.slope) and "no slope" in one.reason
+
+
+def test_fit_law_refuses_a_frontier_point_without_tokens():
+    with pytest.raises(ValueError, match=r"frontier points \[1\] have no tokens"):
+        stats.fit_law([1.0, float("nan"), 3.0], [0.1, 0.2, 0.3], np.zeros((10, 3)), problems=10)
+
+
+def test_one_problem_has_no_interval_not_a_zero_width_one():
+    lo, hi = stats.intervals(np.array([0.5, 0.5]), np.full((100, 2), 0.5), np.array([1, 12]))
+    assert math.isnan(lo[0]) and math.isnan(hi[0]) and lo[1] == hi[1] == 0.5
+    law = stats.fit_law([1.0, 2.0, 3.0], [0.0, 0.5, 1.0], np.tile([0.0, 0.5, 1.0], (10, 1)), problems=1)
+    assert math.isnan(law.slope_lo) and math.isnan(law.saturation_lo) and "one problem" in law.reason
+
+
+def test_correct_samples_are_counted_per_sample_not_per_answer():
+    assert stats.pool(["5", "5"], [True, False]).correct_samples == 1
+    assert stats.pool(["5", "5", None], [True, True, False]).correct_samples == 2
+
+
+def _coverage_benchmark():
+    spec = importlib.util.spec_from_file_location("coverage_law", REPO / "benchmarks" / "coverage_law.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("curve", ["seed", "audit2"])
+def test_slope_interval_covers_the_true_slope_on_seed_shaped_curves(curve):
+    """A small seeded run of benchmarks/coverage_law.py (the full one is in docs/statistics.md): with the
+    window held fixed the slope interval covered 35-80% of 60 runs here; re-chosen per replicate, >= 90%."""
+    result = _coverage_benchmark().coverage(curve, problems=30, samples=4, reps=60)
+    print(curve, result)
+    assert result["slope"] >= 0.9 and result["saturation"] >= 0.9 and result["gain"] >= 0.9, result
 
 
 def test_controllable_range_finds_where_tokens_grow():
@@ -231,10 +270,9 @@ def test_effort_levels_order_by_effort_not_alphabet():
     assert stats.takeover_budget(levels, controllable_to="high", vote_budget="low") == "low"
 
 
-def test_regions_saturate_at_first_point_near_the_best():
-    reg = stats.regions([4, 5, 6, 7, 8, 9], [0.2, 0.3, 0.4, 0.6, 0.7, 0.705], takeover_x=6, takeover=256,
-                        tolerance=0.01)
+def test_regions_end_the_vote_region_at_the_laws_saturation_point():
+    reg = stats.regions([4, 5, 6, 7, 8, 9], saturation_x=8, saturated=True, takeover_x=6, takeover=256)
     assert (reg.start, reg.vote_start, reg.saturation, reg.end) == (4, 6, 8, 9)
     assert reg.saturated and reg.takeover_budget == 256
-    rising = stats.regions([4, 5, 6], [0.2, 0.3, 0.4], takeover_x=5, takeover=64, tolerance=0.01)
+    rising = stats.regions([4, 5, 6], saturation_x=6, saturated=False, takeover_x=5, takeover=64)
     assert not rising.saturated and rising.saturation == 6

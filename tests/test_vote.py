@@ -90,8 +90,10 @@ def test_harness_vote_writes_every_point_with_intervals_and_matches_brute_force(
         assert key in metrics, key
     assert metrics["vote_budget"] == 256 and set(metrics["maj_at_k"]) == {"1", "2", "4", "8"}
     assert metrics["cost"]["tokens_paid"] == table["completion_tokens"].sum()
-    # draw-fresh pays k samples per point: 1 + 1 + 1 at the budgets, 2 + 4 + 8 more at 256
-    assert metrics["cost"]["tokens_draw_fresh"] > metrics["cost"]["tokens_paid"]
+    # the seed's nested scheme reads sample 0 at 16 and 64 and samples 0..7 at 256
+    first = table[(table["sample"] < table["budget"].map({16: 1, 64: 1, 256: 8}))]
+    assert metrics["cost"]["tokens_seed_scheme"] == first["completion_tokens"].sum()
+    assert "tokens_draw_fresh" not in metrics["cost"]
     law = metrics["law"]
     assert law["slope_lo"] <= law["slope_points_per_doubling"] <= law["slope_hi"]
 
@@ -177,3 +179,74 @@ def test_pass_and_maj_columns_come_from_the_same_pools():
         expected = np.mean([stats.pass_at_k(6, int(g["correct"].sum()), int(row["k"]))
                             for _, g in table.groupby("problem_id")])
         assert row["pass_at_k"] == pytest.approx(expected, abs=1e-12)
+
+
+# --- issue 11: no silent wrong result -------------------------------------------------------------------
+
+def test_a_blank_token_count_stops_the_vote_and_names_the_row(workdir, capsys):
+    table = sample_table(4, [16, 64], {16: 2, 64: 2}).astype({"completion_tokens": object})
+    table.loc[(table["problem_id"] == "p2") & (table["budget"] == 64) & (table["sample"] == 1), "completion_tokens"] = ""
+    workdir(table, [16, 64], 2)
+    assert main(["vote"]) == 2
+    err = capsys.readouterr().err
+    assert "no completion_tokens" in err and "p2 at budget 64 sample 1" in err
+
+
+def test_a_point_missing_a_problem_is_flagged_in_curve_and_metrics(workdir):
+    table = sample_table(4, [16, 64], {16: 2, 64: 2})
+    table = table[~((table["problem_id"] == "p1") & (table["budget"] == 64))]
+    workdir(table, [16, 64], 2)
+    assert main(["vote"]) == 0
+    curve = pd.read_csv("outputs/curve.csv")
+    assert curve.loc[curve["budget"] == 64, "missing_problems"].tolist() == [1, 1]
+    assert (curve.loc[curve["budget"] == 16, "missing_problems"] == 0).all()
+    metrics = json.loads(Path("outputs/metrics.json").read_text())
+    assert metrics["points_missing_problems"] == 2
+    assert metrics["missing_problems_by_point"] == {"64/k=1": 1, "64/k=2": 1}
+
+
+def test_one_problem_reports_no_interval_and_says_why(workdir):
+    workdir(sample_table(1, [16, 64, 256], {16: 2, 64: 2, 256: 4}), [16, 64, 256], 4)
+    assert main(["vote"]) == 0
+    curve = pd.read_csv("outputs/curve.csv")
+    assert curve["maj_lo"].isna().all() and curve["maj_hi"].isna().all()
+    metrics = json.loads(Path("outputs/metrics.json").read_text())
+    assert metrics["maj_at_k_interval"]["1"] == {"lo": None, "hi": None, "reason": stats.NO_INTERVAL_ONE_PROBLEM}
+    assert metrics["law"]["slope_lo"] is None and metrics["law"]["reason"] == stats.NO_INTERVAL_ONE_PROBLEM
+
+
+def test_equivalent_spellings_vote_together():
+    """1/2 three ways against a wrong answer given twice: the right class has 3 of 5 votes and wins."""
+    answers = ["\\frac{1}{2}", "1/2", "0.5", "3", "3"]
+    table = pd.DataFrame({"problem_id": "p0", "budget": 16, "sample": range(5), "seed": range(5),
+                          "completion_tokens": 10, "answer": answers, "gold": "1/2",
+                          "correct": [True, True, True, False, False], "status": "ok"})
+    curve, _ = vote.compute(table, _params([16], 5))
+    assert curve.loc[curve["k"] == 5, "maj_at_k"].item() == 1.0
+    assert curve.loc[curve["k"] == 1, "pass_at_k"].item() == pytest.approx(0.6)
+
+
+def test_integer_tasks_keep_exact_spellings_as_vote_classes():
+    answers = ["214", "214", "144+70", "144+70", "144+70"]
+    table = pd.DataFrame({"problem_id": "p0", "budget": 16, "sample": range(5), "seed": range(5),
+                          "completion_tokens": 10, "answer": answers, "gold": "214",
+                          "correct": [True, True, False, False, False], "status": "ok"})
+    from harness.params import Params
+    params = Params.model_validate({"budgets": {"requested": [16]}, "sampling": {"samples": 1, "vote_samples": 5},
+                                    "data": {"answer_type": "integer"}})
+    curve, _ = vote.compute(table, params)
+    assert curve.loc[curve["k"] == 5, "maj_at_k"].item() == 0.0
+
+
+def test_cost_compares_interval_widths_with_the_seeds_first_k_estimator_at_equal_tokens(workdir):
+    rng = np.random.default_rng(7)
+    ok = rng.random((20, 8)) < rng.random((20, 1))  # each problem its own accuracy: votes go either way
+    table = pd.DataFrame([{"problem_id": f"p{p}", "budget": 16, "sample": s, "seed": s, "completion_tokens": 16,
+                           "answer": "42" if ok[p, s] else "7", "gold": "42", "correct": bool(ok[p, s]),
+                           "status": "ok"} for p in range(20) for s in range(8)])
+    workdir(table, [16], 8)
+    assert main(["vote"]) == 0
+    ratios = json.loads(Path("outputs/metrics.json").read_text())["cost"]["halfwidth_all_subsets_over_seed_first_k_by_k"]
+    assert set(ratios) == {"1", "2", "4", "8"}
+    assert ratios["8"] == pytest.approx(1.0)  # the whole pool: both estimators are the same vote
+    assert ratios["1"] < 1.0  # one sample: the mean over 8 samples is narrower than sample 0 alone
