@@ -1,7 +1,7 @@
 """Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv` + `outputs/metrics.json`.
 
 Where a point on the plot comes from: for every problem, the expected majority-vote accuracy of k
-samples drawn from that problem's pool at that budget (stats.maj_at_k_pool: exact over all C(n, k)
+samples drawn from that problem's pool at that budget (majority.maj_at_k_pool: exact over all C(n, k)
 subsets by counting where feasible, else seeded random subsets; the `estimator` column says which),
 averaged over problems; `pass_at_k` is the unbiased pass@k from the same pools. `maj_lo`/`maj_hi` (and
 `pass_lo`/`pass_hi`) are 95% intervals from a seeded bootstrap over problems. The x-coordinate is
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import grade, stats
+from . import grade, majority, stats
 from .budget_axis import Budget, as_budget, largest, ordered
 from .data import integer_answers
 from .files import CURVE, METRICS, SAMPLES, write_csv, write_json
@@ -104,11 +104,11 @@ def _refuse_missing_tokens(frame: pd.DataFrame) -> None:
     )
 
 
-def _pools(frame: pd.DataFrame) -> dict[tuple[Budget, str], tuple[stats.Pool, float]]:
+def _pools(frame: pd.DataFrame) -> dict[tuple[Budget, str], tuple[majority.Pool, float]]:
     """(budget, problem) -> the pool reduced to vote-class counts, and its mean tokens per sample."""
     pools = {}
     for (budget, pid), g in frame.groupby(["budget", "problem_id"], sort=True):
-        pools[as_budget(budget), str(pid)] = (stats.pool(g["answer"].tolist(), g["correct"].tolist()),
+        pools[as_budget(budget), str(pid)] = (majority.pool(g["answer"].tolist(), g["correct"].tolist()),
                                         float(g["tokens"].mean()))
     return pools
 
@@ -137,16 +137,16 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
                 f"budget {budget}: rests on 0 samples (all failed), fewer than vote.min_samples = "
                 f"{min_samples}; re-run `harness sample` to retry the failed samples"
             )
-        for k in stats.vote_ks(max(p.size for p, _ in at_budget.values())):
+        for k in majority.vote_ks(max(p.size for p, _ in at_budget.values())):
             maj = np.full(len(problems), np.nan)
             passed = np.full(len(problems), np.nan)
             tokens, used, methods = [], 0, set()
             for pid, (p, mean_tokens) in at_budget.items():
                 if p.size < k:
                     continue
-                result = stats.maj_at_k_pool(p, k, seed)
+                result = majority.maj_at_k_pool(p, k, seed)
                 maj[index[pid]] = result.value
-                passed[index[pid]] = stats.pass_at_k(p.size, p.correct_samples, k)
+                passed[index[pid]] = majority.pass_at_k(p.size, p.correct_samples, k)
                 methods.add(result.method)
                 tokens.append(mean_tokens)
                 used += p.size
@@ -235,7 +235,7 @@ def first_k_values(graded: pd.DataFrame, vote_budget: Budget, ks: list[int]) -> 
     for _, g in at.groupby("problem_id", sort=True):
         answers = g["answer"].tolist()
         truth = frozenset(a for a, ok in zip(answers, g["correct"]) if ok and a is not None)
-        rows.append([stats.vote_score(answers[:k], truth) if len(answers) >= k else np.nan for k in ks])
+        rows.append([majority.vote_score(answers[:k], truth) if len(answers) >= k else np.nan for k in ks])
     return np.array(rows, dtype=float)
 
 

@@ -1,5 +1,5 @@
 """maj@k, pass@k, the bootstrap and the law: checked against brute-force enumeration, hand-computed
-cases and a coverage simulation. Brute force lives here only; harness/stats.py counts."""
+cases and a coverage simulation. Brute force lives here only; harness/majority.py counts."""
 
 import importlib.util
 import itertools
@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from harness import stats
+from harness import majority, stats
 
 
 def test_vote_score_tie_rule_is_one_over_number_of_modes():
     truth = frozenset({"5"})
-    assert stats.vote_score(["5", "5", "3"], truth) == 1.0
-    assert stats.vote_score(["5", "3"], truth) == 0.5
-    assert stats.vote_score(["5", "3", "2"], truth) == pytest.approx(1 / 3)
-    assert stats.vote_score(["3", "3", "5"], truth) == 0.0
-    assert stats.vote_score([None, None], truth) == 0.0
-    assert stats.vote_score([None, "5"], truth) == 1.0
+    assert majority.vote_score(["5", "5", "3"], truth) == 1.0
+    assert majority.vote_score(["5", "3"], truth) == 0.5
+    assert majority.vote_score(["5", "3", "2"], truth) == pytest.approx(1 / 3)
+    assert majority.vote_score(["3", "3", "5"], truth) == 0.0
+    assert majority.vote_score([None, None], truth) == 0.0
+    assert majority.vote_score([None, "5"], truth) == 1.0
 
 
 def _brute_maj(answers, correct, k):
@@ -59,11 +59,11 @@ def test_maj_at_k_and_pass_at_k_equal_brute_force_enumeration(seed):
     answers, correct = _random_pool(seed)
     n = len(answers)
     for k in range(1, n + 1):
-        result = stats.maj_at_k(answers, correct, k)
+        result = majority.maj_at_k(answers, correct, k)
         assert result.method == "exact"
         assert result.subsets == math.comb(n, k)
         assert abs(result.value - _brute_maj(answers, correct, k)) <= 1e-12, (answers, correct, k)
-        assert abs(stats.pass_at_k(n, sum(correct), k) - _brute_pass(correct, k)) <= 1e-12
+        assert abs(majority.pass_at_k(n, sum(correct), k) - _brute_pass(correct, k)) <= 1e-12
 
 
 def test_brute_force_cases_include_ties():
@@ -82,9 +82,9 @@ def test_brute_force_cases_include_ties():
 def test_maj_at_1_is_the_fraction_correct_and_maj_at_n_is_the_whole_pool_vote():
     answers = ["1", "2", "1", "3", None]
     correct = [a == "1" for a in answers]
-    assert stats.maj_at_k(answers, correct, 1).value == pytest.approx(0.4, abs=1e-15)
-    assert stats.maj_at_k(answers, correct, 5).value == 1.0
-    assert stats.maj_at_k(["1", "2"], [True, False], 2).value == 0.5
+    assert majority.maj_at_k(answers, correct, 1).value == pytest.approx(0.4, abs=1e-15)
+    assert majority.maj_at_k(answers, correct, 5).value == 1.0
+    assert majority.maj_at_k(["1", "2"], [True, False], 2).value == 0.5
 
 
 def test_maj_at_k_is_exact_against_brute_force_past_the_float_shortcuts():
@@ -92,7 +92,7 @@ def test_maj_at_k_is_exact_against_brute_force_past_the_float_shortcuts():
     answers = ["7"] * 5 + ["1"] * 4 + ["2"] * 3 + ["3"] * 2 + [None] * 2
     correct = [a == "1" for a in answers]
     for k in (3, 6, 9, 12):
-        assert stats.maj_at_k(answers, correct, k).value == pytest.approx(_brute_maj(answers, correct, k),
+        assert majority.maj_at_k(answers, correct, k).value == pytest.approx(_brute_maj(answers, correct, k),
                                                                          abs=1e-12)
 
 
@@ -100,33 +100,33 @@ def test_large_pools_fall_back_to_seeded_sampling_close_to_the_exact_value():
     rng = np.random.default_rng(0)
     answers = [str(a) for a in rng.choice(40, p=[0.3, 0.25] + [0.45 / 38] * 38, size=1000)]
     correct = [a == "0" for a in answers]
-    sampled = stats.maj_at_k(answers, correct, 200, seed=3)
-    assert sampled.method == "sampled" and sampled.subsets == stats.SAMPLED_SUBSETS
-    assert sampled == stats.maj_at_k(answers, correct, 200, seed=3), "seeded: same value every run"
+    sampled = majority.maj_at_k(answers, correct, 200, seed=3)
+    assert sampled.method == "sampled" and sampled.subsets == majority.SAMPLED_SUBSETS
+    assert sampled == majority.maj_at_k(answers, correct, 200, seed=3), "seeded: same value every run"
     # the count (forced, however long it takes) and the sampled estimator agree within sampling noise
-    p = stats.pool(answers, correct)
-    noise = 4 * 0.5 / math.sqrt(stats.SAMPLED_SUBSETS)
+    p = majority.pool(answers, correct)
+    noise = 4 * 0.5 / math.sqrt(majority.SAMPLED_SUBSETS)
     for k in (16, 200):
-        assert abs(stats._sampled(p, k, 0, stats.SAMPLED_SUBSETS) - stats.exact_maj_at_k(p, k)) < noise
+        assert abs(majority._sampled(p, k, 0, majority.SAMPLED_SUBSETS) - majority.exact_maj_at_k(p, k)) < noise
 
 
 def test_maj_at_k_rejects_k_larger_than_pool():
     with pytest.raises(ValueError, match="pool size"):
-        stats.maj_at_k(["1"], [True], 2)
+        majority.maj_at_k(["1"], [True], 2)
 
 
 def test_pass_at_k_is_stable_for_huge_pools_and_rejects_nonsense():
-    assert stats.pass_at_k(10_000, 1, 1) == pytest.approx(1e-4, rel=1e-12)
-    assert stats.pass_at_k(10_000, 0, 5000) == 0.0
-    assert stats.pass_at_k(10, 9, 2) == 1.0
+    assert majority.pass_at_k(10_000, 1, 1) == pytest.approx(1e-4, rel=1e-12)
+    assert majority.pass_at_k(10_000, 0, 5000) == 0.0
+    assert majority.pass_at_k(10, 9, 2) == 1.0
     with pytest.raises(ValueError, match="pass@k needs"):
-        stats.pass_at_k(4, 5, 1)
+        majority.pass_at_k(4, 5, 1)
 
 
 def test_vote_ks_doubles_up_to_the_pool():
-    assert stats.vote_ks(1) == [1]
-    assert stats.vote_ks(8) == [1, 2, 4, 8]
-    assert stats.vote_ks(6) == [1, 2, 4, 6]
+    assert majority.vote_ks(1) == [1]
+    assert majority.vote_ks(8) == [1, 2, 4, 8]
+    assert majority.vote_ks(6) == [1, 2, 4, 6]
 
 
 # --- the bootstrap ------------------------------------------------------------------------------------
@@ -159,8 +159,8 @@ def test_95_percent_intervals_cover_the_true_value_in_93_to_97_percent_of_1000_r
         values = np.empty((problems, len(ks)))
         for i, q in enumerate(rng.choice(population, size=problems)):
             drawn = np.where(rng.random(8) < q, 0, rng.integers(1, 4, size=8))
-            p = stats.pool([str(a) for a in drawn], [a == 0 for a in drawn])
-            values[i] = [stats.maj_at_k_pool(p, k).value for k in ks]
+            p = majority.pool([str(a) for a in drawn], [a == 0 for a in drawn])
+            values[i] = [majority.maj_at_k_pool(p, k).value for k in ks]
         estimate = values.mean(axis=0)
         boot = stats.bootstrap_means(values, stats.bootstrap_indices(problems, r))
         lo, hi = stats.intervals(estimate, boot, np.full(len(ks), problems))
@@ -231,8 +231,8 @@ def test_one_problem_has_no_interval_not_a_zero_width_one():
 
 
 def test_correct_samples_are_counted_per_sample_not_per_answer():
-    assert stats.pool(["5", "5"], [True, False]).correct_samples == 1
-    assert stats.pool(["5", "5", None], [True, True, False]).correct_samples == 2
+    assert majority.pool(["5", "5"], [True, False]).correct_samples == 1
+    assert majority.pool(["5", "5", None], [True, True, False]).correct_samples == 2
 
 
 def _coverage_benchmark():

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness import stats, vote
+from harness import majority, stats, vote
 from harness.cli import main
 
 REQUIRED = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "mean_tokens", "problems", "samples",
@@ -176,7 +176,7 @@ def test_pass_and_maj_columns_come_from_the_same_pools():
     table = sample_table(5, [32], {32: 6}, seed=5)
     curve = vote.curve(table, 1, 0)
     for _, row in curve.iterrows():
-        expected = np.mean([stats.pass_at_k(6, int(g["correct"].sum()), int(row["k"]))
+        expected = np.mean([majority.pass_at_k(6, int(g["correct"].sum()), int(row["k"]))
                             for _, g in table.groupby("problem_id")])
         assert row["pass_at_k"] == pytest.approx(expected, abs=1e-12)
 

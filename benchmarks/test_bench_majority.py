@@ -1,5 +1,6 @@
-"""pytest-benchmark: the vote stage's hot loop on the committed samples (`nox -s bench`; not in `pytest`'s
-default run, which collects tests/ only). Every (problem, budget) pool of outputs/samples.csv, every k."""
+"""pytest-benchmark: maj@k (harness/majority.py), the vote stage's hot loop, on the committed samples
+(`nox -s bench`; not in `pytest`'s default run, which collects tests/ only). Every (problem, budget) pool
+of outputs/samples.csv, every k."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from harness import stats
+from harness import majority
 
 SAMPLES = Path(__file__).resolve().parents[1] / "outputs" / "samples.csv"
 
@@ -26,7 +27,7 @@ def test_maj_at_k_over_every_pool(benchmark):
     pools = _pools()
 
     def vote_all() -> float:
-        return sum(stats.maj_at_k(a, c, k).value for a, c in pools for k in stats.vote_ks(len(a)))
+        return sum(majority.maj_at_k(a, c, k).value for a, c in pools for k in majority.vote_ks(len(a)))
 
     total = benchmark(vote_all)
-    assert 0 < total <= sum(len(stats.vote_ks(len(a))) for a, _ in pools)
+    assert 0 < total <= sum(len(majority.vote_ks(len(a))) for a, _ in pools)
