@@ -4,7 +4,8 @@ Why: DVC caches whatever a stage leaves behind, so a crash must never leave a ha
 same inputs must give the same bytes (no timestamps, no absolute paths, fixed ordering and float format).
 Every output goes through a temp file in the same directory, fsync, then rename: a process killed at
 any instant leaves either the previous file or the new one, never a mix. What a kill can leave is the
-hidden temp file itself (`.<name>.<random>.tmp`); the next write of that output removes it.
+hidden temp file itself (`.<name>.<pid>.<random>.tmp`); the next write of that output removes it once
+its writer is gone (two runs sharing a checkout may be writing the same output at the same moment).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -74,9 +75,22 @@ def temp_files(path: Path) -> list[Path]:
 
 
 def remove_stale_temps(path: Path) -> None:
-    """One stage writes one output at a time, so any temp file of `path` found now is a dead writer's."""
-    for stale in temp_files(path):
-        stale.unlink(missing_ok=True)
+    """Remove the temp files of `path` whose writer is dead; a live writer's (another run) is left alone."""
+    for temp in temp_files(path):
+        writer = temp.name[len(path.name) + 2:].split(".", 1)[0]
+        if not (writer.isdigit() and process_alive(int(writer))):
+            temp.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Is `pid` a running process on this machine? (Another user's process counts as running.)"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_text(path: Path, text: str) -> None:

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .files import process_alive
 from .redact import scrub
 
 SCHEMA_VERSION = 1
@@ -336,23 +337,13 @@ class Claims:
             pid = int(pid_text)
             if pid == os.getpid():
                 return True  # an earlier run in this process (its claims outlived it): not a live one
-            if not _alive(pid):
+            if not process_alive(pid):
                 return True
         try:
             age = time.time() - os.lstat(path).st_mtime
         except FileNotFoundError:
             return True
         return age > self.lease_s
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _read_shard(path: Path, data: bytes, first_line: int = 1) -> Iterator[dict[str, Any]]:

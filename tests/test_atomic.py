@@ -86,3 +86,25 @@ def test_killing_a_stage_mid_write_leaves_the_previous_output_intact(stage, proj
     assert main([stage]) == 0
     assert {name: (outputs / name).read_bytes() for name in names} == complete
     assert _temps(outputs, names) == []
+
+
+def test_a_live_writers_temp_file_is_left_alone_and_a_dead_writers_is_removed(tmp_path):
+    """Two runs in one checkout may write the same output at the same moment: one must never delete the
+    other's temp file (it did, and the other's rename failed); a killed writer's temp still goes."""
+    import subprocess
+    import sys
+
+    from harness.files import write_bytes
+
+    target = tmp_path / "samples.csv"
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".samples.csv.{writer.pid}.abc123.tmp"
+        live.write_text("half written by another run")
+        write_bytes(target, b"mine\n")
+        assert live.exists() and target.read_bytes() == b"mine\n"
+    finally:
+        writer.kill()
+        writer.wait()
+    write_bytes(target, b"mine again\n")
+    assert not live.exists()
