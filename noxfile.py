@@ -88,9 +88,13 @@ def embedded_wheel(tmp: str) -> Path:
 def _build_wheel(tmp: str, version: str) -> Path:
     sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
     print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
+    # Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model
+    # never loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores).
+    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} -DLLAVA_BUILD=OFF".strip()}
     with open(log, "w") as out:
         def step(*args: str) -> None:
-            if subprocess.run([sys.executable, "-m", *args], check=False, stdout=out, stderr=subprocess.STDOUT).returncode:
+            command = [sys.executable, "-m", *args]
+            if subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
                 raise RuntimeError(f"building {LLAMA} failed:\n" + "".join(log.read_text().splitlines(True)[-30:]))
 
         step("pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--require-hashes",
