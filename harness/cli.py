@@ -66,10 +66,23 @@ def reproduce(params_path: str, params: Params, incremental: bool) -> int:
     return subprocess.call(["dvc", "repro", *([] if incremental else ["--force"])], env=env)
 
 
-def print_summary(params: Params, sent: int, seconds: float) -> None:
+def run_all(params: Params) -> int:
+    """`harness run`: every stage in order, without DVC."""
+    preflight(params)  # every stage's inputs checked before the first one writes anything
+    for name in STAGES:
+        _stage(name)(params)
+    return 0
+
+
+def summarized(params: Params, command: Callable[[], int]) -> int:
+    """Run `command`; when it succeeds, print the run summary (how many responses the store gained, time)."""
     from .summary import gather, lines
 
-    print("\n".join(lines(gather(sent, seconds), params)))
+    started, stored = time.monotonic(), count_records(STORE_DIR)
+    code = command()
+    if code == 0:
+        print("\n".join(lines(gather(count_records(STORE_DIR) - stored, time.monotonic() - started), params)))
+    return code
 
 
 def _one_line(error: BaseException | str) -> str:
@@ -115,19 +128,11 @@ def _main(argv: list[str] | None) -> int:
         params = load_params(args.params)
         if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
             register(os.environ.get(params.model.api_key_env))
-        started, stored = time.monotonic(), count_records(STORE_DIR)
         if args.command == "reproduce":
-            code = reproduce(args.params, params, args.incremental)
-            if code == 0:
-                print_summary(params, count_records(STORE_DIR) - stored, time.monotonic() - started)
-            return code
-        stages = STAGES if args.command == "run" else (args.command,)
+            return summarized(params, lambda: reproduce(args.params, params, args.incremental))
         if args.command == "run":
-            preflight(params)  # every stage's inputs checked before the first one writes anything
-        for name in stages:
-            _stage(name)(params)
-        if args.command == "run":
-            print_summary(params, count_records(STORE_DIR) - stored, time.monotonic() - started)
+            return summarized(params, lambda: run_all(params))
+        _stage(args.command)(params)
     except _interrupted() as exc:
         print(_one_line(exc), file=sys.stderr)
         return EXIT_INTERRUPTED
