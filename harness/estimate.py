@@ -118,8 +118,7 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
 
 
 def dollars(params: Params, need: Need) -> float:
-    return (need.input_tokens * params.prices.input_per_million
-            + need.output_tokens * params.prices.output_per_million) / 1e6
+    return params.prices.dollars(need.input_tokens, need.output_tokens)
 
 
 def run(params: Params) -> None:

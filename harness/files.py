@@ -43,6 +43,11 @@ def require(path: Path, made_by: str) -> Path:
     return path
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """An optional JSON output (metrics, dataset record): its content, or {} before its stage has run."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}  # type: ignore[no-any-return]
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)

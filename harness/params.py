@@ -204,10 +204,14 @@ class SamplingParams(_Section):
 
 
 class PriceParams(_Section):
-    """Dollars per million tokens, for `harness estimate` and the run totals in the metrics."""
+    """Dollars per million tokens, for `harness estimate` and the run summary."""
 
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
+
+    def dollars(self, input_tokens: float, output_tokens: float) -> float:
+        """What these tokens cost at these prices (the one pricing formula: estimate and summary agree)."""
+        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1e6
 
 
 class VoteParams(_Section):

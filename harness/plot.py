@@ -35,6 +35,7 @@ from .files import (
     CURVE,
     METRICS,
     REGIONS_JSON,
+    read_json,
     require,
     write_bytes,
     write_json,
@@ -186,7 +187,7 @@ def run(params: Params) -> None:
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]
-    fitted = json.loads(METRICS.read_text(encoding="utf-8")).get("law", {}) if METRICS.exists() else {}
+    fitted = read_json(METRICS).get("law", {})
     fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
                                     (fitted.get("slope_lo"), fitted.get("slope_hi")))
     _save(fig, ACCURACY_PNG)

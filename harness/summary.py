@@ -7,14 +7,12 @@ while the command ran. It never talks to a model and never writes anything.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES
+from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES, read_json
 from .params import Params
 from .sample import STATUSES
 
@@ -37,7 +35,7 @@ class RunFacts:
 def gather(sent: int, seconds: float) -> RunFacts:
     """Read the finished run's outputs; `sent` is how many responses the store gained during the command."""
     samples = pd.read_csv(SAMPLES, dtype={"answer": str}) if SAMPLES.exists() else pd.DataFrame()
-    dataset = _json(DATASET_INFO)
+    dataset = read_json(DATASET_INFO)
     counts = samples["status"].value_counts().to_dict() if len(samples) else {}
     return RunFacts(
         problems=dataset.get("problems"),
@@ -47,13 +45,9 @@ def gather(sent: int, seconds: float) -> RunFacts:
         requests_sent=sent,
         completion_tokens=_sum(samples, "completion_tokens"),
         prompt_tokens=_sum(samples, "prompt_tokens"),
-        law=_json(METRICS).get("law", {}),
+        law=read_json(METRICS).get("law", {}),
         seconds=seconds,
     )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _sum(frame: pd.DataFrame, column: str) -> int:
@@ -65,7 +59,7 @@ def dollars(facts: RunFacts, params: Params) -> float | None:
     prices = params.prices
     if not (prices.input_per_million or prices.output_per_million):
         return None
-    return (facts.prompt_tokens * prices.input_per_million + facts.completion_tokens * prices.output_per_million) / 1e6
+    return prices.dollars(facts.prompt_tokens, facts.completion_tokens)
 
 
 def lines(facts: RunFacts, params: Params) -> list[str]:
