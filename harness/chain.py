@@ -97,25 +97,28 @@ CHAT_TEMPLATES = {
     ),
     # Qwen3 (thinking mode) and QwQ: chatml turns, no default system prompt, and the assistant turn opens
     # with "<think>\n" (Qwen3's tokenizer_config chat_template; with enable_thinking=false it would write an
-    # empty "<think>\n\n</think>\n\n" instead). The block closes with "\n</think>\n\n" before the answer.
+    # empty "<think>\n\n</think>\n\n" instead). The harness closes the block with "\n</think>"; the answer
+    # cue brings its own blank line.
     "qwen3": ChatTemplate(
         system="",
         user="<|im_start|>user\n{}<|im_end|>\n",
         assistant="<|im_start|>assistant\n",
         end_of_turn="<|im_end|>",
         think_open="<think>\n",
-        think_close="\n</think>\n\n",
+        think_close="\n</think>",
     ),
-    # DeepSeek-R1 and its Qwen/Llama distills: "<｜User｜>...<｜Assistant｜><think>\n" (the template's generation
-    # prompt opens the block since the 2025-02 update); DeepSeek advises no system prompt. The BOS token
-    # "<｜begin▁of▁sentence｜>" is left to the server, which adds it when tokenizing a completions prompt.
+    # DeepSeek-R1 and its Qwen/Llama distills: "<｜User｜>...<｜Assistant｜>" (the chat_template in the
+    # DeepSeek-R1-Distill-Qwen-7B GGUF, read for this), then "<think>\n", which DeepSeek's usage notes tell
+    # callers to force (later template revisions write it themselves); no system prompt, as DeepSeek
+    # advises. The BOS token "<｜begin▁of▁sentence｜>" is left out: that GGUF sets add_bos_token, so the server
+    # adds it when it tokenizes a completions prompt.
     "deepseek-r1": ChatTemplate(
         system="",
         user="<｜User｜>{}",
         assistant="<｜Assistant｜>",
         end_of_turn="<｜end▁of▁sentence｜>",
         think_open="<think>\n",
-        think_close="\n</think>\n\n",
+        think_close="\n</think>",
     ),
 }
 

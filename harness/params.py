@@ -307,7 +307,7 @@ def _check_thinking_preset(params: Params) -> None:
     if name not in PRESETS:
         raise ValueError(f"{key}: OpenAI takes reasoning_effort levels, not token budgets; set "
                          "budgets.method: effort with levels such as [low, medium, high]")
-    if "thinking_body" in b.model_fields_set:
+    if b.thinking_body != BudgetParams.model_fields["thinking_body"].get_default(call_default_factory=True):
         raise ValueError(f"{key}: the preset fills the request body; delete budgets.thinking_body (or the preset)")
     preset = PRESETS[name]
     budgets = [int(x) for x in b.requested]

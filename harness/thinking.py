@@ -146,10 +146,11 @@ def check_within_limits(request: dict[str, Any], response: dict[str, Any], think
                    "check that the server honours max_tokens on /v1/completions")
             )
     reasoning = response.get("reasoning_tokens")
-    if thinking_budget is not None and tolerance is not None and reasoning is not None:
-        if reasoning > (thinking_budget + tolerance) * choices:
-            raise LimitIgnored(
-                f"the server ignored the thinking budget (`budgets.thinking_preset: {preset}`): asked for at most "
-                f"{thinking_budget} reasoning tokens, it reported {reasoning}; start the server with the flag "
-                "its preset names (docs/servers.md), or pick the preset of the server you run"
-            )
+    if thinking_budget is None or tolerance is None or reasoning is None:
+        return
+    if reasoning > (thinking_budget + tolerance) * choices:
+        raise LimitIgnored(
+            f"the server ignored the thinking budget (`budgets.thinking_preset: {preset}`): asked for at most "
+            f"{thinking_budget} reasoning tokens, it reported {reasoning}; start the server with the flag "
+            "its preset names (docs/servers.md), or pick the preset of the server you run"
+        )

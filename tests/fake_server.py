@@ -202,7 +202,7 @@ class FakeModel:
                 thought += EFFORT_TOKENS[effort] + _h("effort", seed + i, content) % 32
                 ok = _h("chat", seed + i, content) % len(EFFORT_TOKENS) < list(EFFORT_TOKENS).index(effort)
             words = f"The answer is {answer if ok else answer + 1}.".split()
-            finish = "length" if limit is not None and limit < len(words) else "stop"
+            finish = "length" if limit is not None and limit < 5 else "stop"  # the answer is 5 tokens
             text = " ".join(words[:limit] if finish == "length" else words)
             visible += min(5, limit) if finish == "length" and limit is not None else 5
             choices.append({"index": i, "finish_reason": finish,

@@ -76,7 +76,7 @@ def test_forcing_on_a_think_template_closes_the_thinking_at_exactly_the_budget(p
     firsts = _forced(fake_model, 4)
     assert firsts and all(b["stop"] == ["</think>"] for b in firsts)
     answers = [r["body"] for r in fake_model.requests if r["body"]["prompt"].endswith(CUE)]
-    assert answers and all(f"\n</think>\n\n{CUE}" in b["prompt"] for b in answers)
+    assert answers and all(f"\n</think>{CUE}" in b["prompt"] for b in answers)
     assert (samples["reasoning_count"] == "requests").all()
     thought = samples["reasoning_tokens"].astype(int)
     budget = samples["budget"].astype(int)
