@@ -74,3 +74,10 @@ def test_the_worked_example_prints_what_the_doc_shows_and_sends_the_documented_f
     validated = Params.model_validate(params)
     body = first_request(validated, "What is 1 + 1?", "p0", validated.budgets.requested[0], 0)
     assert SENT[family](body), body
+
+
+def test_the_readme_points_vllm_at_thinking_token_budget_and_no_doc_sends_the_ignored_field():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "thinking_token_budget" in readme and "docs/servers.md" in readme
+    for doc in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        assert 'thinking_budget: "{budget}"' not in doc.read_text(encoding="utf-8"), doc.name

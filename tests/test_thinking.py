@@ -3,6 +3,8 @@ server's thinking-budget field, and a limit the server ignored stops the run (re
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -53,6 +55,11 @@ def test_reasoning_returned_apart_is_kept_apart_and_only_the_answer_graded(proje
     assert samples["correct"].astype(str).eq("True").all(), samples[["answer", "gold"]]
     assert (samples["reasoning_count"] == "usage").all()
     assert (samples["reasoning_tokens"].astype(int) == 40).all()
+    stored = [json.loads(line)["response"] for line in open("store/sample.jsonl", encoding="utf-8")]
+    if field == "inline":  # the store keeps the text as sent, thinking included
+        assert all("</think>" in r["text"] for r in stored)
+    else:  # the store keeps the separate field beside the answer
+        assert all(r["reasoning"].startswith("\\boxed{") and "\\boxed{" in r["text"] for r in stored)
 
 
 def test_reasoning_text_without_a_count_is_split_by_characters_and_marked(project, fake_model):
