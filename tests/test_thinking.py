@@ -4,6 +4,7 @@ server's thinking-budget field, and a limit the server ignored stops the run (re
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -55,7 +56,8 @@ def test_reasoning_returned_apart_is_kept_apart_and_only_the_answer_graded(proje
     assert samples["correct"].astype(str).eq("True").all(), samples[["answer", "gold"]]
     assert (samples["reasoning_count"] == "usage").all()
     assert (samples["reasoning_tokens"].astype(int) == 40).all()
-    stored = [json.loads(line)["response"] for line in open("store/sample.jsonl", encoding="utf-8")]
+    lines = Path("store/sample.jsonl").read_text(encoding="utf-8").splitlines()
+    stored = [json.loads(line)["response"] for line in lines]
     if field == "inline":  # the store keeps the text as sent, thinking included
         assert all("</think>" in r["text"] for r in stored)
     else:  # the store keeps the separate field beside the answer
