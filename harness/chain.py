@@ -12,9 +12,12 @@ Ways to spend "about N tokens" (`budgets.method`):
 - `forcing` (s1-style budget forcing): let the model reason on the raw completions endpoint, cut the
   reasoning at N tokens, append an answer cue (``Final answer: \\boxed{``) and let it write the answer.
   Tokens then track N exactly, which makes small open models usable for scaling curves. With
-  `budgets.wait` (s1's extension) a model that stops early is told "Wait" and goes on up to N.
+  `budgets.wait` (s1's extension) a model that stops early is told "Wait" and goes on up to N. A think-tag
+  template (`qwen3`, `deepseek-r1`) opens a `<think>` block, stops each reasoning request at `</think>`,
+  and closes the block itself before the cue, so the thinking is exactly N tokens.
 - `cap`: a hard `max_completion_tokens` (or `max_tokens`) of N; cut answers are counted as truncated.
-- `thinking`: the provider's thinking budget (Anthropic/Qwen3-style) passed through `extra_body`.
+- `thinking`: the provider's thinking budget passed through `extra_body`: a server's own field
+  (`budgets.thinking_preset`, thinking.PRESETS) or the `budgets.thinking_body` template.
 - `effort`: OpenAI's `reasoning_effort` level (low/medium/high...) is the budget; tokens are measured.
 
 A request is a plain dict: ``endpoint`` ("chat" or "completions") plus the body the OpenAI API takes.
