@@ -76,15 +76,18 @@ PRESETS: dict[str, Preset] = {
     # Control" (github.com/vllm-project/vllm, PR #20859). The forced end delimiter is a few tokens long.
     "vllm": Preset(body={"thinking_token_budget": "{budget}"}, tolerance=16,
                    source="https://docs.vllm.ai/en/latest/features/reasoning_outputs.html#thinking-budget-control"),
-    # SGLang: `thinking_budget` is a sampling parameter ("the maximum number of reasoning tokens that can be
-    # generated for a request"), sglang PR #6089, docs/backend/sampling_params.md; a hard guarantee needs the
-    # server flag `--enable-strict-thinking` (docs.sglang.io advanced_features/thinking_budget).
-    "sglang": Preset(body={"thinking_budget": "{budget}"}, tolerance=16,
+    # SGLang: the per-request budget is `custom_params.thinking_budget`, which its ThinkingBudgetLogitProcessor
+    # reads (python/sglang/srt/sampling/custom_logit_processor.py: once that many tokens follow the think
+    # start token it forces a newline, then the end token). Enforced by the server flag
+    # `--enable-strict-thinking`, or by `--enable-custom-logit-processor` plus the processor's serialized
+    # `custom_logit_processor` string (then write the whole body in `budgets.thinking_body`, no preset):
+    # docs.sglang.io, Thinking Budget.
+    "sglang": Preset(body={"custom_params": {"thinking_budget": "{budget}"}}, tolerance=16,
                      source="https://docs.sglang.io/docs/advanced_features/thinking_budget"),
-    # llama.cpp server: the documented knob is the launch flag `--reasoning-budget N` (tools/server/README.md:
-    # -1 unrestricted, 0 end thinking at once, N>0 a budget); per request, `thinking_budget_tokens` as sent
-    # by llama.cpp clients. Start llama-server with `--reasoning-budget` too when the per-request field is
-    # not read by your build: the harness catches a budget that was not obeyed.
+    # llama.cpp server: the launch flag `--reasoning-budget N` (tools/server/README.md), and per request
+    # `thinking_budget_tokens` on /v1/chat/completions, read only while the flag is left at -1 and the chat
+    # template has a thinking end tag (tools/server/server-common.cpp, "Reasoning budget: pass parameters
+    # through to sampling layer"); at the budget the sampler forces the end tag.
     "llamacpp": Preset(body={"thinking_budget_tokens": "{budget}"}, tolerance=16,
                        source="https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md"),
     # Anthropic's OpenAI SDK compatibility layer: `thinking: {type: enabled, budget_tokens: N}` in the body;

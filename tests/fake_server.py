@@ -143,7 +143,7 @@ class FakeModel:
         google = body.get("extra_body", {}).get("google", {}).get("thinking_config", {})
         candidates = {
             "thinking_token_budget": body.get("thinking_token_budget"),  # vLLM
-            "thinking_budget": body.get("thinking_budget"),  # SGLang
+            "custom_params": (body.get("custom_params") or {}).get("thinking_budget"),  # SGLang
             "thinking_budget_tokens": body.get("thinking_budget_tokens"),  # llama.cpp
             "thinking": (body.get("thinking") or {}).get("budget_tokens"),  # Anthropic
             "google": google.get("thinking_budget"),  # Gemini
@@ -220,7 +220,7 @@ class FakeModel:
         thinking budget the request set, if the server reads that field, then answers right."""
         budget = self.thinking_budget(body)
         thought = NATURAL_THOUGHT if budget is None else min(budget, NATURAL_THOUGHT)
-        if budget is None and any(k in body for k in ("thinking_token_budget", "thinking_budget",
+        if budget is None and any(k in body for k in ("thinking_token_budget", "custom_params",
                                                        "thinking_budget_tokens")):
             thought = IGNORED_THOUGHT  # a budget was sent, in a field this server does not read
         reasoning = " ".join([f"\\boxed{{{(answer or 0) + 7}}}"] + ["step"] * (thought - 1))

@@ -106,7 +106,7 @@ def test_wait_strips_the_close_tag_and_extends_the_thinking_to_the_budget(projec
 
 PRESET_BODIES = {
     "vllm": lambda b: {"thinking_token_budget": b},
-    "sglang": lambda b: {"thinking_budget": b},
+    "sglang": lambda b: {"custom_params": {"thinking_budget": b}},
     "llamacpp": lambda b: {"thinking_budget_tokens": b},
     "anthropic": lambda b: {"thinking": {"type": "enabled", "budget_tokens": b}},
     "gemini": lambda b: {"extra_body": {"google": {"thinking_config": {"thinking_budget": b}}}},
