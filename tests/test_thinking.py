@@ -198,3 +198,18 @@ def test_a_thinking_budget_the_server_ignores_stops_the_run(project, fake_model,
     assert main(["run"]) == 2
     assert "ignored the thinking budget" in capsys.readouterr().err
     assert len(fake_model.requests) == 1
+
+
+def test_a_thinking_budget_ignored_by_a_server_that_sends_no_count_is_caught_from_the_text(project, fake_model,
+                                                                                            capsys):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.report_reasoning_tokens = False
+    fake_model.ignored = {"custom_params"}  # SGLang without --enable-strict-thinking
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "sglang"},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1})
+    assert main(["run"]) == 2
+    assert "estimated from its reasoning text" in capsys.readouterr().err
+    fake_model.ignored = set()  # the budget applied: 16 tokens of thinking pass, estimated or not
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "sglang"},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1, "seed": 1})
+    assert main(["run"]) == 0
