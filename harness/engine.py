@@ -138,9 +138,15 @@ def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outc
         print(f"{desc}: all {len(jobs)} samples are in the store; no requests sent")
         return asyncio.run(replay(params, jobs, store))
     check_may_request(desc, len(todo), len(jobs))
-    print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}")
-    with model_endpoint(params) as client:
-        outcomes = asyncio.run(Engine(params, store, client, desc).run(jobs, set(todo)))
+    print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}"
+          + (" through the Batch API (sampling.mode: batch)" if params.sampling.mode == "batch" else ""))
+    if params.sampling.mode == "batch":
+        from .batch import collect as collect_batches
+
+        outcomes = collect_batches(params, jobs, store, desc)
+    else:
+        with model_endpoint(params) as client:
+            outcomes = asyncio.run(Engine(params, store, client, desc).run(jobs, set(todo)))
     asked = set(todo)
     failures = [o for o in outcomes if o.job in asked and o.error is not None]
     if failures and len(failures) == len(asked):

@@ -117,8 +117,11 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
     return needs, source
 
 
-def dollars(params: Params, need: Need) -> float:
-    return params.prices.dollars(need.input_tokens, need.output_tokens)
+def dollars(params: Params, need: Need, batch: bool | None = None) -> float:
+    """What `need` costs at `prices`, in the run's `sampling.mode` unless `batch` says which. No prompt
+    cache is assumed (an upper bound: cached input is billed at prices.cached_input_per_million)."""
+    batch = params.sampling.mode == "batch" if batch is None else batch
+    return params.prices.dollars(need.input_tokens, need.output_tokens, batch=batch)
 
 
 def run(params: Params) -> None:
@@ -135,3 +138,6 @@ def run(params: Params) -> None:
     print(f"{'total':<10} {total.samples:>16} {total.requests:>10.0f} {total.output_tokens:>14.0f} "
           f"{total.input_tokens:>13.0f} {dollars(params, total):>10.2f}")
     print(f"output tokens per sample estimated from {source}; prices from params.yaml `prices`")
+    other = "live" if params.sampling.mode == "batch" else "batch"
+    print(f"sampling.mode: {params.sampling.mode}; in {other} mode the total would be "
+          f"${dollars(params, total, batch=other == 'batch'):.2f}")
