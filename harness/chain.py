@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .budget_axis import Budget
-from .files import STORE_DIR
+from .files import store_dir
 from .params import Params
 from .store import ResponseStore, StoreError, request_key
 
@@ -374,6 +374,6 @@ def check_may_request(desc: str, missing: int, planned: int) -> None:
     """Replay only (`HARNESS_NO_REQUESTS` set): a missing response is an error, not a request."""
     if missing and os.environ.get(NO_REQUESTS_ENV):
         raise StoreError(
-            f"{desc}: {missing} of {planned} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
+            f"{desc}: {missing} of {planned} samples are missing from {store_dir()}/ and {NO_REQUESTS_ENV} "
             "is set, so nothing may be requested; unset it to run the model, or restore the store"
         )

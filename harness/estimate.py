@@ -18,7 +18,7 @@ import pandas as pd
 from .budget_axis import Budget, as_budget
 from .chain import Job, first_missing
 from .data import load_problems, read_problems
-from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, STORE_DIR
+from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, store_dir
 from .params import Params
 from .sample import plan
 from .store import ResponseStore
@@ -94,7 +94,7 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
 
 def estimate(params: Params) -> tuple[dict[str, Need], str]:
     problems = read_problems() if PROBLEMS.exists() else load_problems(params)
-    store = ResponseStore(STORE_DIR, "estimate", readonly=True)  # no store directory: an empty store
+    store = ResponseStore(store_dir(), "estimate", readonly=True)  # no store directory: an empty store
     per_sample, source = expected_tokens(params)
     stages = {
         "calibrate": plan(params, problems[: params.calibrate.problems], lambda budget: 1),
