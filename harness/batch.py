@@ -38,10 +38,18 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
 from .chain import Job, Missing, Outcome, failed, first_missing, walk
-from .client import EmptyChoices, RequestFailed, RequestRejected, api_key_for, response_record
+from .client import (
+    AuthFailed,
+    EmptyChoices,
+    RequestFailed,
+    RequestRejected,
+    api_key_for,
+    describe_error,
+    response_record,
+)
 from .files import process_alive, write_json
 from .params import Params
-from .store import ResponseStore, StoreError, _locked, request_key
+from .store import ResponseStore, StoreError, _locked, lease_seconds, request_key
 
 JOURNAL_DIR = ".batches"
 URLS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -97,11 +105,16 @@ class Entry:
 
 
 class Journal:
-    """`<store>/.batches/`: one JSON file per batch in flight, written atomically and fsynced."""
+    """`<store>/.batches/`: one JSON file per batch in flight, written atomically and fsynced.
 
-    def __init__(self, root: Path):
+    The run waiting for a batch touches its file at every poll; a file untouched for `stale_after`
+    seconds (or whose process is gone, on this host) belongs to a run that is no more, and is adopted.
+    """
+
+    def __init__(self, root: Path, stale_after: float = 150.0):
         self.dir = root / JOURNAL_DIR
         self.me = f"{socket.gethostname()}:{os.getpid()}"
+        self.stale_after = stale_after
 
     def new(self, endpoint: str, requests: dict[str, dict[str, Any]], attempt: int) -> Entry:
         token = secrets.token_hex(8)
@@ -116,7 +129,16 @@ class Journal:
 
     def done(self, entry: Entry) -> None:
         (self.dir / "done").mkdir(parents=True, exist_ok=True)
-        os.replace(entry.path, self.dir / "done" / entry.path.name)
+        try:
+            os.replace(entry.path, self.dir / "done" / entry.path.name)
+        except FileNotFoundError:
+            pass  # another run adopted and finished it meanwhile: its answers are in the store
+
+    def heartbeat(self, entry: Entry) -> None:
+        try:
+            os.utime(entry.path)
+        except OSError:
+            pass  # at worst another run adopts the entry and polls the same batch: nothing is paid twice
 
     def adopt(self) -> tuple[list[Entry], set[str]]:
         """Entries to finish: ours, and those of runs that are gone (a killed run's batches); and the
@@ -128,7 +150,11 @@ class Journal:
             for path in sorted(self.dir.glob("*.json")):
                 entry = Entry(path, json.loads(path.read_text(encoding="utf-8")))
                 host, _, pid = str(entry.data.get("owner", "")).partition(":")
-                alive = host == socket.gethostname() and pid.isdigit() and process_alive(int(pid))
+                fresh = time.time() - path.stat().st_mtime < self.stale_after
+                if host == socket.gethostname():
+                    alive = pid.isdigit() and process_alive(int(pid)) and fresh
+                else:  # another machine sharing the store: alive while it keeps the entry fresh
+                    alive = fresh
                 if entry.data.get("owner") != self.me and alive:
                     theirs |= set(entry.requests)
                     continue
@@ -156,7 +182,7 @@ class BatchRunner:
         m = params.model
         self.sdk = sdk or openai.OpenAI(base_url=str(m.base_url), api_key=api_key_for(m, m.base_url),
                                         timeout=m.request_timeout, max_retries=m.max_retries)
-        self.journal = Journal(store.root)
+        self.journal = Journal(store.root, stale_after=max(lease_seconds(), 5 * params.sampling.batch_poll_s))
         self.attempts: Counter[str] = Counter()
         self.errors: dict[str, str] = {}  # request key -> why it has no response (final for this run)
         self.rejected: set[str] = set()
@@ -248,7 +274,7 @@ class BatchRunner:
             else:
                 entry.data["batch_id"] = found
                 self.journal.save(entry)
-        batch = self.wait(entry.data["batch_id"])
+        batch = self.wait(entry)
         result = self.store_results(entry, batch)
         for key, reason in result.unanswered.items():
             if key in result.rejected or self.attempts[key] >= ATTEMPTS:
@@ -259,9 +285,10 @@ class BatchRunner:
                 self.resubmitted += 1
         self.journal.done(entry)
 
-    def wait(self, batch_id: str) -> Any:
-        last = None
+    def wait(self, entry: Entry) -> Any:
+        batch_id, last = entry.data["batch_id"], None
         while True:
+            self.journal.heartbeat(entry)
             batch = self.sdk.batches.retrieve(batch_id)
             counts = batch.request_counts
             state = (batch.status, counts.completed if counts else None, counts.failed if counts else None)
@@ -345,6 +372,15 @@ def parse(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def collect(params: Params, jobs: list[Job], store: ResponseStore, desc: str) -> list[Outcome]:
+    """Every job's outcome, the missing requests answered through batches (see the module docstring)."""
     if not params.model.endpoints[0].startswith(("http://", "https://")):
         raise StoreError(f"{desc}: sampling.mode batch needs an http(s) model.base_url")
-    return BatchRunner(params, store, desc).run(jobs)
+    try:
+        return BatchRunner(params, store, desc).run(jobs)
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        raise AuthFailed(f"{describe_error(exc)}; check the key in the variable named by model.api_key_env") from None
+    except openai.APIError as exc:  # the Files/Batches API itself, after the SDK's retries
+        raise RequestFailed(
+            f"{desc}: the Batch API failed ({describe_error(exc)}); batches already submitted are in "
+            f"{store.root / JOURNAL_DIR}/ and a rerun waits for them instead of submitting again"
+        ) from None

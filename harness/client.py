@@ -1,4 +1,5 @@
-"""The only module that speaks HTTP: one OpenAI-compatible request in, one response record out.
+"""The only module that sends live requests: one OpenAI-compatible request in, one response record out.
+(batch.py talks to the Batch API through the same SDK and parses its answers with `response_record`.)
 
 Why the official SDK: it is what OpenAI, vLLM, SGLang, llama.cpp, Ollama and most proxies are tested
 against. Why our own retry loop around it (the SDK's is switched off): we must also retry a 200 whose

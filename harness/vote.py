@@ -15,7 +15,8 @@ point that rests on fewer samples than `vote.min_samples`, or an answered sample
 
 The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
 accuracy points per doubling of tokens and saturation point, each with its interval) and the cost of the
-figure against the seed's real scheme (nested samples), with the interval width the same tokens buy.
+figure against the seed's real scheme (nested samples), with the interval width the same tokens buy, and
+its bill in dollars at `prices` (harness/bill.py: input, cached input, output; live and batch).
 """
 
 from __future__ import annotations

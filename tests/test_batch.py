@@ -198,3 +198,19 @@ def test_batch_mode_needs_one_http_endpoint(project, capsys):
     project("embedded", sampling=BATCH)
     assert main(["estimate"]) == 2
     assert "sampling.mode = 'batch'" in capsys.readouterr().err
+
+
+def test_a_batch_of_another_machine_is_left_to_it_while_fresh_and_adopted_once_stale(tmp_path):
+    """A store on a shared filesystem: another host's journal entry is its own while that host keeps it
+    fresh (touched at every poll); untouched for longer than the stale time, its batch is adopted."""
+    from harness.batch import Journal
+
+    other = Journal(tmp_path)
+    other.me = "another-host:4242"
+    entry = other.new("completions", {"k1": {"endpoint": "completions"}}, 1)
+    mine, theirs = Journal(tmp_path, stale_after=60).adopt()
+    assert mine == [] and theirs == {"k1"}
+    old = time.time() - 120
+    os.utime(entry.path, (old, old))
+    mine, theirs = Journal(tmp_path, stale_after=60).adopt()
+    assert [e.data["token"] for e in mine] == [entry.data["token"]] and theirs == set()
