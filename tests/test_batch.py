@@ -214,3 +214,18 @@ def test_a_batch_of_another_machine_is_left_to_it_while_fresh_and_adopted_once_s
     os.utime(entry.path, (old, old))
     mine, theirs = Journal(tmp_path, stale_after=60).adopt()
     assert [e.data["token"] for e in mine] == [entry.data["token"]] and theirs == set()
+
+
+def test_estimate_prices_batch_mode_at_the_discount_and_names_the_other_mode(project, fake_model, capsys):
+    totals = {}
+    dear = {"input_per_million": 1e6, "output_per_million": 1e6}  # $1 a token: totals far above rounding
+    for mode in ("live", "batch"):
+        project(fake_model.url, sampling={**BATCH, "mode": mode}, prices=dear)
+        assert main(["estimate"]) == 0
+        out = capsys.readouterr().out
+        totals[mode] = float(next(line for line in out.splitlines() if line.startswith("total")).split()[-1])
+        other = "batch" if mode == "live" else "live"
+        assert out.splitlines()[-1].startswith(f"sampling.mode: {mode}; in {other} mode the total would be $")
+    assert totals["live"] > 100
+    assert totals["batch"] == pytest.approx(totals["live"] * 0.5, abs=0.011)  # the default batch_discount
+    assert fake_model.requests == [] and fake_model.batch is None
