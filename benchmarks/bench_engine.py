@@ -5,7 +5,12 @@
 2. tokens/s of a forcing run against the embedded llama.cpp server (concurrency 1) vs. the very same
    request bodies sent sequentially by a bare loop. Target >= 95%: the harness must never idle the model.
 
-Run: python benchmarks/bench_engine.py [--requests 3000] [--skip-embedded]
+3. requests/s over several zero-latency replicas (`model.base_url` as a list, each its own process): does
+   one harness process keep a fleet busy, or is the harness the bottleneck? (docs/scale.md)
+4. requests/s of batch mode (`sampling.mode: batch`) against tests/fake_batch.py: building the JSONL,
+   upload, polling, download and storing every answer, end to end.
+
+Run: python benchmarks/bench_engine.py [--requests 3000] [--skip-embedded] [--replicas 4] [--batch 20000]
 Writes benchmarks/results-engine.json and prints a summary; numbers are written down in benchmarks/README.md.
 """
 
@@ -64,11 +69,12 @@ def _zero_latency_server(port_queue: multiprocessing.Queue) -> None:
     asyncio.run(start())
 
 
-def _params(base_url: str, method: str, budget: int, concurrency: int, samples: int) -> Params:
+def _params(base_url: str | list[str], method: str, budget: int, concurrency: int, samples: int,
+            **sampling: Any) -> Params:
     return Params.model_validate({
         "model": {"base_url": base_url, "name": "bench", "max_retries": 2},
         "budgets": {"method": method, "requested": [budget]},
-        "sampling": {"samples": samples, "concurrency": concurrency},
+        "sampling": {"samples": samples, "concurrency": concurrency, **sampling},
     })
 
 
@@ -127,6 +133,47 @@ def bench_requests(n: int, concurrency: int = 64) -> dict[str, float]:
               "harness_req_per_s": len(bodies) / harness_s, "bare_req_per_s": len(bodies) / bare_s}
     result["ratio"] = result["harness_req_per_s"] / result["bare_req_per_s"]
     return result
+
+
+def bench_replicas(n: int, replicas: int, concurrency: int = 64) -> dict[str, float]:
+    """One harness process spreading `n` requests over `replicas` zero-latency servers (one process each)."""
+    servers, urls = [], []
+    for _ in range(replicas):
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
+        server.start()
+        servers.append(server)
+        urls.append(f"http://127.0.0.1:{queue.get(timeout=30)}/v1")
+    try:
+        samples = 8
+        params = _params(urls, "prompt", 16, concurrency, samples)
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = _harness_run(params, _problems(n // samples), Path(tmp))
+    finally:
+        for server in servers:
+            server.terminate()
+    return {"requests": n, "replicas": replicas, "concurrency_per_replica": concurrency,
+            "harness_req_per_s": n / seconds}
+
+
+def bench_batch(n: int) -> dict[str, float]:
+    """Batch mode end to end against the protocol-faithful fake (tests/fake_batch.py): one forcing round
+    trip = two batches (reasoning, then the forced answers) of `n / 2` samples each."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_batch import BatchAPI
+    from fake_server import FakeModel, serve
+
+    model = FakeModel()
+    model.batch = BatchAPI(model)
+    server, url = serve(model)
+    try:
+        params = _params(url, "forcing", 4, 1, 1, mode="batch", batch_poll_s=0.01)
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = _harness_run(params, _problems(n // 2), Path(tmp))
+            stored = sum(1 for _ in (Path(tmp) / "store" / "bench.jsonl").open())
+    finally:
+        server.shutdown()
+    return {"requests": stored, "batches": model.batch.created, "batch_req_per_s": stored / seconds}
 
 
 def bench_harness_only(n: int, concurrency: int = 64) -> dict[str, float]:
@@ -189,11 +236,19 @@ def main() -> None:
     parser.add_argument("--embedded-problems", type=int, default=6)
     parser.add_argument("--budget", type=int, default=64)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--replicas", type=int, default=0, help="also spread the requests over N replicas")
+    parser.add_argument("--batch", type=int, default=0, help="also run N requests in batch mode")
     args = parser.parse_args()
     results: dict[str, Any] = {"requests_per_s": bench_requests(args.requests)}
     print(json.dumps(results["requests_per_s"], indent=2))
     results["harness_only"] = bench_harness_only(args.requests)
     print(json.dumps(results["harness_only"], indent=2))
+    if args.replicas:
+        results["replicas"] = bench_replicas(args.requests, args.replicas)
+        print(json.dumps(results["replicas"], indent=2))
+    if args.batch:
+        results["batch"] = bench_batch(args.batch)
+        print(json.dumps(results["batch"], indent=2))
     if not args.skip_embedded:
         results["embedded_tokens_per_s"] = bench_embedded(args.embedded_problems, args.budget)
         print(json.dumps(results["embedded_tokens_per_s"], indent=2))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .budget_axis import Budget
-from .files import STORE_DIR
+from .files import store_dir
 from .params import Params
 from .store import ResponseStore, StoreError, request_key
 from .thinking import (
@@ -282,6 +282,9 @@ class Outcome:
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
     prompt_tokens: int | None = None
+    input_tokens: int | None = None  # prompt tokens of every request of the chain (what is billed as input)
+    cached_input_tokens: int | None = None  # of those, served from the provider's prompt cache
+    billing: str = "live"  # batch: every request of the chain was answered through a Batch API
     requests: int = 0
     latency_s: float = 0.0
     error: str | None = None
@@ -353,9 +356,10 @@ async def _pick_choice(first: dict[str, Any], index: int, fetch: Fetch, outcome:
     source, at = collected[index]
     outcome.requests += len(shares)
     choice = dict(choices_of(source)[at])
-    for name in ("completion_tokens", "reasoning_tokens", "prompt_tokens"):
+    for name in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "cached_tokens"):
         choice[name] = _choice_tokens(source, at, name)
     choice["latency_s"] = source.get("latency_s")
+    choice["batch_id"] = source.get("batch_id")
     return choice
 
 
@@ -413,6 +417,9 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
     outcome.completion_tokens = _total(parts, "completion_tokens")
     outcome.prompt_tokens = parts[0].get("prompt_tokens")
+    outcome.input_tokens = _total(parts, "prompt_tokens")
+    outcome.cached_input_tokens = _total(parts, "cached_tokens")
+    outcome.billing = "batch" if all(p.get("batch_id") for p in parts) else "live"
     outcome.latency_s = round(sum(p.get("latency_s") or 0.0 for p in parts), 3)
     _separate_thinking(params, outcome, forced)
     return outcome
@@ -486,6 +493,6 @@ def check_may_request(desc: str, missing: int, planned: int) -> None:
     """Replay only (`HARNESS_NO_REQUESTS` set): a missing response is an error, not a request."""
     if missing and os.environ.get(NO_REQUESTS_ENV):
         raise StoreError(
-            f"{desc}: {missing} of {planned} samples are missing from {STORE_DIR}/ and {NO_REQUESTS_ENV} "
+            f"{desc}: {missing} of {planned} samples are missing from {store_dir()}/ and {NO_REQUESTS_ENV} "
             "is set, so nothing may be requested; unset it to run the model, or restore the store"
         )

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .files import STORE_DIR
+from .files import store_dir
 from .params import Params, ParamsError, load_params
 from .preflight import preflight
 from .redact import ScrubbedStream, register, scrub
@@ -79,10 +79,10 @@ def summarized(params: Params, command: Callable[[], int]) -> int:
     """Run `command`; when it succeeds, print the run summary (how many responses the store gained, time)."""
     from .summary import gather, lines
 
-    started, stored = time.monotonic(), count_records(STORE_DIR)
+    started, stored = time.monotonic(), count_records(store_dir())
     code = command()
     if code == 0:
-        print("\n".join(lines(gather(count_records(STORE_DIR) - stored, time.monotonic() - started), params)))
+        print("\n".join(lines(gather(count_records(store_dir()) - stored, time.monotonic() - started), params)))
     return code
 
 

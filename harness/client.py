@@ -1,4 +1,5 @@
-"""The only module that speaks HTTP: one OpenAI-compatible request in, one response record out.
+"""The only module that sends live requests: one OpenAI-compatible request in, one response record out.
+(batch.py talks to the Batch API through the same SDK and parses its answers with `response_record`.)
 
 Why the official SDK: it is what OpenAI, vLLM, SGLang, llama.cpp, Ollama and most proxies are tested
 against. Why our own retry loop around it (the SDK's is switched off): we must also retry a 200 whose
@@ -227,25 +228,10 @@ class Client:
 
     async def _send(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         if endpoint == "chat":
-            raw = await self._sdk.chat.completions.create(**body)
-            choices = [
-                {
-                    "text": c.message.content or "",
-                    "finish_reason": c.finish_reason,
-                    "refusal": getattr(c.message, "refusal", None),
-                    "reasoning": reasoning_of(c.message),
-                }
-                for c in sorted(raw.choices, key=lambda c: c.index)
-            ]
+            raw: Any = await self._sdk.chat.completions.create(**body)
         else:
             raw = await self._sdk.completions.create(**body)
-            choices = [
-                {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None}
-                for c in sorted(raw.choices, key=lambda c: c.index)
-            ]
-        if not choices:
-            raise EmptyChoices()
-        return _record(choices, raw.usage)
+        return response_record(endpoint, raw)
 
     async def close(self) -> None:
         await self._sdk.close()
@@ -261,8 +247,35 @@ def reasoning_of(message: Any) -> str | None:
     return None
 
 
+def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
+    """The stored record of one SDK response (a live one, or a batch output line validated into the same
+    SDK type): its choices in index order, and its usage."""
+    if endpoint == "chat":
+        choices = [
+            {
+                "text": c.message.content or "",
+                "finish_reason": c.finish_reason,
+                "refusal": getattr(c.message, "refusal", None),
+                "reasoning": reasoning_of(c.message),
+            }
+            for c in sorted(raw.choices, key=lambda c: c.index)
+        ]
+    else:
+        choices = [
+            {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None}
+            for c in sorted(raw.choices, key=lambda c: c.index)
+        ]
+    if not choices:
+        raise EmptyChoices()
+    return _record(choices, raw.usage)
+
+
 def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
-    """One stored response. A single choice is stored flat (text, finish_reason, ...); several as `choices`."""
+    """One stored response. A single choice is stored flat (text, finish_reason, ...); several as `choices`.
+
+    `cached_tokens` (prompt tokens served from the provider's prompt cache, billed at the cached price) is
+    kept only when the provider reports it, so the records of servers without a prompt cache are unchanged.
+    """
     details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
     reasoning = getattr(details, "reasoning_tokens", None) if details is not None else None
     record: dict[str, Any] = {
@@ -270,6 +283,10 @@ def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
         "prompt_tokens": getattr(usage, "prompt_tokens", None),
         "reasoning_tokens": reasoning,
     }
+    prompt_details = getattr(usage, "prompt_tokens_details", None) if usage is not None else None
+    cached = getattr(prompt_details, "cached_tokens", None) if prompt_details is not None else None
+    if cached is not None:
+        record["cached_tokens"] = cached
     if len(choices) == 1:
         record.update(text=choices[0]["text"], finish_reason=choices[0]["finish_reason"])
         if choices[0]["refusal"]:

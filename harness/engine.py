@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .chain import Job, Outcome, check_may_request, failed, missing_jobs, replay, walk
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
 from .embedded import embedded_server
-from .files import STORE_DIR
+from .files import STORE_DIR, store_dir
 from .params import Params
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
 
@@ -132,15 +132,24 @@ def model_endpoint(params: Params) -> Iterator[Router]:
 
 def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:
     """Every job's outcome, from the store where possible and from the model otherwise."""
-    store = ResponseStore(STORE_DIR, shard)
+    store = ResponseStore(store_dir(), shard)
+    if store.root != STORE_DIR:  # a shared store: the project's own shard (a DVC output) stays as it is
+        STORE_DIR.mkdir(exist_ok=True)
+        (STORE_DIR / f"{shard}.jsonl").touch(exist_ok=True)
     todo = missing_jobs(params, jobs, store)
     if not todo:
         print(f"{desc}: all {len(jobs)} samples are in the store; no requests sent")
         return asyncio.run(replay(params, jobs, store))
     check_may_request(desc, len(todo), len(jobs))
-    print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}")
-    with model_endpoint(params) as client:
-        outcomes = asyncio.run(Engine(params, store, client, desc).run(jobs, set(todo)))
+    print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}"
+          + (" through the Batch API (sampling.mode: batch)" if params.sampling.mode == "batch" else ""))
+    if params.sampling.mode == "batch":
+        from .batch import collect as collect_batches
+
+        outcomes = collect_batches(params, jobs, store, desc)
+    else:
+        with model_endpoint(params) as client:
+            outcomes = asyncio.run(Engine(params, store, client, desc).run(jobs, set(todo)))
     asked = set(todo)
     failures = [o for o in outcomes if o.job in asked and o.error is not None]
     if failures and len(failures) == len(asked):
@@ -367,6 +376,6 @@ class Engine:
         if left:
             raise Interrupted(
                 f"{self.desc}: interrupted with {left} of {len(self.jobs)} samples left; every response received "
-                f"is in {STORE_DIR}/, rerun to resume"
+                f"is in {store_dir()}/, rerun to resume"
             )
         return [r for r in self.results if r is not None]

@@ -18,7 +18,7 @@ import pandas as pd
 from .budget_axis import Budget, as_budget
 from .chain import Job, first_missing
 from .data import load_problems, read_problems
-from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, STORE_DIR
+from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, store_dir
 from .params import Params
 from .sample import plan
 from .store import ResponseStore
@@ -94,7 +94,7 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
 
 def estimate(params: Params) -> tuple[dict[str, Need], str]:
     problems = read_problems() if PROBLEMS.exists() else load_problems(params)
-    store = ResponseStore(STORE_DIR, "estimate", readonly=True)  # no store directory: an empty store
+    store = ResponseStore(store_dir(), "estimate", readonly=True)  # no store directory: an empty store
     per_sample, source = expected_tokens(params)
     stages = {
         "calibrate": plan(params, problems[: params.calibrate.problems], lambda budget: 1),
@@ -117,8 +117,11 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
     return needs, source
 
 
-def dollars(params: Params, need: Need) -> float:
-    return params.prices.dollars(need.input_tokens, need.output_tokens)
+def dollars(params: Params, need: Need, batch: bool | None = None) -> float:
+    """What `need` costs at `prices`, in the run's `sampling.mode` unless `batch` says which. No prompt
+    cache is assumed (an upper bound: cached input is billed at prices.cached_input_per_million)."""
+    batch = params.sampling.mode == "batch" if batch is None else batch
+    return params.prices.dollars(need.input_tokens, need.output_tokens, batch=batch)
 
 
 def run(params: Params) -> None:
@@ -135,3 +138,6 @@ def run(params: Params) -> None:
     print(f"{'total':<10} {total.samples:>16} {total.requests:>10.0f} {total.output_tokens:>14.0f} "
           f"{total.input_tokens:>13.0f} {dollars(params, total):>10.2f}")
     print(f"output tokens per sample estimated from {source}; prices from params.yaml `prices`")
+    other = "live" if params.sampling.mode == "batch" else "batch"
+    print(f"sampling.mode: {params.sampling.mode}; in {other} mode the total would be "
+          f"${dollars(params, total, batch=other == 'batch'):.2f}")

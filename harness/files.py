@@ -20,7 +20,9 @@ from typing import Any
 from .redact import scrub
 
 OUTPUTS = Path("outputs")
-STORE_DIR = Path("store")
+STORE_DIR = Path("store")  # the project's own store; `store_dir()` says which store a run uses
+STORE_ENV = "HARNESS_STORE"  # a store directory shared by every experiment of a repository (docs/sweeps.md)
+EXPERIMENT_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --queue/--temp` runs each experiment
 # Every output path, here so that a stage never imports another stage just for a file name; one line
 # per stage that writes them.
 PROBLEMS, DATASET_INFO = OUTPUTS / "problems.jsonl", OUTPUTS / "dataset.json"  # fetch
@@ -30,6 +32,33 @@ CURVE, METRICS = OUTPUTS / "curve.csv", OUTPUTS / "metrics.json"  # vote
 ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
 COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare
+
+
+def store_dir() -> Path:
+    """The response store this run reads and appends to: `store/`, or the directory `HARNESS_STORE` names.
+
+    Why a setting: DVC runs each queued experiment in its own temporary copy of the repository, so with
+    `store/` every copy would have its own store and pay again for responses another experiment already
+    has. With HARNESS_STORE every experiment reads and appends to one store (same lock, fsync and claims
+    as always). A relative HARNESS_STORE is resolved against the repository root, also from inside an
+    experiment's temporary copy (`<repo>/.dvc/tmp/exps/<tmp>/`): every copy then names the same place.
+    """
+    raw = os.environ.get(STORE_ENV, "").strip()
+    if not raw:
+        return STORE_DIR
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else repository_root() / path
+
+
+def repository_root(cwd: Path | None = None) -> Path:
+    """The repository a stage runs for: the working directory, or for an experiment running in DVC's
+    temporary copy, the repository that copy was made from."""
+    here = (cwd or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - len(EXPERIMENT_COPIES), 0, -1):
+        if parts[i:i + len(EXPERIMENT_COPIES)] == EXPERIMENT_COPIES:
+            return Path(*parts[:i])
+    return here
 
 
 class MissingInput(RuntimeError):

@@ -205,17 +205,37 @@ class SamplingParams(_Section):
     # null = not sent: OpenAI's reasoning models (o-series, gpt-5) reject any temperature/top_p in the request
     temperature: float | None = Field(default=0.7, ge=0, le=2)
     top_p: float | None = Field(default=1.0, gt=0, le=1)
+    # live: one HTTP request per response; batch: the missing requests go through OpenAI's Batch API
+    # (half price, answered within 24 h; harness/batch.py), in rounds for multi-request chains
+    mode: Literal["live", "batch"] = "live"
+    batch_poll_s: float = Field(default=30.0, gt=0)  # batch: seconds between two looks at a batch's status
 
 
 class PriceParams(_Section):
-    """Dollars per million tokens, for `harness estimate` and the run summary."""
+    """Dollars per million tokens, for `harness estimate`, the run summary and `metrics.json` (`cost`)."""
 
     input_per_million: float = Field(default=0.0, ge=0)
-    output_per_million: float = Field(default=0.0, ge=0)
+    # prompt tokens the provider served from its prompt cache (usage.prompt_tokens_details.cached_tokens);
+    # null = priced as ordinary input
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+    output_per_million: float = Field(default=0.0, ge=0)  # completion tokens, reasoning tokens included
+    batch_discount: float = Field(default=0.5, ge=0, lt=1)  # fraction off for batch requests (OpenAI: 0.5)
 
-    def dollars(self, input_tokens: float, output_tokens: float) -> float:
-        """What these tokens cost at these prices (the one pricing formula: estimate and summary agree)."""
-        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1e6
+    @property
+    def cached_price(self) -> float:
+        return self.input_per_million if self.cached_input_per_million is None else self.cached_input_per_million
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.input_per_million or self.output_per_million or self.cached_input_per_million)
+
+    def dollars(self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0.0,
+                batch: bool = False) -> float:
+        """What these tokens cost at these prices: the one pricing formula (estimate, summary and metrics
+        agree). `input_tokens` counts every prompt token, the cached ones included, as providers report them."""
+        full = ((input_tokens - cached_input_tokens) * self.input_per_million
+                + cached_input_tokens * self.cached_price + output_tokens * self.output_per_million) / 1e6
+        return full * (1 - self.batch_discount) if batch else full
 
 
 class VoteParams(_Section):
@@ -252,6 +272,12 @@ class Params(_Section):
             raise ValueError(
                 f"sampling.vote_samples = {self.sampling.vote_samples}: must be >= sampling.samples "
                 f"({self.sampling.samples}); it is the larger pool drawn at the largest budget"
+            )
+        if self.sampling.mode == "batch" and (self.model.is_embedded or isinstance(self.model.base_url, list)):
+            raise ValueError(
+                f"sampling.mode = 'batch': needs model.base_url to be one provider's http(s) URL whose Batch API "
+                f"takes OpenAI's format (got {self.model.base_url!r}); use sampling.mode: live for the embedded "
+                "model and replica lists"
             )
         limit = self.data.limit
         if limit is not None and self.calibrate.problems is not None and self.calibrate.problems > limit:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .chain import check_may_request, missing_jobs
 from .data import load_problems
 from .embedded import check_installed
-from .files import STORE_DIR
+from .files import store_dir
 from .params import Params, load_params
 from .store import ResponseStore
 
@@ -26,7 +26,7 @@ def missing_samples(params: Params) -> tuple[int, int]:
     from .sample import plan  # the sample stage, with the HTTP client: only when there is a plan to walk
 
     problems = load_problems(params)  # every row checked; nothing written
-    store = ResponseStore(STORE_DIR, "sample", readonly=True)  # reads (and checks) every shard
+    store = ResponseStore(store_dir(), "sample", readonly=True)  # reads (and checks) every shard
     jobs = plan(params, problems, params.pool_size)
     return len(missing_jobs(params, jobs, store)), len(jobs)
 
@@ -54,7 +54,7 @@ def preflight(params: Params) -> None:
     check_may_request("run", missing, planned)
     if params.model.is_embedded:
         # no key, and the stage that needs it starts the server; but its packages must be there now
-        check_installed(f"run: {missing} of {planned} samples are missing from {STORE_DIR}/")
+        check_installed(f"run: {missing} of {planned} samples are missing from {store_dir()}/")
         return
     api_key_for(params.model, params.model.base_url)
     probe(params.model.base_url)

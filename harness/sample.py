@@ -25,6 +25,7 @@ STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-af
 SAMPLE_COLUMNS = [
     "problem_id", "budget", "sample", "seed", "completion_tokens", "reasoning_tokens", "reasoning_count",
     "prompt_tokens", "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
+    "input_tokens", "cached_input_tokens", "billing",
 ]
 
 
@@ -82,13 +83,19 @@ def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
         "requests": outcome.requests,
         "latency_s": outcome.latency_s if not failed else None,
         "error": outcome.error,
+        # what the sample was billed for (metrics.json `cost`): input over every request of its chain, the
+        # cached share of it, and whether a Batch API answered it (priced at prices.batch_discount)
+        "input_tokens": outcome.input_tokens,
+        "cached_input_tokens": outcome.cached_input_tokens,
+        "billing": None if failed else outcome.billing,
     }
 
 
 def samples_frame(outcomes: list[Outcome], integer: bool = False) -> pd.DataFrame:
     """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable."""
     frame = pd.DataFrame([sample_row(o, integer) for o in outcomes], columns=SAMPLE_COLUMNS)
-    for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests"):
+    for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests", "input_tokens",
+                "cached_input_tokens"):
         frame[col] = frame[col].astype("Int64")
     frame["correct"] = frame["correct"].astype("boolean")
     return frame

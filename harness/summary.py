@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .bill import billed_tokens, dollars_by_billing
 from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES, read_json
 from .params import Params
 from .sample import STATUSES
@@ -28,6 +29,7 @@ class RunFacts:
     requests_sent: int
     completion_tokens: int
     prompt_tokens: int
+    billed: dict[str, dict[str, int]]  # bill.billed_tokens of the sample table: live/batch x input/cached/output
     law: dict[str, Any]
     seconds: float
 
@@ -45,6 +47,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
         requests_sent=sent,
         completion_tokens=_sum(samples, "completion_tokens"),
         prompt_tokens=_sum(samples, "prompt_tokens"),
+        billed=billed_tokens(samples),
         law=read_json(METRICS).get("law", {}),
         seconds=seconds,
     )
@@ -54,12 +57,12 @@ def _sum(frame: pd.DataFrame, column: str) -> int:
     return int(frame[column].fillna(0).sum()) if column in frame else 0
 
 
-def dollars(facts: RunFacts, params: Params) -> float | None:
-    """What the figure's tokens cost at `prices` (None when no price is set: a local model is free)."""
-    prices = params.prices
-    if not (prices.input_per_million or prices.output_per_million):
+def dollars(facts: RunFacts, params: Params) -> dict[str, float] | None:
+    """What the figure's tokens cost at `prices`, live and batch: the figures of metrics.json's `cost`
+    (None when no price is set: a local model is free)."""
+    if not params.prices.is_set:
         return None
-    return prices.dollars(facts.prompt_tokens, facts.completion_tokens)
+    return dollars_by_billing(facts.billed, params.prices)
 
 
 def lines(facts: RunFacts, params: Params) -> list[str]:
@@ -74,7 +77,7 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
         f"  samples      {total}: {by_status}",
         f"  requests     {facts.requests_sent} sent to the model, {replayed} replayed from the store",
         f"  tokens       {facts.completion_tokens:,} completion, {facts.prompt_tokens:,} prompt",
-        f"  cost         {_cost(cost)}",
+        f"  cost         {_cost(cost, facts)}",
         f"  wall time    {_duration(facts.seconds)}",
         f"  law          {_law(facts.law)}",
         f"  saturation   {_saturation(facts.law)}",
@@ -82,8 +85,14 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
     ]
 
 
-def _cost(cost: float | None) -> str:
-    return "no prices set in params.yaml (prices)" if cost is None else f"${cost:,.2f}"
+def _cost(cost: dict[str, float] | None, facts: RunFacts) -> str:
+    if cost is None:
+        return "no prices set in params.yaml (prices)"
+    text = f"${sum(cost.values()):,.2f}"
+    cached = sum(t["cached_input_tokens"] for t in facts.billed.values())
+    details = ([f"${cost['batch']:,.2f} of it in batches"] if facts.billed["batch"]["output_tokens"] else []) + (
+        [f"{cached:,} input tokens cached"] if cached else [])
+    return text + (f" ({'; '.join(details)})" if details else "")
 
 
 def _duration(seconds: float) -> str:

@@ -15,7 +15,8 @@ point that rests on fewer samples than `vote.min_samples`, or an answered sample
 
 The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
 accuracy points per doubling of tokens and saturation point, each with its interval) and the cost of the
-figure against the seed's real scheme (nested samples), with the interval width the same tokens buy.
+figure against the seed's real scheme (nested samples), with the interval width the same tokens buy, and
+its bill in dollars at `prices` (harness/bill.py: input, cached input, output; live and batch).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from . import grade, majority, stats
+from .bill import cost_section
 from .budget_axis import Budget, as_budget, largest, ordered
 from .data import integer_answers
 from .files import CURVE, METRICS, SAMPLES, write_csv, write_json
-from .params import Params
+from .params import Params, PriceParams
 
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
                  "mean_tokens", "log2_tokens", "problems", "missing_problems", "samples", "estimator",
@@ -255,13 +257,15 @@ def halfwidth_ratio_vs_first_k(table: pd.DataFrame, graded: pd.DataFrame, vote_b
 
 
 def cost(table: pd.DataFrame, samples: pd.DataFrame, graded: pd.DataFrame, vote_budget: Budget,
-         seed: int) -> dict[str, Any]:
+         seed: int, prices: PriceParams | None = None) -> dict[str, Any]:
     """Tokens paid for the figure (every sample in the table, each reused for every k) against the seed's
     real scheme (nested samples, SEED_SCHEME), and what the same tokens buy: the interval half-width of
-    our all-subsets estimator over the seed's first-k one, per vote k."""
+    our all-subsets estimator over the seed's first-k one, per vote k. And the figure's bill in dollars at
+    `prices` (bill.cost_section: input, cached input, output; live and batch)."""
     seed_tokens = seed_scheme_tokens(table, samples, vote_budget)
     paid = float(pd.to_numeric(samples["completion_tokens"], errors="coerce").fillna(0).sum())
-    return {"tokens_paid": round(paid, 1), "seed_scheme": SEED_SCHEME, "tokens_seed_scheme": round(seed_tokens, 1),
+    return {**cost_section(samples, prices or PriceParams()),
+            "tokens_paid": round(paid, 1), "seed_scheme": SEED_SCHEME, "tokens_seed_scheme": round(seed_tokens, 1),
             "paid_over_seed_scheme": round(paid / seed_tokens, 4) if seed_tokens > 0 else None,
             "halfwidth_all_subsets_over_seed_first_k_by_k": halfwidth_ratio_vs_first_k(table, graded, vote_budget,
                                                                                       seed)}
@@ -293,7 +297,7 @@ def points_missing_problems(table: pd.DataFrame) -> dict[str, Any]:
 
 def metrics(
     table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: stats.Law, seed: int = 0,
-    graded: pd.DataFrame | None = None,
+    graded: pd.DataFrame | None = None, prices: PriceParams | None = None,
 ) -> dict[str, Any]:
     single = table[table["k"] == 1].set_index("budget")
     vote = table[table["budget"] == vote_budget].set_index("k")
@@ -333,7 +337,7 @@ def metrics(
             **({"reason": fitted.reason} if fitted.reason else {}),
         },
         **points_missing_problems(table),
-        "cost": cost(table, samples, graded, vote_budget, seed),
+        "cost": cost(table, samples, graded, vote_budget, seed, prices),
         "estimator": {str(m): int(c) for m, c in table["estimator"].value_counts().sort_index().items()},
         "bootstrap": {"replicates": stats.BOOTSTRAP_SAMPLES, "confidence": stats.CONFIDENCE, "seed": seed,
                       "over": "problems"},
@@ -352,7 +356,7 @@ def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[s
     table, maj_boot = curve_from(points, seed)
     vote_budget = vote_budget_of(table, params.vote_budget)
     fitted = law(table, maj_boot, vote_budget)
-    return table, metrics(table, samples, vote_budget, fitted, seed, points.graded)
+    return table, metrics(table, samples, vote_budget, fitted, seed, points.graded, params.prices)
 
 
 def run(params: Params) -> None:

@@ -73,6 +73,13 @@ class FakeModel:
         self.released = threading.Event()  # set at shutdown: hung handlers give up their connection
         self.lock = threading.Lock()
         self.url = ""
+        self.cached_tokens = 0  # report this many prompt tokens as served from a prompt cache
+        self.batch: Any = None  # a fake_batch.BatchAPI: serve OpenAI's Files and Batch APIs too
+
+    def bill(self, body: dict[str, Any]) -> None:
+        """Count one billable response to `body` (live or in a batch)."""
+        with self.lock:
+            self.successes[body_key(body)] += 1
 
     def needed(self, seed: int, prompt: str) -> int:
         return 8 + _h(seed, prompt) % 40  # 8..47 reasoning tokens to solve it
@@ -273,6 +280,9 @@ class FakeModel:
                     c["text"] = ""
         elif fault == "fewer":
             payload["choices"] = payload["choices"][: max(1, len(payload["choices"]) // 2)]
+        if self.cached_tokens:
+            usage = payload["usage"]
+            usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, usage["prompt_tokens"])}
         return payload
 
 
@@ -295,14 +305,31 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
         def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             self._send(status, json.dumps(payload).encode(), headers)
 
+        def _batch_api(self, method: str, body: bytes = b"") -> bool:
+            """OpenAI's Files and Batch APIs (tests/fake_batch.py), when the model serves them."""
+            if model.batch is None or not self.path.startswith(("/v1/files", "/v1/batches")):
+                return False
+            status, data, kind = model.batch.handle(method, self.path, self.headers, body)
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+
         def do_GET(self) -> None:
+            if self._batch_api("GET"):
+                return
             if self.path.rstrip("/").endswith("/models"):
                 self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
             else:
                 self._json(404, {"error": {"message": "not found"}})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            if self._batch_api("POST", raw):
+                return
+            body = json.loads(raw)
             with model.lock:
                 model.requests.append({"path": self.path, "body": body,
                                        "authorization": self.headers.get("Authorization")})
@@ -339,8 +366,7 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
                 return
             payload = model.respond(self.path, body, fault)
             if fault != "no_choices":
-                with model.lock:
-                    model.successes[body_key(body)] += 1
+                model.bill(body)
             self._json(200, payload)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
