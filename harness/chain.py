@@ -12,9 +12,12 @@ Ways to spend "about N tokens" (`budgets.method`):
 - `forcing` (s1-style budget forcing): let the model reason on the raw completions endpoint, cut the
   reasoning at N tokens, append an answer cue (``Final answer: \\boxed{``) and let it write the answer.
   Tokens then track N exactly, which makes small open models usable for scaling curves. With
-  `budgets.wait` (s1's extension) a model that stops early is told "Wait" and goes on up to N.
+  `budgets.wait` (s1's extension) a model that stops early is told "Wait" and goes on up to N. A think-tag
+  template (`qwen3`, `deepseek-r1`) opens a `<think>` block, stops each reasoning request at `</think>`,
+  and closes the block itself before the cue, so the thinking is exactly N tokens.
 - `cap`: a hard `max_completion_tokens` (or `max_tokens`) of N; cut answers are counted as truncated.
-- `thinking`: the provider's thinking budget (Anthropic/Qwen3-style) passed through `extra_body`.
+- `thinking`: the provider's thinking budget passed through `extra_body`: a server's own field
+  (`budgets.thinking_preset`, thinking.PRESETS) or the `budgets.thinking_body` template.
 - `effort`: OpenAI's `reasoning_effort` level (low/medium/high...) is the budget; tokens are measured.
 
 A request is a plain dict: ``endpoint`` ("chat" or "completions") plus the body the OpenAI API takes.
@@ -35,6 +38,16 @@ from .budget_axis import Budget
 from .files import store_dir
 from .params import Params
 from .store import ResponseStore, StoreError, request_key
+from .thinking import (
+    COUNT_CHARS,
+    COUNT_EXACT,
+    COUNT_USAGE,
+    PRESETS,
+    THINK_CLOSE,
+    check_within_limits,
+    reasoning_tokens_by_chars,
+    split_thinking,
+)
 
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 
@@ -56,16 +69,25 @@ class ChatTemplate:
     """How a model family writes a chat turn, for the raw completions endpoint that `forcing` needs.
 
     `end_of_turn` stops the forced answer: a model that closes its turn has finished answering.
+    A think-tag family also has `think_open` (the prompt opens the thinking block, as its chat template
+    does) and `think_close`, written by the harness when the budget is spent; its reasoning requests stop
+    at `thinking.THINK_CLOSE`, so "the model stopped thinking" is seen the moment it closes the block.
     """
 
     system: str
     user: str
     assistant: str
     end_of_turn: str
+    think_open: str = ""
+    think_close: str = ""
+
+    @property
+    def thinks(self) -> bool:
+        return bool(self.think_open)
 
     def render(self, user: str, system: str = SYSTEM_PROMPT) -> str:
         """The prompt a chat endpoint would build for one user message, ready for the assistant's reply."""
-        return self.system.format(system) + self.user.format(user) + self.assistant
+        return self.system.format(system) + self.user.format(user) + self.assistant + self.think_open
 
 
 # `model.chat_template` names one of these (params.py allows exactly these names).
@@ -76,7 +98,36 @@ CHAT_TEMPLATES = {
         assistant="<|im_start|>assistant\n",
         end_of_turn="<|im_end|>",
     ),
+    # Qwen3 (thinking mode) and QwQ: chatml turns, no default system prompt, and the assistant turn opens
+    # with "<think>\n" (Qwen3's tokenizer_config chat_template; with enable_thinking=false it would write an
+    # empty "<think>\n\n</think>\n\n" instead). The harness closes the block with "\n</think>"; the answer
+    # cue brings its own blank line.
+    "qwen3": ChatTemplate(
+        system="",
+        user="<|im_start|>user\n{}<|im_end|>\n",
+        assistant="<|im_start|>assistant\n",
+        end_of_turn="<|im_end|>",
+        think_open="<think>\n",
+        think_close="\n</think>",
+    ),
+    # DeepSeek-R1 and its Qwen/Llama distills: "<｜User｜>...<｜Assistant｜>" (the chat_template in the
+    # DeepSeek-R1-Distill-Qwen-7B GGUF, read for this), then "<think>\n", which DeepSeek's usage notes tell
+    # callers to force (later template revisions write it themselves); no system prompt, as DeepSeek
+    # advises. The BOS token "<｜begin▁of▁sentence｜>" is left out: that GGUF sets add_bos_token, so the server
+    # adds it when it tokenizes a completions prompt.
+    "deepseek-r1": ChatTemplate(
+        system="",
+        user="<｜User｜>{}",
+        assistant="<｜Assistant｜>",
+        end_of_turn="<｜end▁of▁sentence｜>",
+        think_open="<think>\n",
+        think_close="\n</think>",
+    ),
 }
+
+
+def template_of(params: Params) -> ChatTemplate:
+    return CHAT_TEMPLATES[params.model.chat_template]
 
 
 def fill_budget(template: Any, budget: Budget) -> Any:
@@ -132,17 +183,26 @@ def first_request(params: Params, problem: str, problem_id: str, budget: Budget,
         elif params.budgets.max_tokens is not None:
             req["max_tokens"] = params.budgets.max_tokens
         if method == "thinking":  # the provider's own thinking budget, passed through the request body
-            req["extra_body"] = fill_budget(params.budgets.thinking_body, budget)
+            req["extra_body"] = fill_budget(thinking_body(params), budget)
     else:
+        template = template_of(params)
         req = {
             "endpoint": "completions",
-            "prompt": CHAT_TEMPLATES[params.model.chat_template].render(text),
+            "prompt": template.render(text),
             "max_tokens": budget,
             **_sampling_fields(params, seed),
         }
+        if template.thinks:  # the reasoning ends where the model closes its thinking block
+            req["stop"] = [THINK_CLOSE]
     if n > 1:
         req["n"] = n
     return req
+
+
+def thinking_body(params: Params) -> dict[str, Any]:
+    """Method `thinking`'s extra_body template: the preset's, else `budgets.thinking_body`."""
+    preset = params.budgets.thinking_preset
+    return PRESETS[preset].body if preset in PRESETS else params.budgets.thinking_body
 
 
 def top_up_request(first: dict[str, Any], missing: int, round_: int) -> dict[str, Any]:
@@ -173,8 +233,14 @@ def continue_request(first: dict[str, Any], text: str, remaining: int, seed: int
 
 
 def needs_forced_answer(params: Params, finish_reason: str | None) -> bool:
-    """Forcing: the reasoning hit the budget (finish_reason 'length'), so the answer must be forced."""
-    return params.budgets.method == "forcing" and finish_reason == "length"
+    """Forcing: the reasoning hit the budget (finish_reason 'length'), so the answer must be forced.
+
+    With a think-tag template the answer is always forced once the thinking ends, whether at the budget
+    or because the model closed the block itself (its reasoning requests stop at the close tag).
+    """
+    if params.budgets.method != "forcing":
+        return False
+    return finish_reason in ("length", "stop") if template_of(params).thinks else finish_reason == "length"
 
 
 def answer_request(params: Params, first: dict[str, Any], reasoning: str, seed: int) -> dict[str, Any]:
@@ -183,12 +249,13 @@ def answer_request(params: Params, first: dict[str, Any], reasoning: str, seed: 
     Always one choice, seeded by the sample itself (the first request may have served several samples).
     """
     base = {k: v for k, v in first.items() if k != "n"}
+    template = template_of(params)
     return {
         **base,
         "seed": seed,
-        "prompt": first["prompt"] + reasoning + params.budgets.answer_cue,
+        "prompt": first["prompt"] + reasoning + template.think_close + params.budgets.answer_cue,
         "max_tokens": params.budgets.answer_tokens,
-        "stop": ["\n", CHAT_TEMPLATES[params.model.chat_template].end_of_turn],
+        "stop": ["\n", template.end_of_turn],
     }
 
 
@@ -222,6 +289,9 @@ class Outcome:
     latency_s: float = 0.0
     error: str | None = None
     parts: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str = ""  # the thinking: a server's separate reasoning field, or the text's think block
+    answer: str = ""  # the part of `text` after the thinking: the only part graded and voted on
+    reasoning_count: str | None = None  # how reasoning_tokens was counted (thinking.COUNT_*)
 
 
 def seed_of(params: Params, job: Job) -> int:
@@ -293,40 +363,89 @@ async def _pick_choice(first: dict[str, Any], index: int, fetch: Fetch, outcome:
     return choice
 
 
+def checked(params: Params, job: Job, fetch: Fetch) -> Fetch:
+    """`fetch`, with every response held to the limits its request set (thinking.check_within_limits):
+    live, the run stops at the first response that shows the server ignored one; replayed, such a
+    stored response stops the stage instead of being plotted at a budget it never had."""
+    preset = params.budgets.thinking_preset if params.budgets.method == "thinking" else None
+    thinking_budget = int(job.budget) if preset in PRESETS else None
+    tolerance = PRESETS[preset].tolerance if preset in PRESETS else None
+
+    async def fetch_checked(request: dict[str, Any]) -> dict[str, Any]:
+        response = await fetch(request)
+        check_within_limits(request, response, thinking_budget, tolerance, preset)
+        return response
+
+    return fetch_checked
+
+
+def _thinking_part(params: Params, part: dict[str, Any]) -> dict[str, Any]:
+    """A think-tag reasoning request's response, cut at the close tag if the server ignored `stop`."""
+    text = part["text"]
+    if template_of(params).thinks and THINK_CLOSE in text:
+        return {**part, "text": text[: text.index(THINK_CLOSE)], "finish_reason": "stop"}
+    return part
+
+
 async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     """Walk one sample's requests (one for `prompt`; reasoning + forced answer for `forcing`)."""
+    fetch = checked(params, job, fetch)
     seed = seed_of(params, job)
     first = first_request(params, job.problem, job.problem_id, job.budget, job.sample)
     outcome = Outcome(job=job, seed=seed)
     part = await _pick_choice(first, job.sample % params.sampling.n_per_request, fetch, outcome)
-    parts = [part]
-    text = part["text"]
+    parts = [_thinking_part(params, part)]
+    text = parts[0]["text"]
     used, waits = part.get("completion_tokens") or 0, 0
     while should_wait(params, parts[-1]["finish_reason"], used, job.budget, waits):
         waits += 1
         text += params.budgets.wait_cue
         more = await _ask(fetch, continue_request(first, text, int(job.budget) - used, seed), "wait")
         outcome.requests += 1
-        parts.append(more)
-        text += more["text"]
+        parts.append(_thinking_part(params, more))
+        text += parts[-1]["text"]
         used += more.get("completion_tokens") or 0
-    if needs_forced_answer(params, parts[-1]["finish_reason"]):
-        forced = await _ask(fetch, answer_request(params, first, text, seed), "answer")
+    forced = needs_forced_answer(params, parts[-1]["finish_reason"])
+    if forced:
+        answer = await _ask(fetch, answer_request(params, first, text, seed), "answer")
         outcome.requests += 1
-        parts.append(forced)
-        text = text + params.budgets.answer_cue + forced["text"]
+        parts.append(answer)
+        text = text + template_of(params).think_close + params.budgets.answer_cue + answer["text"]
     outcome.text = text
     outcome.parts = parts
     outcome.finish_reason = parts[-1]["finish_reason"]
     outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
     outcome.completion_tokens = _total(parts, "completion_tokens")
-    outcome.reasoning_tokens = _total(parts, "reasoning_tokens")
     outcome.prompt_tokens = parts[0].get("prompt_tokens")
     outcome.input_tokens = _total(parts, "prompt_tokens")
     outcome.cached_input_tokens = _total(parts, "cached_tokens")
     outcome.billing = "batch" if all(p.get("batch_id") for p in parts) else "live"
     outcome.latency_s = round(sum(p.get("latency_s") or 0.0 for p in parts), 3)
+    _separate_thinking(params, outcome, forced)
     return outcome
+
+
+def _separate_thinking(params: Params, outcome: Outcome, forced: bool) -> None:
+    """Thinking apart from the answer, and how many tokens the thinking took (and how we know)."""
+    inline, outcome.answer = split_thinking(outcome.text)
+    fields = [p.get("reasoning") or "" for p in outcome.parts]
+    outcome.reasoning = "".join(fields) + inline
+    outcome.reasoning_tokens = _total(outcome.parts, "reasoning_tokens")
+    if outcome.reasoning_tokens is not None:
+        outcome.reasoning_count = COUNT_USAGE
+    elif not outcome.reasoning:
+        return
+    elif forced and template_of(params).thinks:  # every request but the forced answer was thinking
+        outcome.reasoning_tokens = _total(outcome.parts[:-1], "completion_tokens")
+        outcome.reasoning_count = COUNT_EXACT
+    else:
+        shares = []
+        for part in outcome.parts:
+            thinking, answer = split_thinking(part["text"])
+            thinking = (part.get("reasoning") or "") + thinking
+            shares.append(reasoning_tokens_by_chars(part.get("completion_tokens"), thinking, answer))
+        outcome.reasoning_tokens = None if all(v is None for v in shares) else sum(v or 0 for v in shares)
+        outcome.reasoning_count = COUNT_CHARS
 
 
 def _total(parts: list[dict[str, Any]], name: str) -> int | None:

@@ -47,10 +47,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine import NoAnswers, RunRejected
     from .files import MissingInput
     from .store import StoreError
+    from .thinking import LimitIgnored
     from .vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, NoAnswers, MissingInput)
+            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:

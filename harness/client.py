@@ -237,6 +237,16 @@ class Client:
         await self._sdk.close()
 
 
+def reasoning_of(message: Any) -> str | None:
+    """The thinking a server returns beside the answer: `reasoning_content` (DeepSeek's API, SGLang, older
+    vLLM) or `reasoning` (vLLM since it renamed the field, OpenRouter). The SDK keeps unknown fields."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
     """The stored record of one SDK response (a live one, or a batch output line validated into the same
     SDK type): its choices in index order, and its usage."""
@@ -246,6 +256,7 @@ def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
                 "text": c.message.content or "",
                 "finish_reason": c.finish_reason,
                 "refusal": getattr(c.message, "refusal", None),
+                "reasoning": reasoning_of(c.message),
             }
             for c in sorted(raw.choices, key=lambda c: c.index)
         ]
@@ -280,8 +291,10 @@ def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
         record.update(text=choices[0]["text"], finish_reason=choices[0]["finish_reason"])
         if choices[0]["refusal"]:
             record["refusal"] = choices[0]["refusal"]
+        if choices[0].get("reasoning"):
+            record["reasoning"] = choices[0]["reasoning"]
     else:
-        record["choices"] = choices
+        record["choices"] = [{k: v for k, v in c.items() if k != "reasoning" or v} for c in choices]
     return record
 
 

@@ -62,7 +62,8 @@ class ModelParams(_Section):
     base_url: str | list[str] = EMBEDDED  # one endpoint, or a list of replicas serving the same model
     name: str = "qwen2.5-coder-0.5b-instruct"
     api_key_env: str | None = None
-    chat_template: Literal["chatml"] = "chatml"  # a key of chain.CHAT_TEMPLATES (a test keeps them equal)
+    # a key of chain.CHAT_TEMPLATES (a test keeps them equal); the think-tag ones make `forcing` s1-style
+    chat_template: Literal["chatml", "qwen3", "deepseek-r1"] = "chatml"
     request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     backoff_base: float = Field(default=0.5, ge=0)
@@ -144,6 +145,9 @@ class BudgetParams(_Section):
     )
     wait_cue: str = "\nWait,"
     max_waits: int = Field(default=8, ge=0)
+    # a server family's own thinking-budget field (harness/thinking.py PRESETS, docs/servers.md); null: the
+    # `thinking_body` template (method thinking) or plain `reasoning_effort` (method effort)
+    thinking_preset: Literal["vllm", "sglang", "llamacpp", "anthropic", "gemini", "openai"] | None = None
 
     @field_validator("requested")
     @classmethod
@@ -281,6 +285,7 @@ class Params(_Section):
                 f"calibrate.problems = {self.calibrate.problems}: must be <= data.limit ({limit}); "
                 "calibration draws from the fetched problems"
             )
+        _check_thinking_preset(self)
         if limit is not None and self.vote.min_samples > limit * self.sampling.samples:
             # Every point would be refused by the vote stage, after all the requests were paid for.
             raise ValueError(
@@ -306,6 +311,47 @@ class Params(_Section):
         if self.budgets.prompt_template is not None:
             return self.budgets.prompt_template
         return SEED_PROMPT if self.budgets.method == "prompt" else FORCING_PROMPT
+
+
+def _check_thinking_preset(params: Params) -> None:
+    """A preset's documented rejections, caught before any token is spent (docs/servers.md cites each)."""
+    from .thinking import EFFORT_PRESETS, PRESETS
+
+    b = params.budgets
+    name = b.thinking_preset
+    if name is None:
+        return
+    key = f"budgets.thinking_preset = {name!r}"
+    if b.method == "effort":
+        if name not in EFFORT_PRESETS:
+            raise ValueError(f"{key}: method effort sends reasoning_effort levels; presets for it: "
+                             f"{', '.join(EFFORT_PRESETS)} (token budgets: set budgets.method: thinking)")
+        return
+    if b.method != "thinking":
+        raise ValueError(f"{key}: applies to budgets.method thinking (token budgets) or effort (levels), "
+                         f"not {b.method!r}")
+    if name not in PRESETS:
+        raise ValueError(f"{key}: OpenAI takes reasoning_effort levels, not token budgets; set "
+                         "budgets.method: effort with levels such as [low, medium, high]")
+    if b.thinking_body != BudgetParams.model_fields["thinking_body"].get_default(call_default_factory=True):
+        raise ValueError(f"{key}: the preset fills the request body; delete budgets.thinking_body (or the preset)")
+    preset = PRESETS[name]
+    budgets = [int(x) for x in b.requested]
+    if budgets[0] < preset.min_budget:
+        raise ValueError(f"{key}: budgets.requested[0] = {budgets[0]}: this server rejects thinking budgets "
+                         f"below {preset.min_budget} ({preset.source})")
+    if preset.max_budget is not None and budgets[-1] > preset.max_budget:
+        raise ValueError(f"{key}: budgets.requested[-1] = {budgets[-1]}: above the largest thinking budget "
+                         f"this server accepts ({preset.max_budget}; per model, {preset.source})")
+    if preset.needs_max_tokens_above_budget and (b.max_tokens is None or b.max_tokens <= budgets[-1]):
+        raise ValueError(f"{key}: budgets.max_tokens = {b.max_tokens}: must be set above the largest budget "
+                         f"({budgets[-1]}); the server rejects max_tokens <= budget_tokens ({preset.source})")
+    if preset.no_temperature and params.sampling.temperature is not None:
+        raise ValueError(f"{key}: sampling.temperature = {params.sampling.temperature}: thinking is "
+                         "incompatible with temperature changes; set sampling.temperature: null")
+    if preset.single_choice and params.sampling.n_per_request != 1:
+        raise ValueError(f"{key}: sampling.n_per_request = {params.sampling.n_per_request}: this endpoint "
+                         "requires n = 1; set sampling.n_per_request: 1")
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

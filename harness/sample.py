@@ -23,8 +23,8 @@ from .params import Params
 
 STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-after-retries")
 SAMPLE_COLUMNS = [
-    "problem_id", "budget", "sample", "seed", "completion_tokens", "reasoning_tokens", "prompt_tokens",
-    "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
+    "problem_id", "budget", "sample", "seed", "completion_tokens", "reasoning_tokens", "reasoning_count",
+    "prompt_tokens", "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
     "input_tokens", "cached_input_tokens", "billing",
 ]
 
@@ -47,6 +47,8 @@ def classify(outcome: Outcome, answer: str | None) -> str:
         return "refused"
     if not outcome.text.strip():
         return "empty"
+    if answer is None and outcome.finish_reason == "length" and outcome.reasoning:
+        return "truncated"  # the token limit cut the thinking: there is no answer part to read
     if answer is None:
         return "no-answer-found"
     if outcome.finish_reason == "length":
@@ -55,9 +57,13 @@ def classify(outcome: Outcome, answer: str | None) -> str:
 
 
 def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
-    """Grade one finished sample (pure: text in, row out); `integer`: the task's answers are integers."""
+    """Grade one finished sample (pure: text in, row out); `integer`: the task's answers are integers.
+
+    Only the answer part is read: a `\\boxed{}` inside the thinking (a draft, a discarded guess, or thinking
+    the token limit cut before it closed) is never taken for the final answer.
+    """
     job = outcome.job
-    answer = extract_answer(outcome.text) if outcome.error is None else None
+    answer = extract_answer(outcome.answer) if outcome.error is None else None
     status = classify(outcome, answer)
     failed = status == "failed-after-retries"
     return {
@@ -67,6 +73,7 @@ def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
         "seed": outcome.seed,
         "completion_tokens": outcome.completion_tokens,
         "reasoning_tokens": outcome.reasoning_tokens,
+        "reasoning_count": outcome.reasoning_count,
         "prompt_tokens": outcome.prompt_tokens,
         "answer": normalize_answer(answer),
         "gold": job.gold,

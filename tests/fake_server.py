@@ -33,6 +33,11 @@ BILLABLE = ("empty", "refusal", "fewer")
 ALL_FAULTS = TRANSIENT + BILLABLE
 # `reasoning_effort` levels the toy reasoning model accepts, and the hidden reasoning tokens each costs.
 EFFORT_TOKENS = {"minimal": 8, "low": 64, "medium": 256, "high": 1024}
+# Where the assistant's turn starts in a completions prompt, per chat template (chatml/Qwen3, DeepSeek-R1).
+ASSISTANT_MARKERS = ("<|im_start|>assistant\n", "<\uff5cAssistant\uff5c>")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+NATURAL_THOUGHT = 40  # reasoning tokens the toy thinking model spends when nothing limits it
+IGNORED_THOUGHT = 300  # what it spends when the server ignores the thinking budget it was sent
 
 
 def _h(*parts: Any) -> int:
@@ -59,6 +64,12 @@ class FakeModel:
         self.hang_s = hang_s
         self.delay_s = 0.0  # per request, to make runs slow enough to interrupt
         self.hang_forever = False  # a wedged server: completions are accepted and never answered
+        # Reasoning models on chat: None (no visible thinking), "reasoning_content" / "reasoning" (a separate
+        # field, as vLLM, SGLang and DeepSeek's API return it) or "inline" (<think>...</think> in content).
+        self.reasoning_field: str | None = None
+        self.report_reasoning_tokens = True  # usage.completion_tokens_details.reasoning_tokens
+        self.provider: str | None = None  # "anthropic" or "gemini": that provider's documented rejections
+        self.ignored: set[str] = set()  # request fields this server ignores (llama.cpp: max_completion_tokens)
         self.released = threading.Event()  # set at shutdown: hung handlers give up their connection
         self.lock = threading.Lock()
         self.url = ""
@@ -91,13 +102,19 @@ class FakeModel:
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt, seed, max_tokens = body["prompt"], body.get("seed", 0), body.get("max_tokens") or 256
         answer = _solve(prompt)
+        marker = next((m for m in ASSISTANT_MARKERS if m in prompt), ASSISTANT_MARKERS[0])
         if prompt.endswith("\\boxed{"):  # forced answer: right only if the reasoning was long enough
-            head = prompt.split("<|im_start|>assistant\n", 1)
+            head = prompt.split(marker, 1)
             reasoning = head[1] if len(head) > 1 else ""
-            base = head[0] + "<|im_start|>assistant\n"
-            ok = len(reasoning.split()) >= self.needed(seed, base)
+            base = head[0] + marker
+            words = [w for w in reasoning.split() if w not in (THINK_OPEN, THINK_CLOSE)]
+            ok = len(words) >= self.needed(seed, base)
             value = answer if ok else _h("guess", seed, prompt) % 50
             return self._completion([(f"{value}}}", "stop", 2)])
+        generated = prompt.split(marker, 1)[1] if marker in prompt else ""
+        if generated.startswith(THINK_OPEN) and THINK_CLOSE not in generated:
+            return self._completion([self.thinking(body, prompt.split(marker, 1)[0] + marker, generated, answer, i)
+                                     for i in range(body.get("n", 1))])
         outs = []
         for i in range(body.get("n", 1)):
             need = self.needed(seed + i, prompt)
@@ -107,9 +124,61 @@ class FakeModel:
                 outs.append((" ".join(["step"] * (need - 2) + [f"\\boxed{{{answer}}}"]), "stop", need - 1))
         return self._completion(outs)
 
+    def thinking(self, body: dict[str, Any], base: str, generated: str, answer: int | None,
+                 i: int) -> tuple[str, str, int]:
+        """A think-tag model inside its thinking block (the prompt opened it): it thinks `needed` words, and
+        again as much after every "Wait", writing a wrong draft `\\boxed{}` at the start; then it closes the
+        block and answers. `stop` is honoured (the text stops before the stop string, as OpenAI's does)."""
+        seed = body.get("seed", 0)
+        max_tokens = body.get("max_tokens") or 256
+        thought = [w for w in generated.split() if w != THINK_OPEN]
+        need = self.needed(seed + i, base) * (1 + generated.count("Wait"))
+        words = ["step"] * max(0, need - len(thought))
+        if not thought and words:
+            words[0] = f"\\boxed{{{(answer or 0) + 7}}}"  # a draft answer, wrong on purpose
+        if max_tokens < len(words):
+            return " ".join(words[:max_tokens]), "length", max_tokens
+        text = " ".join(words) + f"\n{THINK_CLOSE}\n\nThe answer is \\boxed{{{answer}}}."
+        stops = body.get("stop") or []
+        for stop in [stops] if isinstance(stops, str) else stops:
+            if stop in text:
+                return text[: text.index(stop)], "stop", len(words)
+        return text, "stop", len(words) + 5
+
+    def thinking_budget(self, body: dict[str, Any]) -> int | None:
+        """The thinking budget a request sets, in whichever field its server reads (None: no budget)."""
+        google = body.get("extra_body", {}).get("google", {}).get("thinking_config", {})
+        candidates = {
+            "thinking_token_budget": body.get("thinking_token_budget"),  # vLLM
+            "custom_params": (body.get("custom_params") or {}).get("thinking_budget"),  # SGLang
+            "thinking_budget_tokens": body.get("thinking_budget_tokens"),  # llama.cpp
+            "thinking": (body.get("thinking") or {}).get("budget_tokens"),  # Anthropic
+            "google": google.get("thinking_budget"),  # Gemini
+        }
+        return next((v for k, v in candidates.items() if v is not None and k not in self.ignored), None)
+
+    def provider_rejection(self, body: dict[str, Any]) -> str | None:
+        """Anthropic's and Gemini's documented rejections of thinking requests, in their own words."""
+        if self.provider == "anthropic" and "thinking" in body:
+            budget = body["thinking"].get("budget_tokens", 0)
+            if budget < 1024:
+                return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            if (body.get("max_tokens") or body.get("max_completion_tokens") or 0) <= budget:
+                return "`max_tokens` must be greater than `thinking.budget_tokens`."
+            if body.get("temperature") not in (None, 1):
+                return "`temperature` may only be set to 1 when thinking is enabled."
+            if body.get("n", 1) != 1:
+                return "n: only n = 1 is supported"
+        if self.provider == "gemini" and "reasoning_effort" in body and "extra_body" in body:
+            return "reasoning_effort and thinking_budget cannot both be set"
+        return None
+
     def rejection(self, body: dict[str, Any]) -> str | None:
         """OpenAI's rules for reasoning models (a request with `reasoning_effort`): a 400 names the field."""
-        if "reasoning_effort" not in body:
+        provider = self.provider_rejection(body)
+        if provider is not None:
+            return provider
+        if "reasoning_effort" not in body or self.provider == "gemini":
             return None
         effort = body["reasoning_effort"]
         if effort not in EFFORT_TOKENS:
@@ -126,27 +195,60 @@ class FakeModel:
         content = body["messages"][-1]["content"]
         answer = _solve(content)
         seed = body.get("seed", 0)
+        if self.reasoning_field is not None:
+            return self.reasoning_chat(body, content, answer, seed)
         choices = []
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        limit = next((body[f] for f in ("max_completion_tokens", "max_tokens")
+                      if body.get(f) is not None and f not in self.ignored), None)
         effort = body.get("reasoning_effort")
         thought = 0  # hidden reasoning tokens, all choices: more at higher effort, and more often right
+        visible = 0  # answer tokens, all choices: a cut answer counts only what was sent
         for i in range(body.get("n", 1)):
             ok = _h("chat", seed + i, content) % 2 == 0
             if effort is not None:
                 thought += EFFORT_TOKENS[effort] + _h("effort", seed + i, content) % 32
                 ok = _h("chat", seed + i, content) % len(EFFORT_TOKENS) < list(EFFORT_TOKENS).index(effort)
             words = f"The answer is {answer if ok else answer + 1}.".split()
-            finish = "length" if limit is not None and limit < len(words) else "stop"
+            finish = "length" if limit is not None and limit < 5 else "stop"  # the answer is 5 tokens
             text = " ".join(words[:limit] if finish == "length" else words)
+            visible += min(5, limit) if finish == "length" and limit is not None else 5
             choices.append({"index": i, "finish_reason": finish,
                             "message": {"role": "assistant", "content": text}})
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": choices,
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5 * len(choices) + thought,
-                      "total_tokens": 10 + 5 * len(choices) + thought,
+            "usage": {"prompt_tokens": 10, "completion_tokens": visible + thought,
+                      "total_tokens": 10 + visible + thought,
                       "completion_tokens_details": {"reasoning_tokens": 3 * len(choices) + thought}},
         }
+
+    def reasoning_chat(self, body: dict[str, Any], content: str, answer: int | None, seed: int) -> dict[str, Any]:
+        """A thinking model behind a reasoning parser: it thinks (a wrong draft `\\boxed{}` first) up to the
+        thinking budget the request set, if the server reads that field, then answers right."""
+        budget = self.thinking_budget(body)
+        thought = NATURAL_THOUGHT if budget is None else min(budget, NATURAL_THOUGHT)
+        if budget is None and any(k in body for k in ("thinking_token_budget", "custom_params",
+                                                       "thinking_budget_tokens")):
+            thought = IGNORED_THOUGHT  # a budget was sent, in a field this server does not read
+        reasoning = " ".join([f"\\boxed{{{(answer or 0) + 7}}}"] + ["step"] * (thought - 1))
+        text = f"The answer is \\boxed{{{answer}}}."
+        limit = next((body[f] for f in ("max_completion_tokens", "max_tokens")
+                      if body.get(f) is not None and f not in self.ignored), None)
+        tokens = thought + 5
+        finish = "stop"
+        if limit is not None and tokens > limit:  # cut inside the thinking: no answer at all
+            tokens, finish, text = limit, "length", ""
+            reasoning = " ".join(reasoning.split()[:limit])
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if self.reasoning_field == "inline":
+            message["content"] = f"{THINK_OPEN}{reasoning}" + (f"{THINK_CLOSE}{text}" if finish == "stop" else "")
+        else:
+            message[self.reasoning_field] = reasoning
+        usage: dict[str, Any] = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens}
+        if self.report_reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": min(thought, tokens)}
+        return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}], "usage": usage}
 
     @staticmethod
     def _completion(outs: list[tuple[str, str, int]]) -> dict[str, Any]:

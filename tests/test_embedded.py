@@ -87,3 +87,14 @@ def test_wait_extension_on_the_real_model_spends_the_budget_its_natural_length_d
     assert natural["completion_tokens"].mean() < 0.9 * budget, "pick a budget above the natural length"
     assert (extended["completion_tokens"] >= 0.9 * budget).all(), extended["completion_tokens"].tolist()
     assert (extended["requests"] >= 2).all()  # at least one continuation after a "Wait,"
+
+
+def test_the_real_llama_cpp_server_ignores_max_completion_tokens_and_the_run_says_which_field_to_use(
+        project, capsys):
+    """llama.cpp's server reads only max_tokens: a cap of 8 in max_completion_tokens came back as 109
+    tokens (measured). The run must stop at that first response instead of plotting it as budget 8."""
+    project("embedded", budgets={"method": "cap", "requested": [8, 16]},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1}, data={"limit": 1})
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "ignored `max_completion_tokens`" in err and "budgets.cap_field: max_tokens" in err

@@ -34,6 +34,38 @@ def test_each_method_run_replays_from_its_store_byte_for_byte(name, tmp_path, mo
         assert (run / "outputs" / out).read_bytes() == (EXAMPLES / name / "outputs" / out).read_bytes(), out
 
 
+THINK = REPO / "examples" / "think-tags" / "qwen3_wait"
+
+
+@pytest.mark.pinned
+def test_the_think_tag_run_replays_from_its_store_byte_for_byte(tmp_path, monkeypatch):
+    run = tmp_path / "qwen3_wait"
+    shutil.copytree(THINK, run, ignore=shutil.ignore_patterns("outputs"))
+    monkeypatch.chdir(run)
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    assert main(["run"]) == 0
+    for out in OUTPUTS:
+        assert (run / "outputs" / out).read_bytes() == (THINK / "outputs" / out).read_bytes(), out
+
+
+def test_the_think_tag_run_closed_the_thinking_at_exactly_the_budget_and_waited_where_it_ended_early():
+    records = [json.loads(line) for line in (THINK / "store" / "calibrate.jsonl").read_text().splitlines()]
+    thinking = [r for r in records if not r["request"]["prompt"].endswith("\\boxed{")]
+    answers = [r for r in records if r["request"]["prompt"].endswith("\\boxed{")]
+    assert all(r["request"]["stop"] == ["</think>"] for r in thinking)
+    assert all(r["request"]["prompt"].count("</think>") == 1 for r in answers)
+    assert all("\n</think>\n\nFinal answer: \\boxed{" in r["request"]["prompt"] for r in answers)
+    waited = [r for r in thinking if r["request"]["prompt"].endswith("\nWait,")]
+    assert len(waited) >= 2
+    samples = pd.read_csv(THINK / "outputs" / "samples.csv")
+    assert (samples["reasoning_count"] == "requests").all()
+    assert (samples["reasoning_tokens"] == samples["budget"]).all()  # cut at B, or extended by Wait to B
+    assert (samples[samples["budget"] == 256]["requests"] >= 3).sum() == 3  # three thought again after Wait
+    # a correct \boxed{} inside the thinking is not the answer: graded on what follows </think>
+    drafted = samples[samples["problem_id"] == "chain_sum-2"].set_index("budget").loc[256]
+    assert (str(drafted["answer"]), bool(drafted["correct"])) == ("12", False)
+
+
 def _samples(name: str) -> pd.DataFrame:
     return pd.read_csv(EXAMPLES / name / "outputs" / "samples.csv")
 

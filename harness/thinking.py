@@ -1,0 +1,181 @@
+"""Reasoning models: where the thinking ends and the answer starts, each server's thinking-budget field,
+and the check that a server obeyed the limit a request set.
+
+Why one module: three stages need the same facts. The chain builds requests from the presets, the
+sample stage grades only the answer part (a `\\boxed{}` inside the thinking is a draft, never the
+answer), and every response is checked against its request's limits before it is used, so a knob the
+server silently ignored stops the run instead of being plotted at a budget it never had. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(thinking, answer) of one generated text.
+
+    `<think>…</think>` inline in the content (DeepSeek-R1, QwQ, Qwen3 without a reasoning parser): the
+    answer is what follows the last `</think>`. A `</think>` with no opening tag is the R1 distills' and
+    our forced think-tag prompts' shape (the template opened the block). An opening tag that never
+    closes is thinking cut off by the token limit: there is no answer part at all.
+    """
+    close = text.rfind(THINK_CLOSE)
+    if close >= 0:
+        thinking = text[:close]
+        start = thinking.find(THINK_OPEN)
+        if start >= 0:
+            thinking = thinking[start + len(THINK_OPEN):]
+        return thinking, text[close + len(THINK_CLOSE):]
+    start = text.find(THINK_OPEN)
+    if start >= 0:
+        return text[start + len(THINK_OPEN):], text[:start]
+    return "", text
+
+
+# How `reasoning_tokens` was obtained, in the sample table's `reasoning_count` column.
+COUNT_USAGE = "usage"  # the server's usage.completion_tokens_details.reasoning_tokens
+COUNT_EXACT = "requests"  # forcing: the thinking filled whole requests, whose completion_tokens are exact
+COUNT_CHARS = "chars"  # a request held thinking and answer: its completion_tokens split by character share
+
+
+def reasoning_tokens_by_chars(completion_tokens: int | None, thinking: str, answer: str) -> int | None:
+    """A response's tokens split in proportion to characters, when the server sent the reasoning text but
+    no count of it. Approximate (tokens per character differ between prose and LaTeX), hence marked."""
+    if completion_tokens is None:
+        return None
+    total = len(thinking) + len(answer)
+    return round(completion_tokens * len(thinking) / total) if total else 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One server family's thinking-budget knob: the request fields it reads, its documented rules, and
+    how far past the budget its reasoning may go before we call the budget ignored (None: no promise)."""
+
+    body: dict[str, Any]  # `extra_body` template; "{budget}" leaves become the budget
+    source: str  # where the field name and its rules are documented
+    tolerance: int | None  # reasoning tokens allowed beyond the budget; None = the budget is only a target
+    min_budget: int = 0
+    max_budget: int | None = None
+    needs_max_tokens_above_budget: bool = False
+    no_temperature: bool = False
+    single_choice: bool = False
+
+
+# `budgets.thinking_preset` for method `thinking`. Each body was checked against the cited source; the
+# fake server (tests/fake_server.py) implements the same fields and the same rejections.
+PRESETS: dict[str, Preset] = {
+    # vLLM: `thinking_token_budget` is a top-level sampling parameter; once the reasoning reaches it vLLM
+    # forces the end-of-reasoning string. Honoured only with `--reasoning-parser` (and `--reasoning-config`
+    # or a parser that knows its think tokens). docs/features/reasoning_outputs.md, "Thinking Budget
+    # Control" (github.com/vllm-project/vllm, PR #20859). The forced end delimiter is a few tokens long.
+    "vllm": Preset(body={"thinking_token_budget": "{budget}"}, tolerance=16,
+                   source="https://docs.vllm.ai/en/latest/features/reasoning_outputs.html#thinking-budget-control"),
+    # SGLang: the per-request budget is `custom_params.thinking_budget`, which its ThinkingBudgetLogitProcessor
+    # reads (python/sglang/srt/sampling/custom_logit_processor.py: once that many tokens follow the think
+    # start token it forces a newline, then the end token). Enforced by the server flag
+    # `--enable-strict-thinking`, or by `--enable-custom-logit-processor` plus the processor's serialized
+    # `custom_logit_processor` string (then write the whole body in `budgets.thinking_body`, no preset):
+    # docs.sglang.io, Thinking Budget.
+    "sglang": Preset(body={"custom_params": {"thinking_budget": "{budget}"}}, tolerance=16,
+                     source="https://docs.sglang.io/docs/advanced_features/thinking_budget"),
+    # llama.cpp server: the launch flag `--reasoning-budget N` (tools/server/README.md), and per request
+    # `thinking_budget_tokens` on /v1/chat/completions, read only while the flag is left at -1 and the chat
+    # template has a thinking end tag (tools/server/server-common.cpp, "Reasoning budget: pass parameters
+    # through to sampling layer"); at the budget the sampler forces the end tag.
+    "llamacpp": Preset(body={"thinking_budget_tokens": "{budget}"}, tolerance=16,
+                       source="https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md"),
+    # Anthropic's OpenAI SDK compatibility layer: `thinking: {type: enabled, budget_tokens: N}` in the body;
+    # extended thinking needs budget_tokens >= 1024 and < max_tokens, is incompatible with temperature
+    # changes, and the layer requires n = 1. The budget is a target Claude may not exhaust.
+    "anthropic": Preset(body={"thinking": {"type": "enabled", "budget_tokens": "{budget}"}}, tolerance=None,
+                        min_budget=1024, needs_max_tokens_above_budget=True, no_temperature=True,
+                        single_choice=True,
+                        source="https://docs.anthropic.com/en/api/openai-sdk ; "
+                               "https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking"),
+    # Gemini's OpenAI compatibility: the thinking budget goes in the body's own `extra_body.google.
+    # thinking_config.thinking_budget` (so the request carries extra_body twice); it may not be combined
+    # with `reasoning_effort`. Ranges are per model (2.5 Pro 128-32768, Flash 0-24576, Flash-Lite
+    # 512-24576); the budget guides, it does not cap exactly.
+    "gemini": Preset(body={"extra_body": {"google": {"thinking_config": {"thinking_budget": "{budget}"}}}},
+                     tolerance=None, max_budget=32768,
+                     source="https://ai.google.dev/gemini-api/docs/openai#thinking ; "
+                            "https://ai.google.dev/gemini-api/docs/thinking"),
+}
+# `budgets.thinking_preset` for method `effort`: the level is `reasoning_effort` (OpenAI's field, which
+# Gemini's compatibility layer also reads); the request body is the one method `effort` always sent.
+EFFORT_PRESETS = {
+    "openai": "https://platform.openai.com/docs/api-reference/chat/create#chat-create-reasoning_effort",
+    "gemini": "https://ai.google.dev/gemini-api/docs/openai#thinking",
+}
+PRESET_NAMES = tuple(PRESETS) + ("openai",)
+
+
+class LimitIgnored(RuntimeError):
+    """A response longer than its request allowed: the server ignored the field. The run stops at once
+    (the responses received are stored; nothing more is spent on a knob that does nothing)."""
+
+
+def _cap_hint(field: str) -> str:
+    other = "max_tokens" if field == "max_completion_tokens" else "max_completion_tokens"
+    return (f"set `budgets.cap_field: {other}` (llama.cpp's server and some proxies read only max_tokens)"
+            if field == "max_completion_tokens" else f"set `budgets.cap_field: {other}`")
+
+
+def check_within_limits(request: dict[str, Any], response: dict[str, Any], thinking_budget: int | None,
+                        tolerance: int | None, preset: str | None) -> None:
+    """Raise `LimitIgnored` when the response exceeds a limit its request set.
+
+    Usage is per request; with several choices the limit applies to each, so the total may reach
+    choices x limit. A thinking budget is checked only where the server reports reasoning tokens and its
+    documentation promises a cap (`tolerance` not None).
+    """
+    choices = len(response.get("choices", [response]))
+    used = response.get("completion_tokens")
+    for field in ("max_completion_tokens", "max_tokens"):
+        limit = request.get(field)
+        if limit is not None and used is not None and used > limit * choices:
+            where = "the request" if request["endpoint"] == "completions" else f"`{field}`"
+            raise LimitIgnored(
+                f"the server ignored {where}: asked for at most {limit} tokens, it returned {used} "
+                f"(finish_reason {response.get('finish_reason', 'per choice')!r}); nothing at this budget would "
+                f"measure what it claims, so the run stopped before spending the rest. "
+                + (_cap_hint(field) if request["endpoint"] == "chat" else
+                   "check that the server honours max_tokens on /v1/completions")
+            )
+    if thinking_budget is None or tolerance is None:
+        return
+    allowed = (thinking_budget + tolerance) * choices
+    reasoning, how = response.get("reasoning_tokens"), "reported"
+    if reasoning is None:  # no count: estimate from the text, and only flag what no estimate error explains
+        reasoning, how = _estimated_reasoning(response), "sent (estimated from its reasoning text)"
+        allowed *= ESTIMATE_SLACK
+    if reasoning is not None and reasoning > allowed:
+        raise LimitIgnored(
+            f"the server ignored the thinking budget (`budgets.thinking_preset: {preset}`): asked for at most "
+            f"{thinking_budget} reasoning tokens, it {how} {reasoning}; start the server with the flag "
+            "its preset names (docs/servers.md), or pick the preset of the server you run"
+        )
+
+
+# A character-share estimate of reasoning tokens may be off by this factor (prose vs. LaTeX tokenizes very
+# differently); beyond it the budget was not applied at all.
+ESTIMATE_SLACK = 2
+
+
+def _estimated_reasoning(response: dict[str, Any]) -> int | None:
+    """Reasoning tokens of a response that sent reasoning text (field or think tags) but no count."""
+    total = 0
+    for choice in response.get("choices", [response]):
+        thinking, answer = split_thinking(choice.get("text") or "")
+        thinking = (choice.get("reasoning") or "") + thinking
+        if not thinking:
+            continue
+        share = reasoning_tokens_by_chars(response.get("completion_tokens"), thinking, answer)
+        total += share or 0
+    return total or None

@@ -1,0 +1,215 @@
+"""Reasoning models: the answer is read apart from the thinking, s1 forcing on think-tag templates, each
+server's thinking-budget field, and a limit the server ignored stops the run (real HTTP, fake_server.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.chain import CHAT_TEMPLATES, Job, Outcome
+from harness.cli import main
+from harness.params import BudgetParams, ModelParams
+from harness.sample import sample_row
+from harness.thinking import split_thinking
+
+CUE = "\n\nFinal answer: \\boxed{"
+
+
+def _outcome(text: str, finish: str = "stop", reasoning: str = "") -> Outcome:
+    job = Job("p0", "What is 1 + 6?", "7", 64, 0)
+    answer = split_thinking(text)[1]
+    return Outcome(job=job, seed=0, text=text, finish_reason=finish, answer=answer,
+                   reasoning=reasoning + split_thinking(text)[0])
+
+
+def test_a_boxed_answer_inside_the_thinking_is_never_the_final_answer():
+    row = sample_row(_outcome("<think>\nmaybe \\boxed{5}? no.\n</think>\n\nSo \\boxed{7}."))
+    assert (row["answer"], row["correct"], row["status"]) == ("7", True, "ok")
+    # no opening tag (the prompt opened the block, R1 distills): same rule
+    assert sample_row(_outcome("first \\boxed{5}\n</think>\n\n\\boxed{7}"))["answer"] == "7"
+
+
+def test_thinking_cut_off_by_the_limit_has_no_answer_even_with_a_boxed_draft():
+    row = sample_row(_outcome("<think>\nguess \\boxed{7} then check", finish="length"))
+    assert row["answer"] is None and row["correct"] is False and row["status"] == "truncated"
+
+
+def test_the_templates_params_allow_are_exactly_the_chains():
+    allowed = ModelParams.model_fields["chat_template"].annotation.__args__
+    assert set(allowed) == set(CHAT_TEMPLATES)
+    assert {"qwen3", "deepseek-r1"} <= {n for n, t in CHAT_TEMPLATES.items() if t.thinks}
+
+
+def _run(project, fake_model, **sections) -> pd.DataFrame:
+    project(fake_model.url, **sections)
+    assert main(["run"]) == 0
+    return pd.read_csv("outputs/samples.csv", keep_default_na=False)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning", "inline"])
+def test_reasoning_returned_apart_is_kept_apart_and_only_the_answer_graded(project, fake_model, field):
+    fake_model.reasoning_field = field  # its thinking starts with a wrong \boxed{} draft, its answer is right
+    samples = _run(project, fake_model, budgets={"method": "prompt", "requested": [4, 16]})
+    assert samples["correct"].astype(str).eq("True").all(), samples[["answer", "gold"]]
+    assert (samples["reasoning_count"] == "usage").all()
+    assert (samples["reasoning_tokens"].astype(int) == 40).all()
+    lines = Path("store/sample.jsonl").read_text(encoding="utf-8").splitlines()
+    stored = [json.loads(line)["response"] for line in lines]
+    if field == "inline":  # the store keeps the text as sent, thinking included
+        assert all("</think>" in r["text"] for r in stored)
+    else:  # the store keeps the separate field beside the answer
+        assert all(r["reasoning"].startswith("\\boxed{") and "\\boxed{" in r["text"] for r in stored)
+
+
+def test_reasoning_text_without_a_count_is_split_by_characters_and_marked(project, fake_model):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.report_reasoning_tokens = False
+    samples = _run(project, fake_model, budgets={"method": "prompt", "requested": [4, 16]})
+    assert (samples["reasoning_count"] == "chars").all()
+    tokens = samples["reasoning_tokens"].astype(int)
+    assert ((tokens > 0) & (tokens < samples["completion_tokens"].astype(int))).all()
+
+
+def _forced(fake_model, budget: int) -> list[dict]:
+    return [r["body"] for r in fake_model.requests if r["body"].get("max_tokens") == budget
+            and r["body"]["prompt"].endswith("<think>\n")]
+
+
+@pytest.mark.parametrize("template", ["qwen3", "deepseek-r1"])
+def test_forcing_on_a_think_template_closes_the_thinking_at_exactly_the_budget(project, fake_model, template):
+    samples = _run(project, fake_model, model={"chat_template": template},
+                   budgets={"method": "forcing", "requested": [4, 16, 64]})
+    firsts = _forced(fake_model, 4)
+    assert firsts and all(b["stop"] == ["</think>"] for b in firsts)
+    answers = [r["body"] for r in fake_model.requests if r["body"]["prompt"].endswith(CUE)]
+    assert answers and all(f"\n</think>{CUE}" in b["prompt"] for b in answers)
+    assert (samples["reasoning_count"] == "requests").all()
+    thought = samples["reasoning_tokens"].astype(int)
+    budget = samples["budget"].astype(int)
+    assert (thought[budget == 4] == 4).all()  # the toy model needs 8..47 tokens: cut at exactly B
+    assert (thought <= budget).all() and (thought[budget == 64] < 64).all()  # it closed early by itself
+    # the wrong draft \boxed{} in the thinking is never graded: a finished thought answers right
+    finished = samples[thought < budget]
+    assert finished["correct"].astype(str).eq("True").all()
+
+
+def test_wait_strips_the_close_tag_and_extends_the_thinking_to_the_budget(project, fake_model):
+    samples = _run(project, fake_model, model={"chat_template": "qwen3"},
+                   budgets={"method": "forcing", "requested": [4, 16, 64], "wait": True})
+    assert (samples["reasoning_tokens"].astype(int) == samples["budget"].astype(int)).all()
+    waited = [r["body"] for r in fake_model.requests if r["body"]["prompt"].endswith("\nWait,")]
+    assert waited and all("</think>" not in b["prompt"] and b["stop"] == ["</think>"] for b in waited)
+
+
+PRESET_BODIES = {
+    "vllm": lambda b: {"thinking_token_budget": b},
+    "sglang": lambda b: {"custom_params": {"thinking_budget": b}},
+    "llamacpp": lambda b: {"thinking_budget_tokens": b},
+    "anthropic": lambda b: {"thinking": {"type": "enabled", "budget_tokens": b}},
+    "gemini": lambda b: {"extra_body": {"google": {"thinking_config": {"thinking_budget": b}}}},
+}
+BASE_FIELDS = {"messages", "model", "seed", "max_tokens", "temperature", "top_p"}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_BODIES))
+def test_each_preset_sends_its_servers_documented_field_and_nothing_else(project, fake_model, preset):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.provider = preset if preset in ("anthropic", "gemini") else None
+    budgets = [1024, 2048] if preset == "anthropic" else [16, 64]
+    sampling = {"samples": 1, "vote_samples": 1}
+    if preset == "anthropic":
+        sampling |= {"temperature": None}
+    samples = _run(project, fake_model, budgets={"method": "thinking", "requested": budgets,
+                                                 "thinking_preset": preset, "max_tokens": 4096},
+                   sampling=sampling)
+    for request in fake_model.requests:
+        body = request["body"]
+        extra = {k: v for k, v in body.items() if k not in BASE_FIELDS}
+        assert extra in [PRESET_BODIES[preset](b) for b in budgets], extra
+    assert samples["correct"].astype(str).eq("True").all()
+
+
+@pytest.mark.parametrize(
+    ("budgets", "sampling", "message"),
+    [
+        ({"thinking_preset": "anthropic", "requested": [512, 2048], "max_tokens": 4096}, {"temperature": None},
+         "below 1024"),
+        ({"thinking_preset": "anthropic", "requested": [1024, 2048], "max_tokens": 2048}, {"temperature": None},
+         "above the largest budget"),
+        ({"thinking_preset": "anthropic", "requested": [1024], "max_tokens": 2048}, {}, "temperature: null"),
+        ({"thinking_preset": "anthropic", "requested": [1024], "max_tokens": 2048},
+         {"temperature": None, "n_per_request": 2}, "n = 1"),
+        ({"thinking_preset": "gemini", "requested": [1024, 40000]}, {}, "32768"),
+        ({"thinking_preset": "openai", "requested": [1024]}, {}, "budgets.method: effort"),
+        ({"thinking_preset": "vllm", "requested": [64], "thinking_body": {"x": "{budget}"}}, {},
+         "delete budgets.thinking_body"),
+    ],
+)
+def test_a_preset_the_server_would_reject_fails_before_any_request(project, fake_model, capsys, budgets,
+                                                                     sampling, message):
+    project(fake_model.url, budgets={"method": "thinking", **budgets},
+            sampling={"samples": 1, "vote_samples": 2, **sampling})
+    assert main(["run"]) == 2
+    assert message in capsys.readouterr().err
+    assert fake_model.requests == []
+
+
+def test_the_fake_anthropic_endpoint_rejects_what_the_preset_check_forbids(project, fake_model, capsys):
+    """Without the preset (a hand-written thinking_body) the same request reaches the server: its 400."""
+    fake_model.provider = "anthropic"
+    project(fake_model.url, budgets={"method": "thinking", "requested": [512]},
+            sampling={"samples": 1, "vote_samples": 2, "temperature": None})
+    assert main(["run"]) == 2
+    assert "greater than or equal to 1024" in capsys.readouterr().err
+
+
+def test_effort_presets_keep_the_reasoning_effort_body(project, fake_model):
+    project(fake_model.url, budgets={"method": "effort", "requested": ["low", "high"], "thinking_preset": "openai"},
+            sampling={"samples": 1, "vote_samples": 1, "temperature": None, "top_p": None})
+    assert main(["run"]) == 0
+    assert {r["body"]["reasoning_effort"] for r in fake_model.requests} == {"low", "high"}
+    assert BudgetParams(method="effort", requested=["low"], thinking_preset="gemini").thinking_preset == "gemini"
+
+
+def test_a_cap_the_server_ignores_stops_the_run_and_names_the_field_to_use(project, fake_model, capsys):
+    fake_model.ignored = {"max_completion_tokens"}  # llama.cpp's server: returns 5 tokens for a cap of 2
+    project(fake_model.url, budgets={"method": "cap", "requested": [2, 8]},
+            sampling={"samples": 2, "vote_samples": 4, "concurrency": 1})
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "ignored `max_completion_tokens`" in err and "budgets.cap_field: max_tokens" in err
+    assert len(fake_model.requests) == 1, "nothing more is spent once the knob is known to do nothing"
+    assert main(["run"]) == 2, "the stored over-long response is never plotted either"
+    assert len(fake_model.requests) == 1
+
+    project(fake_model.url, budgets={"method": "cap", "requested": [2, 8], "cap_field": "max_tokens"},
+            sampling={"samples": 2, "vote_samples": 4, "concurrency": 1})
+    assert main(["run"]) == 0
+
+
+def test_a_thinking_budget_the_server_ignores_stops_the_run(project, fake_model, capsys):
+    fake_model.reasoning_field = "reasoning"
+    fake_model.ignored = {"thinking_token_budget"}  # vLLM started without --reasoning-parser
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "vllm"},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1})
+    assert main(["run"]) == 2
+    assert "ignored the thinking budget" in capsys.readouterr().err
+    assert len(fake_model.requests) == 1
+
+
+def test_a_thinking_budget_ignored_by_a_server_that_sends_no_count_is_caught_from_the_text(project, fake_model,
+                                                                                            capsys):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.report_reasoning_tokens = False
+    fake_model.ignored = {"custom_params"}  # SGLang without --enable-strict-thinking
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "sglang"},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1})
+    assert main(["run"]) == 2
+    assert "estimated from its reasoning text" in capsys.readouterr().err
+    fake_model.ignored = set()  # the budget applied: 16 tokens of thinking pass, estimated or not
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "sglang"},
+            sampling={"samples": 1, "vote_samples": 1, "concurrency": 1, "seed": 1})
+    assert main(["run"]) == 0
