@@ -45,6 +45,17 @@ def upper_envelope(tokens: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     return keep
 
 
+def rises(tokens: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Mask of the frontier points that buy something: more accurate than every point costing less. (The
+    frontier's flat steps, such as maj@2 = maj@1 at twice the tokens, are on it but buy nothing.)"""
+    t = np.asarray(tokens, dtype=float)
+    a = np.asarray(accuracy, dtype=float)
+    ok = np.isfinite(t) & np.isfinite(a)
+    cheaper = (t[None, :] < t[:, None]) & ok[None, :]
+    best_cheaper = np.where(cheaper, a[None, :], -np.inf).max(axis=1)
+    return upper_envelope(t, a) & (a > best_cheaper)
+
+
 def height_at(tokens: np.ndarray, accuracy: np.ndarray, spend: np.ndarray) -> np.ndarray:
     """The frontier's accuracy at each spend: the best accuracy of any point costing no more (NaN below
     the cheapest point). Rows of tokens/accuracy (replicates, points) are independent grids."""
@@ -57,14 +68,16 @@ def height_at(tokens: np.ndarray, accuracy: np.ndarray, spend: np.ndarray) -> np
 
 def crossover_tokens(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, longest: int
                      ) -> np.ndarray:
-    """Per row (a grid, or a bootstrap replicate of it): the fewest tokens of a frontier point that is a
-    vote over answers shorter than the longest budget (`voted_shorter`: k >= 2 at a smaller budget), costs
-    no more than the single longest-budget answer (column `longest`) and is more accurate; NaN if none."""
+    """Per row (a grid, or a bootstrap replicate of it): the fewest tokens of a frontier point that rises
+    above every cheaper point, is a vote over answers shorter than the longest budget (`voted_shorter`:
+    k >= 2 at a smaller budget), costs no more than the single longest-budget answer (column `longest`)
+    and is more accurate; NaN if none. (A flat step of the frontier is not where voting pays: maj@2 at a
+    shorter budget equals its single answer, which was already there for half the tokens.)"""
     t = np.atleast_2d(np.asarray(tokens, dtype=float))
     a = np.atleast_2d(np.asarray(accuracy, dtype=float))
     out = np.full(t.shape[0], np.nan)
     for r in range(t.shape[0]):
-        on = upper_envelope(t[r], a[r])
+        on = rises(t[r], a[r])
         wins = on & voted_shorter & (t[r] <= t[r, longest]) & (a[r] > a[r, longest])
         if wins.any():
             out[r] = float(t[r][wins].min())
@@ -77,8 +90,8 @@ class Crossover:
 
     point: int | None  # the grid point (row) at the crossover, None when there is none
     tokens: float  # NaN when there is none
-    tokens_lo: float  # equal-tailed interval over the replicates that have a crossover
-    tokens_hi: float
+    tokens_lo: float  # equal-tailed interval over every replicate, "no crossover" counted as +inf
+    tokens_hi: float  # inf: open above (no crossover is within the interval)
     share: float  # fraction of bootstrap replicates that have a crossover at all
     reason: str | None  # why there is none (or why no interval), None otherwise
 
@@ -89,16 +102,16 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
     arrays: the grid's tokens and accuracies over one resampling of problems)."""
     estimate = float(crossover_tokens(tokens, accuracy, voted_shorter, longest)[0])
     boot = crossover_tokens(tokens_boot, accuracy_boot, voted_shorter, longest)
-    found = boot[np.isfinite(boot)]
-    share = found.size / boot.size if boot.size else 0.0
-    lo = hi = float("nan")
-    if found.size:
-        alpha = (1.0 - confidence) / 2
-        lo, hi = (float(v) for v in np.quantile(found, [alpha, 1 - alpha]))
+    share = float(np.isfinite(boot).mean()) if boot.size else 0.0
+    # a replicate without a crossover has it "beyond every spend" (+inf): the interval's upper end is
+    # open (inf) when more than (1 - confidence) / 2 of the replicates have none
+    alpha = (1.0 - confidence) / 2
+    lo, hi = (float(v) for v in np.quantile(np.where(np.isfinite(boot), boot, np.inf), [alpha, 1 - alpha],
+                                            method="inverted_cdf"))
     if math.isnan(estimate):
         return Crossover(None, estimate, lo, hi, share, NO_CROSSOVER)
     point = int(np.flatnonzero((np.asarray(tokens, dtype=float) == estimate) & voted_shorter
-                               & upper_envelope(tokens, accuracy))[0])
+                               & rises(tokens, accuracy))[0])
     return Crossover(point, estimate, lo, hi, share, None)
 
 

@@ -1,4 +1,5 @@
-"""Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv` + `outputs/metrics.json`.
+"""Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv`, `outputs/frontier.csv`,
+`outputs/metrics.json`.
 
 Where a point on the plot comes from: for every problem, the expected majority-vote accuracy of k
 samples drawn from that problem's pool at that budget (majority.maj_at_k_pool: exact over all C(n, k)
@@ -12,6 +13,11 @@ integer tasks the exact spelling). Failed samples (any status starting with "fai
 retries) are left out, never scored as wrong; each point reports how many problems and samples it rests
 on and how many of the run's problems it misses (`missing_problems`), and the stage refuses to write a
 point that rests on fewer samples than `vote.min_samples`, or an answered sample without its token count.
+
+`outputs/frontier.csv` is the compute-optimal frontier of that grid (frontier.py): the points no other point
+beats with fewer or equal tokens and higher maj@k. `metrics.json` adds the frontier with the interval of its
+height at each spend, and the crossover from thinking longer to voting over shorter answers, both
+re-selected in every bootstrap replicate.
 
 The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
 accuracy points per doubling of tokens and saturation point, each with its interval) and the cost of the
@@ -239,7 +245,8 @@ def frontier_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 CROSSOVER_DEFINITION = ("the fewest tokens of a frontier point that votes (k >= 2) over answers shorter than the "
-                        "longest budget and beats the single longest-budget answer (k = 1) costing as much or more")
+                        "longest budget, rises above every cheaper point, and beats the single longest-budget "
+                        "answer (k = 1) costing as much or more")
 FRONTIER_INTERVAL = ("the frontier's accuracy at that spend (the best maj@k of any grid point costing no more, "
                      "tokens as in curve.csv), frontier re-selected in every bootstrap replicate over problems")
 
@@ -285,6 +292,8 @@ def crossover_metrics(table: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: np
         "tokens": _num(found.tokens, 3), "budget": None, "k": None, "maj_at_k": None,
         "tokens_lo": None if problems < 2 else _num(found.tokens_lo, 3),
         "tokens_hi": None if problems < 2 else _num(found.tokens_hi, 3),
+        # no crossover at all is inside the interval: its upper end is open (tokens_hi null)
+        "open_above": problems >= 2 and math.isinf(found.tokens_hi),
     }
     if found.point is not None:
         at = written.iloc[found.point]

@@ -53,7 +53,9 @@ def test_height_at_is_the_best_accuracy_of_any_point_costing_no_more():
 
 def brute_force_crossover(tokens, accuracy, shorter_vote, longest) -> float:
     on = brute_force_envelope(tokens, accuracy)
-    wins = [tokens[i] for i in range(len(tokens)) if on[i] and shorter_vote[i] and tokens[i] <= tokens[longest]
+    rises = [on[i] and all(accuracy[i] > accuracy[j] for j in range(len(tokens)) if tokens[j] < tokens[i])
+             for i in range(len(tokens))]
+    wins = [tokens[i] for i in range(len(tokens)) if rises[i] and shorter_vote[i] and tokens[i] <= tokens[longest]
             and accuracy[i] > accuracy[longest]]
     return min(wins) if wins else float("nan")
 
@@ -120,8 +122,10 @@ def test_frontier_csv_is_the_upper_envelope_of_curve_csv_on_random_grids(tmp_pat
 
 
 def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_answer():
-    """Budget 64 single answers are right 40% of the time at ~68 tokens; at budget 16 every problem's
-    pool holds the right answer as its plurality, so a vote of 2-4 short answers beats the long one."""
+    """Budget 64 single answers are right 40% of the time at 68 tokens; at budget 16 three of every four
+    samples are right, so a vote of 4 short answers (68 tokens) is always right. A vote of 2 (34 tokens)
+    is a flat step (maj@2 = maj@1): it buys nothing the single short answer did not, so it is not the
+    crossover."""
     rows = []
     for p in range(20):
         for s in range(4):
@@ -135,9 +139,9 @@ def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_
                              "error": None})
     _, summary = vote.compute(pd.DataFrame(rows), Params.model_validate({"data": {"answer_type": "any"}}))
     crossing = summary["crossover"]
-    assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (16, 2, 34.0), crossing
+    assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (16, 4, 68.0), crossing
     assert crossing["versus"] == {"budget": 64, "k": 1, "tokens": 68.0, "maj_at_k": 0.4}
-    assert crossing["tokens_lo"] <= 34.0 <= crossing["tokens_hi"]
+    assert crossing["tokens_lo"] <= 68.0 <= crossing["tokens_hi"]
     assert crossing["replicates_with_crossover"] == 1.0
 
 
