@@ -39,6 +39,8 @@ GRIDS = {
     # thinking longer pays at first, then flattens while its answers get expensive (forcing + Wait): a
     # vote over mid-length answers overtakes the single longest one
     "crossing": ([18, 34, 66, 126, 520], [0.20, 0.35, 0.50, 0.55, 0.58]),
+    # the longest budget costs 4x and rambles (this model with forcing + Wait): votes win clearly
+    "rambling": ([18, 34, 66, 126, 520], [0.30, 0.45, 0.55, 0.60, 0.52]),
     # thinking longer keeps paying (this repo's embedded model): no vote over shorter answers catches up
     "no-crossing": ([19, 35, 68, 126, 155], [0.12, 0.10, 0.10, 0.30, 0.50]),
 }
