@@ -126,6 +126,14 @@ def check_installed(why: str = "model.base_url = 'embedded'") -> None:
         )
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. `taskset -c 0 harness run`), not every core
+    of the machine: llama.cpp's threads spin while they wait for each other, so a thread per core of a
+    machine shared with another run (or confined by a cpuset) makes both crawl."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity is not None else (os.cpu_count() or 1))
+
+
 @contextmanager
 def embedded_server(ready_timeout: float = 180.0) -> Iterator[str]:
     """Start llama.cpp's OpenAI-compatible server on a free loopback port; yield its base URL; stop it."""
@@ -140,7 +148,7 @@ def embedded_server(ready_timeout: float = 180.0) -> Iterator[str]:
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", str(CONTEXT_TOKENS),
-        "--n_threads", str(max(1, os.cpu_count() or 1)),
+        "--n_threads", str(usable_cores()),
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:

@@ -19,6 +19,7 @@ from .budget_axis import Budget, as_budget
 from .chain import Job, first_missing
 from .data import load_problems, read_problems
 from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, store_dir
+from .majority import vote_ks
 from .params import Params
 from .sample import plan
 from .store import ResponseStore
@@ -117,6 +118,18 @@ def estimate(params: Params) -> tuple[dict[str, Need], str]:
     return needs, source
 
 
+def grid_line(params: Params) -> str:
+    """What the samples buy: one pool per budget, every k = 1, 2, 4, ... up to it a point of the grid, all
+    from the same samples (never re-drawn per k), so the grid costs the pools and nothing more."""
+    pools = {budget: params.pool_size(budget) for budget in params.budgets.requested}
+    points = sum(len(vote_ks(n)) for n in pools.values())
+    sizes = list(pools.values())
+    common = max(sizes, key=sizes.count)  # the most frequent pool, then the budgets that differ
+    others = ", ".join(f"{n} at {b}" for b, n in pools.items() if n != common)
+    shown = f"a pool of {common} at every budget" + (f" but {others}" if others else "")
+    return f"grid: {shown} -> {points} (budget, k) points, each sample reused for every k"
+
+
 def dollars(params: Params, need: Need, batch: bool | None = None) -> float:
     """What `need` costs at `prices`, in the run's `sampling.mode` unless `batch` says which. No prompt
     cache is assumed (an upper bound: cached input is billed at prices.cached_input_per_million)."""
@@ -129,6 +142,7 @@ def run(params: Params) -> None:
     total = Need()
     print(f"estimate: {params.model.name} via {', '.join(params.model.endpoints)}, method {params.budgets.method}, "
           f"budgets [{', '.join(map(str, params.budgets.requested))}]")
+    print(grid_line(params))
     print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
           f"{'cost $':>10}")
     for stage, need in needs.items():

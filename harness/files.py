@@ -29,6 +29,7 @@ PROBLEMS, DATASET_INFO = OUTPUTS / "problems.jsonl", OUTPUTS / "dataset.json"  #
 CALIBRATION, CALIBRATION_SUMMARY = OUTPUTS / "calibration.csv", OUTPUTS / "calibration.json"  # calibrate
 SAMPLES = OUTPUTS / "samples.csv"  # sample
 CURVE, METRICS = OUTPUTS / "curve.csv", OUTPUTS / "metrics.json"  # vote
+FRONTIER = OUTPUTS / "frontier.csv"  # vote: the compute-optimal frontier of the curve
 ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
 COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from .budget_axis import EFFORT_LEVELS, Budget
+from .budget_axis import EFFORT_LEVELS, Budget, as_budget
 
 EMBEDDED = "embedded"
 REASONING_GYM_PREFIX = "reasoning_gym:"
@@ -197,7 +197,9 @@ class CalibrateParams(_Section):
 
 
 class SamplingParams(_Section):
-    samples: int = Field(default=4, gt=0)
+    # one pool size for every budget, or a pool per budget ({16: 8, 256: 32}): every (budget, k) with k up
+    # to the budget's pool becomes a point of the grid (maj@k, pass@k), from which the frontier is read
+    samples: int | dict[Budget, int] = 4
     vote_samples: int | None = Field(default=None, gt=0)
     concurrency: int = Field(default=2, gt=0)
     n_per_request: int = Field(default=1, gt=0)
@@ -209,6 +211,23 @@ class SamplingParams(_Section):
     # (half price, answered within 24 h; harness/batch.py), in rounds for multi-request chains
     mode: Literal["live", "batch"] = "live"
     batch_poll_s: float = Field(default=30.0, gt=0)  # batch: seconds between two looks at a batch's status
+
+    @field_validator("samples")
+    @classmethod
+    def _pools(cls, v: int | dict[Budget, int]) -> int | dict[Budget, int]:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError("Input should be greater than 0")
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError("must be a number (one pool for every budget) or a map budget: pool size")
+            for budget, size in v.items():
+                if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+                    raise ValueError(f"[{budget}] = {size!r}: a pool size must be a positive integer")
+        return v
+
+    @property
+    def smallest_pool(self) -> int:
+        return min(self.samples.values()) if isinstance(self.samples, dict) else self.samples
 
 
 class PriceParams(_Section):
@@ -268,7 +287,9 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
-        if self.sampling.vote_samples is not None and self.sampling.vote_samples < self.sampling.samples:
+        _check_pools(self.sampling, self.budgets.requested)
+        if (self.sampling.vote_samples is not None and isinstance(self.sampling.samples, int)
+                and self.sampling.vote_samples < self.sampling.samples):
             raise ValueError(
                 f"sampling.vote_samples = {self.sampling.vote_samples}: must be >= sampling.samples "
                 f"({self.sampling.samples}); it is the larger pool drawn at the largest budget"
@@ -286,12 +307,12 @@ class Params(_Section):
                 "calibration draws from the fetched problems"
             )
         _check_thinking_preset(self)
-        if limit is not None and self.vote.min_samples > limit * self.sampling.samples:
+        pool = self.sampling.smallest_pool
+        if limit is not None and self.vote.min_samples > limit * pool:
             # Every point would be refused by the vote stage, after all the requests were paid for.
             raise ValueError(
                 f"vote.min_samples = {self.vote.min_samples}: must be <= data.limit x sampling.samples "
-                f"({limit} x {self.sampling.samples} = {limit * self.sampling.samples}), the most samples "
-                "a single-sample point can rest on"
+                f"({limit} x {pool} = {limit * pool}), the most samples the smallest pool's point can rest on"
             )
         return self
 
@@ -302,15 +323,40 @@ class Params(_Section):
         return self.budgets.requested[-1]
 
     def pool_size(self, budget: Budget) -> int:
+        """Samples drawn per problem at `budget`: sample indices 0..n-1, each seeded by its index and not
+        by n, so raising n later only asks for the new indices (the store keeps the old ones)."""
+        samples = self.sampling.samples
+        if isinstance(samples, dict):
+            return samples[as_budget(budget)]
         if budget == self.vote_budget and self.sampling.vote_samples:
             return self.sampling.vote_samples
-        return self.sampling.samples
+        return samples
 
     @property
     def prompt_template(self) -> str:
         if self.budgets.prompt_template is not None:
             return self.budgets.prompt_template
         return SEED_PROMPT if self.budgets.method == "prompt" else FORCING_PROMPT
+
+
+def _check_pools(sampling: SamplingParams, requested: list[Budget]) -> None:
+    """A per-budget map of pools names exactly the requested budgets (a typo there would silently leave a
+    budget without samples, or draw a pool nobody asked for)."""
+    if not isinstance(sampling.samples, dict):
+        return
+    pools = {as_budget(b) for b in sampling.samples}
+    wanted = [as_budget(b) for b in requested]
+    unknown = [b for b in sampling.samples if as_budget(b) not in wanted]
+    if unknown:
+        raise ValueError(f"sampling.samples = {sampling.samples!r}: budget {unknown[0]!r} is not in budgets.requested "
+                         f"{wanted}; key the map by the requested budgets")
+    missing = [b for b in wanted if b not in pools]
+    if missing:
+        raise ValueError(f"sampling.samples = {sampling.samples!r}: no pool for budget {missing[0]!r}; give every "
+                         "budget in budgets.requested a pool size (or one number for all)")
+    if sampling.vote_samples is not None:
+        raise ValueError(f"sampling.vote_samples = {sampling.vote_samples}: with a pool per budget in "
+                         "sampling.samples, set the largest budget's pool there and delete vote_samples")
 
 
 def _check_thinking_preset(params: Params) -> None:
@@ -405,9 +451,17 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
 def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """pydantic names the union member it tried (`requested.1.int`); the user wrote `requested[1]`."""
     tags = {"int", "str", "float", "bool", "list[str]", "list[int]"}
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("dict[")))  # samples: {budget: n}
     while len(loc) > 1 and loc[-1] in tags:
         loc = loc[:-1]
     return loc
+
+
+def _inside_a_map(err: dict[str, Any]) -> bool:
+    """An error about one entry of a map (`samples: {16: '8'}`): more telling than the union's other
+    member complaining that the whole map is not a number."""
+    loc = [str(p) for p in err["loc"]]
+    return any(p.startswith("dict[") for p in loc[:-1])
 
 
 def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -434,7 +488,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = next((e for e in errors if _inside_a_map(dict(e))), errors[0])
         raise ParamsError(f"{path}: {_describe(dict(first), raw)}") from None
     _check_local_files(params, path)
     return params

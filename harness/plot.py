@@ -41,9 +41,10 @@ from .files import (
     write_json,
 )
 from .params import Params
-from .vote import frontier, vote_budget_of
+from .vote import frontier_rows, seed_path, vote_budget_of
 
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
+FRONTIER_COLOR, GRID_COLOR = "#2a8a3e", "#7a7a7a"
 REGION_COLORS = {"budget control": "#dbe9f6", "majority vote": "#fde2c8", "no gains": "#e6e6e6"}
 
 
@@ -64,11 +65,11 @@ def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget) -> tuple[stats.Regions, dict]:
-    """Regions and the drawn law from the curve: the frontier (ask for more tokens, then vote), where
+    """Regions and the drawn law from the curve: the seed's path (ask for more tokens, then vote), where
     voting takes over (top of the controllable range) and where the fitted law saturates (the same
     floor-rise-plateau fit as the vote stage's metrics)."""
     vote_budget = vote_budget_of(table, params.vote_budget)
-    front = table.loc[frontier(table, vote_budget)]
+    front = table.loc[seed_path(table, vote_budget)]
     single = _by_budget(table[table["k"] == 1]).set_index("budget")
     takeover = stats.takeover_budget(list(single.index), controllable_to, vote_budget)
     xs = front["log2_tokens"].tolist()
@@ -95,6 +96,37 @@ def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str
                 markeredgecolor=color, zorder=5, label="hollow: fewer problems (curve.csv missing_problems)")
 
 
+def _grid(ax: plt.Axes, table: pd.DataFrame) -> None:
+    """One faint line per budget as k grows (iso-budget curves): where a budget's votes climb above the
+    longer budgets' single answers, voting starts to pay."""
+    for i, (budget, rows) in enumerate(_by_budget(table).groupby("budget", sort=False)):
+        rows = rows.sort_values("k")
+        if len(rows) < 2:
+            continue
+        ax.plot(rows["log2_tokens"], 100 * rows["maj_at_k"], ".-", color=GRID_COLOR, alpha=0.35, linewidth=0.9,
+                markersize=3, zorder=2, label="iso-budget: one budget, k = 1, 2, 4, ... (curve.csv)" if i == 0 else None)
+        last = rows.iloc[-1]
+        ax.annotate(f"{as_budget(budget)}\u00d7{int(last['k'])}", (last["log2_tokens"], 100 * last["maj_at_k"]),
+                    textcoords="offset points", xytext=(3, -3), fontsize=6, color=GRID_COLOR, alpha=0.8)
+
+
+def _frontier(ax: plt.Axes, table: pd.DataFrame, crossover: dict) -> None:
+    """The compute-optimal frontier (frontier.csv) as the step it is: the best accuracy any grid point
+    buys at that spend or less; and the crossover, when there is one, with its interval."""
+    front = table.loc[frontier_rows(table)]
+    ax.step(front["log2_tokens"], 100 * front["maj_at_k"], where="post", color=FRONTIER_COLOR, linewidth=1.6,
+            alpha=0.9, zorder=3, label="compute-optimal frontier (frontier.csv)")
+    ax.plot(front["log2_tokens"], 100 * front["maj_at_k"], "D", color=FRONTIER_COLOR, markersize=3.5, zorder=5)
+    tokens = crossover.get("tokens")
+    if tokens:
+        lo, hi = crossover.get("tokens_lo"), crossover.get("tokens_hi")
+        label = f"crossover: votes over shorter answers win from {tokens:.0f} tokens"
+        if lo and hi:
+            ax.axvspan(math.log2(lo), math.log2(hi), color=FRONTIER_COLOR, alpha=0.08, zorder=1, linewidth=0)
+            label += f" (95% CI {lo:.0f}-{hi:.0f})"
+        ax.axvline(math.log2(tokens), color=FRONTIER_COLOR, linestyle=":", linewidth=1.2, zorder=3, label=label)
+
+
 def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> str:
     label = f"fit: {law['slope']:+.1f} points per doubling"
     lo, hi = slope_interval
@@ -105,18 +137,20 @@ def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> 
 
 def accuracy_figure(
     table: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
-    slope_interval: tuple[float | None, float | None] = (None, None),
+    slope_interval: tuple[float | None, float | None] = (None, None), crossover: dict | None = None,
 ) -> tuple[plt.Figure, stats.Regions, dict]:
-    """`slope_interval`: the law's bootstrap interval from the vote stage's metrics (the same fit)."""
+    """`slope_interval`: the law's bootstrap interval from the vote stage's metrics (the same fit);
+    `crossover`: the metrics' crossover (drawn when there is one)."""
     vote_budget = vote_budget_of(table, params.vote_budget)
     single = _by_budget(table[table["k"] == 1])
     vote = table[table["budget"] == vote_budget].sort_values("k")
     reg, law = figure_regions(table, params, controllable_to)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     pad = 0.3
-    right = reg.end + pad
+    right = max(reg.end, float(table["log2_tokens"].max())) + pad
+    left = min(reg.start, float(table["log2_tokens"].min())) - pad
     spans = [
-        ("budget control", reg.start - pad, min(reg.vote_start, reg.saturation) if reg.saturated else reg.vote_start),
+        ("budget control", left, min(reg.vote_start, reg.saturation) if reg.saturated else reg.vote_start),
         ("majority vote", reg.vote_start, reg.saturation if reg.saturated else right),
         ("no gains", reg.saturation, right if reg.saturated else reg.saturation),
     ]
@@ -125,6 +159,8 @@ def accuracy_figure(
             ax.axvspan(lo, hi, color=REGION_COLORS[label], zorder=0, label=label)
     ax.fill_between(vote["log2_tokens"], 100 * vote["maj_lo"], 100 * vote["maj_hi"], color="#d0641c",
                     alpha=0.12, zorder=2, linewidth=0)
+    _grid(ax, table)
+    _frontier(ax, table, crossover or {})
     _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
     _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
     if math.isfinite(law["slope"]):
@@ -140,7 +176,7 @@ def accuracy_figure(
     ax.set_xlabel("tokens used at test time per problem (log2)")
     ax.set_ylabel("accuracy (%), 95% bootstrap interval over problems")
     ax.set_ylim(-4, 104)
-    ax.set_xlim(reg.start - pad, right)
+    ax.set_xlim(left, right)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, zorder=1)
     ax.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
@@ -187,9 +223,10 @@ def run(params: Params) -> None:
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]
-    fitted = read_json(METRICS).get("law", {})
+    summary_metrics = read_json(METRICS)
+    fitted = summary_metrics.get("law", {})
     fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
-                                    (fitted.get("slope_lo"), fitted.get("slope_hi")))
+                                    (fitted.get("slope_lo"), fitted.get("slope_hi")), summary_metrics.get("crossover"))
     _save(fig, ACCURACY_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
     regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}

@@ -184,7 +184,8 @@ NO_INTERVAL_ONE_PROBLEM = "one problem: an interval over problems does not exist
 
 @dataclass(frozen=True)
 class Law:
-    """Accuracy vs. log2(tokens) along the figure's frontier (ask for more tokens, then vote)."""
+    """Accuracy vs. log2(tokens) along the seed's path (ask for more tokens, then vote at the vote budget;
+    `vote.seed_path`), called "the frontier" below; the compute-optimal frontier is `frontier.py`'s."""
 
     slope: float  # accuracy points (percent) per doubling of tokens over the rise [x_from, x_to]
     slope_lo: float

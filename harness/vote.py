@@ -1,4 +1,5 @@
-"""Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv` + `outputs/metrics.json`.
+"""Vote stage: sample table -> one point per (budget, k) -> `outputs/curve.csv`, `outputs/frontier.csv`,
+`outputs/metrics.json`.
 
 Where a point on the plot comes from: for every problem, the expected majority-vote accuracy of k
 samples drawn from that problem's pool at that budget (majority.maj_at_k_pool: exact over all C(n, k)
@@ -12,6 +13,11 @@ integer tasks the exact spelling). Failed samples (any status starting with "fai
 retries) are left out, never scored as wrong; each point reports how many problems and samples it rests
 on and how many of the run's problems it misses (`missing_problems`), and the stage refuses to write a
 point that rests on fewer samples than `vote.min_samples`, or an answered sample without its token count.
+
+`outputs/frontier.csv` is the compute-optimal frontier of that grid (frontier.py): the points no other point
+beats with fewer or equal tokens and higher maj@k. `metrics.json` adds the frontier with the interval of its
+height at each spend, and the crossover from thinking longer to voting over shorter answers, both
+re-selected in every bootstrap replicate.
 
 The metrics summarise the curve: accuracy and intervals per budget and per k, the fitted law (slope in
 accuracy points per doubling of tokens and saturation point, each with its interval) and the cost of the
@@ -29,16 +35,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import grade, majority, stats
+from . import frontier, grade, majority, stats
 from .bill import cost_section
-from .budget_axis import Budget, as_budget, largest, ordered
+from .budget_axis import Budget, as_budget, budget_rank, largest, ordered
 from .data import integer_answers
-from .files import CURVE, METRICS, SAMPLES, write_csv, write_json
+from .files import CURVE, FRONTIER, METRICS, SAMPLES, write_csv, write_json
 from .params import Params, PriceParams
 
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
                  "mean_tokens", "log2_tokens", "problems", "missing_problems", "samples", "estimator",
                  "no_answer_rate"]
+
+FRONTIER_COLUMNS = ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi"]
+CSV_DIGITS = "%.6g"  # files.write_csv's float format: the frontier is selected from the curve as written
 
 
 class VoteError(RuntimeError):
@@ -64,6 +73,7 @@ class Points:
     rows: list[dict[str, Any]]
     maj: np.ndarray  # (problems, points)
     passed: np.ndarray  # (problems, points)
+    tokens: np.ndarray  # (problems, points): k times the problem's mean tokens per sample there
     problems: list[str]
     graded: pd.DataFrame  # the samples the points were scored from (vote classes, sample index, tokens)
 
@@ -132,6 +142,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
     rows: list[dict[str, Any]] = []
     maj_cols: list[np.ndarray] = []
     pass_cols: list[np.ndarray] = []
+    token_cols: list[np.ndarray] = []
     for budget in ordered(samples["budget"].unique()):
         at_budget = {pid: v for (b, pid), v in pools.items() if b == budget}
         if not at_budget:  # every sample at this budget failed: no point may be drawn from nothing
@@ -142,6 +153,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
         for k in majority.vote_ks(max(p.size for p, _ in at_budget.values())):
             maj = np.full(len(problems), np.nan)
             passed = np.full(len(problems), np.nan)
+            spent = np.full(len(problems), np.nan)
             tokens, used, methods = [], 0, set()
             for pid, (p, mean_tokens) in at_budget.items():
                 if p.size < k:
@@ -151,6 +163,7 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
                 passed[index[pid]] = majority.pass_at_k(p.size, p.correct_samples, k)
                 methods.add(result.method)
                 tokens.append(mean_tokens)
+                spent[index[pid]] = k * mean_tokens
                 used += p.size
             if used < min_samples:
                 raise VoteError(
@@ -167,7 +180,9 @@ def point_values(samples: pd.DataFrame, min_samples: int, seed: int,
             })
             maj_cols.append(maj)
             pass_cols.append(passed)
-    return Points(rows, np.column_stack(maj_cols), np.column_stack(pass_cols), problems, graded)
+            token_cols.append(spent)
+    return Points(rows, np.column_stack(maj_cols), np.column_stack(pass_cols), np.column_stack(token_cols), problems,
+                  graded)
 
 
 def _replicates(values: np.ndarray, seed: int) -> np.ndarray:
@@ -201,15 +216,98 @@ def vote_budget_of(table: pd.DataFrame, requested_vote_budget: Budget) -> Budget
     return requested_vote_budget if requested_vote_budget in budgets else largest(budgets)
 
 
-def frontier(table: pd.DataFrame, vote_budget: Budget) -> pd.Index:
+def seed_path(table: pd.DataFrame, vote_budget: Budget) -> pd.Index:
     """Rows of the figure's two series, by tokens: one sample at every budget, then votes at the vote
     budget. This is the curve the law is fitted to (ask for more tokens, then vote)."""
     chosen = table[(table["k"] == 1) | (table["budget"] == vote_budget)]
     return chosen.sort_values(["log2_tokens", "budget", "k"], kind="stable").index
 
 
+def as_written(table: pd.DataFrame) -> pd.DataFrame:
+    """The curve's numbers as curve.csv holds them (6 significant digits), so that frontier.csv is exactly
+    the upper envelope of curve.csv: two accuracies equal in the file are equal here too."""
+    floats = table.select_dtypes("float").columns
+    return table.assign(**{c: table[c].map(lambda v: float(CSV_DIGITS % v) if math.isfinite(v) else v)
+                           for c in floats})
+
+
+def frontier_rows(table: pd.DataFrame) -> pd.Index:
+    """The compute-optimal frontier of the grid (frontier.upper_envelope of maj@k over mean tokens), in
+    order of tokens (equal tokens: smaller budget, then smaller k)."""
+    written = as_written(table)
+    on = written[frontier.upper_envelope(written["mean_tokens"].to_numpy(), written["maj_at_k"].to_numpy())]
+    order = on.assign(_rank=on["budget"].map(budget_rank)).sort_values(["mean_tokens", "_rank", "k"], kind="stable")
+    return order.index
+
+
+def frontier_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`outputs/frontier.csv`: the grid points no other point beats with fewer or equal tokens and higher
+    maj@k, with each point's own interval (as in curve.csv)."""
+    return table.loc[frontier_rows(table), FRONTIER_COLUMNS].reset_index(drop=True)
+
+
+CROSSOVER_DEFINITION = ("the fewest tokens of a frontier point that votes (k >= 2) over answers shorter than the "
+                        "longest budget, rises above every cheaper point, and beats the single longest-budget "
+                        "answer (k = 1) costing as much or more")
+FRONTIER_INTERVAL = ("the frontier's accuracy at that spend (the best maj@k of any grid point costing no more, "
+                     "tokens as in curve.csv), frontier re-selected in every bootstrap replicate over problems")
+
+
+def frontier_metrics(table: pd.DataFrame, points: Points, maj_boot: np.ndarray, seed: int) -> dict[str, Any]:
+    """The frontier (each point's accuracy with the interval of the frontier's height at its spend) and the
+    crossover, both re-selected in every replicate: accuracies and tokens over the same resampled problems."""
+    tokens_boot = _replicates(points.tokens, seed)
+    rows = frontier_rows(table)
+    front = as_written(table).loc[rows]
+    # the spend axis is the curve's tokens (what the figure shows): accuracy is what the replicates re-draw
+    spend = as_written(table)["mean_tokens"].to_numpy()
+    heights = frontier.height_at(np.broadcast_to(spend, maj_boot.shape), maj_boot, front["mean_tokens"].to_numpy())
+    lo, hi = stats.intervals(front["maj_at_k"].to_numpy(), heights, front["problems"].to_numpy())
+    points_out = {}
+    for (_, row), low, high in zip(front.iterrows(), lo, hi):
+        interval = ({"lo": None, "hi": None, "reason": stats.NO_INTERVAL_ONE_PROBLEM} if int(row["problems"]) < 2
+                    else {"lo": _num(low), "hi": _num(high)})
+        points_out[f"{as_budget(row['budget'])}/k={int(row['k'])}"] = {
+            "budget": as_budget(row["budget"]), "k": int(row["k"]), "tokens": _num(row["mean_tokens"], 3),
+            "maj_at_k": _num(row["maj_at_k"]), **interval}
+    return {"frontier": {"points": points_out, "interval": FRONTIER_INTERVAL},
+            "crossover": crossover_metrics(table, tokens_boot, maj_boot, len(points.problems))}
+
+
+def crossover_metrics(table: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: np.ndarray, problems: int
+                      ) -> dict[str, Any]:
+    """Where a vote over shorter answers starts to beat the single longest-budget answer, with its
+    interval over the bootstrap replicates that have one and the share of replicates that do."""
+    written = as_written(table)
+    longest_budget = largest(written["budget"])
+    budgets = written["budget"].map(as_budget)
+    longest = int(np.flatnonzero((budgets == longest_budget).to_numpy() & (written["k"] == 1).to_numpy())[0])
+    shorter_votes = ((written["k"] >= 2) & (budgets != longest_budget)).to_numpy()
+    found = frontier.crossover(written["mean_tokens"].to_numpy(), written["maj_at_k"].to_numpy(), shorter_votes,
+                               longest, tokens_boot, maj_boot)
+    single = written.iloc[longest]
+    out: dict[str, Any] = {
+        "definition": CROSSOVER_DEFINITION,
+        "versus": {"budget": as_budget(longest_budget), "k": 1, "tokens": _num(single["mean_tokens"], 3),
+                   "maj_at_k": _num(single["maj_at_k"])},
+        "replicates_with_crossover": round(found.share, 4),
+        "tokens": _num(found.tokens, 3), "budget": None, "k": None, "maj_at_k": None,
+        "tokens_lo": None if problems < 2 else _num(found.tokens_lo, 3),
+        "tokens_hi": None if problems < 2 else _num(found.tokens_hi, 3),
+        # no crossover at all is inside the interval: its upper end is open (tokens_hi null)
+        "open_above": problems >= 2 and math.isinf(found.tokens_hi),
+    }
+    if found.point is not None:
+        at = written.iloc[found.point]
+        out.update(budget=as_budget(at["budget"]), k=int(at["k"]), maj_at_k=_num(at["maj_at_k"]))
+    reason = found.reason or (stats.NO_INTERVAL_ONE_PROBLEM if problems < 2 else None)
+    if reason:
+        out["reason"] = reason
+    return out
+
+
 def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget) -> stats.Law:
-    rows = frontier(table, vote_budget)
+    rows = seed_path(table, vote_budget)
     positions = table.index.get_indexer(rows)
     return stats.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), table.loc[rows, "maj_at_k"].to_numpy(),
                          maj_boot[:, positions], int(table.loc[rows, "problems"].min()))
@@ -222,7 +320,7 @@ SEED_SCHEME = ("nested: the seed's cache is keyed by sample index, so its k = 1 
 def seed_scheme_tokens(table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget) -> float:
     """Tokens the seed would have paid for the same figure: at every budget, the first (largest k shown
     there) samples by index, each read once and reused by every smaller k."""
-    shown = table.loc[frontier(table, vote_budget)]
+    shown = table.loc[seed_path(table, vote_budget)]
     needed = {as_budget(b): int(k) for b, k in shown.groupby("budget")["k"].max().items()}
     budgets = _budgets(samples["budget"])
     first = pd.to_numeric(samples["sample"], errors="coerce") < budgets.map(needed).fillna(0)
@@ -356,11 +454,14 @@ def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[s
     table, maj_boot = curve_from(points, seed)
     vote_budget = vote_budget_of(table, params.vote_budget)
     fitted = law(table, maj_boot, vote_budget)
-    return table, metrics(table, samples, vote_budget, fitted, seed, points.graded, params.prices)
+    summary = metrics(table, samples, vote_budget, fitted, seed, points.graded, params.prices)
+    return table, {**summary, **frontier_metrics(table, points, maj_boot, seed)}
 
 
 def run(params: Params) -> None:
     table, summary = compute(read_samples(), params)
     write_csv(CURVE, table)
+    front = frontier_table(table)
+    write_csv(FRONTIER, front)
     write_json(METRICS, summary)
-    print(f"vote: {len(table)} points -> {CURVE}, {METRICS}")
+    print(f"vote: {len(table)} points -> {CURVE} ({len(front)} on the frontier: {FRONTIER}), {METRICS}")

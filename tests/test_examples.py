@@ -1,4 +1,4 @@
-"""The committed method comparison on the embedded model (examples/embedded-methods) replays exactly.
+"""The committed examples on the embedded model (examples/embedded-methods, examples/compute-optimal) replay exactly.
 
 Each run directory holds its params, its response store and its outputs. Replayed with
 HARNESS_NO_REQUESTS=1 (a single missing response fails instead of starting the model), every output must
@@ -18,8 +18,9 @@ from harness.cli import main
 
 EXAMPLES = REPO / "examples" / "embedded-methods"
 RUNS = ("prompt", "cap", "forcing", "forcing_wait")
-OUTPUTS = ("samples.csv", "curve.csv", "metrics.json", "calibration.csv", "calibration.json",
+OUTPUTS = ("samples.csv", "curve.csv", "frontier.csv", "metrics.json", "calibration.csv", "calibration.json",
            "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json")
+COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 
 @pytest.mark.pinned
@@ -85,3 +86,31 @@ def test_the_comparison_figure_has_every_method():
     methods = {json.loads((EXAMPLES / n / "outputs" / "calibration.json").read_text())["method"] for n in RUNS}
     assert methods == {"prompt", "cap", "forcing"}
     assert table["run"].nunique() == len(RUNS)
+
+
+@pytest.mark.pinned
+def test_the_compute_optimal_grid_replays_from_its_store_byte_for_byte(tmp_path, monkeypatch):
+    run = tmp_path / "compute-optimal"
+    shutil.copytree(COMPUTE_OPTIMAL, run, ignore=shutil.ignore_patterns("outputs"))
+    monkeypatch.chdir(run)
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    assert main(["run"]) == 0
+    for out in OUTPUTS:
+        assert (run / "outputs" / out).read_bytes() == (COMPUTE_OPTIMAL / "outputs" / out).read_bytes(), out
+
+
+def test_the_compute_optimal_grid_is_what_its_readme_says():
+    """30 problems, a pool of at least 8 at every budget, every k up to it, and the crossover the README
+    quotes is the one in metrics.json."""
+    samples = pd.read_csv(COMPUTE_OPTIMAL / "outputs" / "samples.csv")
+    assert samples["problem_id"].nunique() == 30
+    pools = samples.groupby(["budget", "problem_id"])["sample"].nunique()
+    assert pools.min() >= 8
+    curve = pd.read_csv(COMPUTE_OPTIMAL / "outputs" / "curve.csv")
+    assert {b: sorted(g["k"]) for b, g in curve.groupby("budget")} == {
+        b: [1, 2, 4, 8] for b in sorted(samples["budget"].unique())}
+    crossing = json.loads((COMPUTE_OPTIMAL / "outputs" / "metrics.json").read_text())["crossover"]
+    readme = " ".join((COMPUTE_OPTIMAL / "README.md").read_text().split())
+    assert f"{crossing['replicates_with_crossover']:.1%}" in readme
+    if crossing["tokens"] is not None:
+        assert f"{crossing['tokens']:.0f} tokens" in readme

@@ -1,0 +1,189 @@
+"""The compute-optimal frontier and the crossover: against brute force on random grids, and end to end
+(frontier.csv is the upper envelope of curve.csv; pools grow without re-drawing a sample)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import frontier, vote
+from harness.cli import main
+from harness.params import Params
+
+
+def brute_force_envelope(tokens, accuracy) -> list[bool]:
+    """The definition itself: kept unless some other point has fewer or equal tokens and higher accuracy."""
+    n = len(tokens)
+    ok = [np.isfinite(tokens[i]) and np.isfinite(accuracy[i]) for i in range(n)]
+    return [ok[i] and not any(ok[j] and j != i and tokens[j] <= tokens[i] and accuracy[j] > accuracy[i]
+                              for j in range(n)) for i in range(n)]
+
+
+def random_grid(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse values, so that ties in tokens and in accuracy are common; some points missing."""
+    tokens = rng.integers(1, 12, n).astype(float)
+    accuracy = rng.integers(0, 6, n) / 5
+    missing = rng.random(n) < 0.1
+    tokens[missing & (rng.random(n) < 0.5)] = np.nan
+    accuracy[missing] = np.where(rng.random(missing.sum()) < 0.5, np.nan, accuracy[missing])
+    return tokens, accuracy
+
+
+def test_upper_envelope_equals_brute_force_on_random_grids():
+    rng = np.random.default_rng(13)
+    for _ in range(500):
+        tokens, accuracy = random_grid(rng, int(rng.integers(1, 25)))
+        assert frontier.upper_envelope(tokens, accuracy).tolist() == brute_force_envelope(tokens, accuracy)
+
+
+def test_height_at_is_the_best_accuracy_of_any_point_costing_no_more():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        tokens, accuracy = random_grid(rng, 12)
+        spend = np.array([0.5, 3.0, 7.5, 20.0])
+        got = frontier.height_at(tokens, accuracy, spend)[0]
+        for s, h in zip(spend, got):
+            affordable = [a for t, a in zip(tokens, accuracy) if t <= s and np.isfinite(a)]
+            assert (np.isnan(h) and not affordable) or h == max(affordable)
+
+
+def brute_force_crossover(tokens, accuracy, shorter_vote, longest) -> float:
+    on = brute_force_envelope(tokens, accuracy)
+    rises = [on[i] and all(accuracy[i] > accuracy[j] for j in range(len(tokens)) if tokens[j] < tokens[i])
+             for i in range(len(tokens))]
+    wins = [tokens[i] for i in range(len(tokens)) if rises[i] and shorter_vote[i] and tokens[i] <= tokens[longest]
+            and accuracy[i] > accuracy[longest]]
+    return min(wins) if wins else float("nan")
+
+
+def test_crossover_equals_brute_force_on_random_grids():
+    rng = np.random.default_rng(7)
+    found = 0
+    for _ in range(500):
+        n = int(rng.integers(2, 16))
+        tokens = rng.integers(1, 12, n).astype(float)
+        accuracy = rng.integers(0, 6, n) / 5
+        shorter_vote = rng.random(n) < 0.5
+        longest = int(rng.integers(0, n))
+        shorter_vote[longest] = False
+        got = frontier.crossover_tokens(tokens, accuracy, shorter_vote, longest)[0]
+        want = brute_force_crossover(tokens, accuracy, shorter_vote, longest)
+        assert (np.isnan(got) and np.isnan(want)) or got == want
+        found += not np.isnan(want)
+    assert 20 < found < 480  # both outcomes were exercised
+
+
+def _grid_samples(rng: np.random.Generator, problems: int, budgets: list[int], pool: int) -> pd.DataFrame:
+    """A random sample table: per problem and budget a pool of answers (right, or one of a few wrong ones)."""
+    rows = []
+    for p in range(problems):
+        skill = rng.normal()
+        for b in budgets:
+            for s in range(pool):
+                right = rng.random() < 1 / (1 + np.exp(-(skill + np.log2(b) - 5)))
+                tokens = int(b * rng.uniform(0.7, 1.1)) + 4
+                answer = "42" if right else str(int(rng.integers(0, 3)))
+                rows.append({"problem_id": f"p{p}", "budget": b, "sample": s, "seed": s,
+                             "completion_tokens": tokens, "reasoning_tokens": 0, "prompt_tokens": 10,
+                             "answer": answer, "gold": "42", "correct": right, "finish_reason": "stop",
+                             "status": "ok", "requests": 1, "latency_s": 0.1, "error": None})
+    return pd.DataFrame(rows)
+
+
+def _written(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    from harness.files import write_csv
+
+    write_csv(path, frame)
+    return pd.read_csv(path)
+
+
+def test_frontier_csv_is_the_upper_envelope_of_curve_csv_on_random_grids(tmp_path):
+    rng = np.random.default_rng(5)
+    params = Params.model_validate({"data": {"answer_type": "any"}})
+    for trial in range(6):
+        budgets = sorted(rng.choice([8, 16, 32, 64, 128, 256], size=int(rng.integers(2, 5)), replace=False).tolist())
+        samples = _grid_samples(rng, int(rng.integers(3, 12)), budgets, int(rng.integers(2, 9)))
+        table, summary = vote.compute(samples, params)
+        curve = _written(tmp_path / f"curve{trial}.csv", table)
+        front = _written(tmp_path / f"frontier{trial}.csv", vote.frontier_table(table))
+        assert list(front.columns) == ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi"]
+        keep = brute_force_envelope(curve["mean_tokens"].tolist(), curve["maj_at_k"].tolist())
+        expected = curve[keep][front.columns].sort_values(["mean_tokens", "budget", "k"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(front, expected)
+        assert front["mean_tokens"].is_monotonic_increasing
+        assert set(summary["frontier"]["points"]) == {f"{b}/k={k}" for b, k in zip(front["budget"], front["k"])}
+        crossing = summary["crossover"]
+        assert 0 <= crossing["replicates_with_crossover"] <= 1
+        assert (crossing["tokens"] is None) == ("reason" in crossing)
+
+
+def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_answer():
+    """Budget 64 single answers are right 40% of the time at 68 tokens; at budget 16 three of every four
+    samples are right, so a vote of 4 short answers (68 tokens) is always right. A vote of 2 (34 tokens)
+    is a flat step (maj@2 = maj@1): it buys nothing the single short answer did not, so it is not the
+    crossover."""
+    rows = []
+    for p in range(20):
+        for s in range(4):
+            right16 = s != 3  # 3 of 4 right: a vote of 2 or 4 is right more often than one sample
+            right64 = (p + s) % 5 < 2
+            for budget, right, tokens in ((16, right16, 17), (64, right64, 68)):
+                rows.append({"problem_id": f"p{p}", "budget": budget, "sample": s, "seed": s,
+                             "completion_tokens": tokens, "reasoning_tokens": 0, "prompt_tokens": 10,
+                             "answer": "7" if right else f"{s + 10}", "gold": "7", "correct": right,
+                             "finish_reason": "stop", "status": "ok", "requests": 1, "latency_s": 0.1,
+                             "error": None})
+    _, summary = vote.compute(pd.DataFrame(rows), Params.model_validate({"data": {"answer_type": "any"}}))
+    crossing = summary["crossover"]
+    assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (16, 4, 68.0), crossing
+    assert crossing["versus"] == {"budget": 64, "k": 1, "tokens": 68.0, "maj_at_k": 0.4}
+    assert crossing["tokens_lo"] <= 68.0 <= crossing["tokens_hi"]
+    assert crossing["replicates_with_crossover"] == 1.0
+
+
+def test_pools_grow_incrementally_asking_only_for_the_new_samples(project, fake_model):
+    """A pool of 2 at every budget, then a per-budget map raising two of them: only the new sample
+    indices are sent, every earlier response is reused, and the grid has every k up to each pool."""
+    project(fake_model.url, sampling={"samples": 2, "vote_samples": None})
+    assert main(["run"]) == 0
+    first = len(fake_model.requests)
+    bodies = {json.dumps(r["body"], sort_keys=True) for r in fake_model.requests}
+    project(fake_model.url, sampling={"samples": {4: 2, 16: 5, 64: 8}, "vote_samples": None})
+    assert main(["estimate"]) == 0
+    assert main(["run"]) == 0
+    new = fake_model.requests[first:]
+    assert not {json.dumps(r["body"], sort_keys=True) for r in new} & bodies, "a sample was drawn twice"
+    firsts = [r["body"] for r in new if not r["body"]["prompt"].endswith("\\boxed{")]
+    assert len(firsts) == 6 * ((5 - 2) + (8 - 2))  # 6 problems: 3 new samples at 16, 6 at 64, none at 4
+    samples = pd.read_csv("outputs/samples.csv")
+    assert samples.groupby("budget")["sample"].nunique().to_dict() == {4: 2, 16: 5, 64: 8}
+    curve = pd.read_csv("outputs/curve.csv")
+    assert {b: sorted(g["k"]) for b, g in curve.groupby("budget")} == {4: [1, 2], 16: [1, 2, 4, 5],
+                                                                       64: [1, 2, 4, 8]}
+    assert Path("outputs/frontier.csv").exists()
+
+
+def test_estimate_prices_the_grid_before_anything_is_sent(project, fake_model, capsys):
+    project(fake_model.url, sampling={"samples": {4: 2, 16: 4, 64: 8}, "vote_samples": None})
+    assert main(["estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "grid: a pool of 2 at every budget but 4 at 16, 8 at 64 -> 9 (budget, k) points, each sample reused for every k" in out
+    total = next(line for line in out.splitlines() if line.startswith("total")).split()
+    assert int(total[1]) == 6 * (2 + 4 + 8)
+    assert fake_model.requests == []
+
+
+@pytest.mark.parametrize(("samples", "message"), [
+    ({4: 2, 16: 4}, "no pool for budget 64"),
+    ({4: 2, 16: 4, 64: 8, 128: 8}, "budget 128 is not in budgets.requested"),
+    ({4: 2, 16: 0, 64: 8}, "sampling.samples[16] = 0: a pool size must be a positive integer"),
+])
+def test_a_wrong_pool_map_stops_before_any_request(project, fake_model, capsys, samples, message):
+    project(fake_model.url, sampling={"samples": samples, "vote_samples": None})
+    assert main(["run"]) == 2
+    assert message in capsys.readouterr().err
+    assert fake_model.requests == []
