@@ -23,30 +23,20 @@ OUTPUTS = ("samples.csv", "curve.csv", "frontier.csv", "metrics.json", "calibrat
 COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 
-@pytest.mark.pinned
-@pytest.mark.parametrize("name", RUNS)
-def test_each_method_run_replays_from_its_store_byte_for_byte(name, tmp_path, monkeypatch):
-    run = tmp_path / name
-    shutil.copytree(EXAMPLES / name, run, ignore=shutil.ignore_patterns("outputs"))
-    monkeypatch.chdir(run)
-    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
-    assert main(["run"]) == 0
-    for out in OUTPUTS:
-        assert (run / "outputs" / out).read_bytes() == (EXAMPLES / name / "outputs" / out).read_bytes(), out
-
-
 THINK = REPO / "examples" / "think-tags" / "qwen3_wait"
+REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL]
 
 
 @pytest.mark.pinned
-def test_the_think_tag_run_replays_from_its_store_byte_for_byte(tmp_path, monkeypatch):
-    run = tmp_path / "qwen3_wait"
-    shutil.copytree(THINK, run, ignore=shutil.ignore_patterns("outputs"))
+@pytest.mark.parametrize("example", REPLAYED, ids=lambda path: path.relative_to(REPO / "examples").as_posix())
+def test_every_example_replays_from_its_store_byte_for_byte(example, tmp_path, monkeypatch):
+    run = tmp_path / example.name
+    shutil.copytree(example, run, ignore=shutil.ignore_patterns("outputs"))
     monkeypatch.chdir(run)
     monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
     assert main(["run"]) == 0
     for out in OUTPUTS:
-        assert (run / "outputs" / out).read_bytes() == (THINK / "outputs" / out).read_bytes(), out
+        assert (run / "outputs" / out).read_bytes() == (example / "outputs" / out).read_bytes(), out
 
 
 def test_the_think_tag_run_closed_the_thinking_at_exactly_the_budget_and_waited_where_it_ended_early():
@@ -86,17 +76,6 @@ def test_the_comparison_figure_has_every_method():
     methods = {json.loads((EXAMPLES / n / "outputs" / "calibration.json").read_text())["method"] for n in RUNS}
     assert methods == {"prompt", "cap", "forcing"}
     assert table["run"].nunique() == len(RUNS)
-
-
-@pytest.mark.pinned
-def test_the_compute_optimal_grid_replays_from_its_store_byte_for_byte(tmp_path, monkeypatch):
-    run = tmp_path / "compute-optimal"
-    shutil.copytree(COMPUTE_OPTIMAL, run, ignore=shutil.ignore_patterns("outputs"))
-    monkeypatch.chdir(run)
-    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
-    assert main(["run"]) == 0
-    for out in OUTPUTS:
-        assert (run / "outputs" / out).read_bytes() == (COMPUTE_OPTIMAL / "outputs" / out).read_bytes(), out
 
 
 def test_the_compute_optimal_grid_is_what_its_readme_says():
