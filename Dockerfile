@@ -27,11 +27,13 @@ WORKDIR /app
 
 # Every dependency from the hashed lock. OFFLINE=1 installs from docker/wheels/ only (filled by
 # docker/build-offline with the lock's own files, so the hashes still match); else from PyPI.
+# llama-cpp-python compiles text-only, as noxfile.py builds it: the multimodal library (llava/mtmd) is a
+# quarter of the compile and the embedded model never loads it.
 ARG OFFLINE=0
 COPY requirements.lock ./
 RUN --mount=type=bind,source=docker/wheels,target=/wheels \
     if [ "$OFFLINE" = 1 ]; then export PIP_NO_INDEX=1; fi \
- && pip install --require-hashes --find-links /wheels -r requirements.lock
+ && CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install --require-hashes --find-links /wheels -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY harness/ harness/
