@@ -10,6 +10,18 @@ import yaml
 from fake_server import FakeModel, serve
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def apply_params_diff(params: dict, diff: str) -> dict:
+    """Apply the `+` lines of a params diff shown in the docs (context lines name the section, then
+    `+  key: value`) to `params`, in place; returned for convenience."""
+    section = None
+    for line in diff.splitlines():
+        if line.startswith(" ") and line.strip().endswith(":"):
+            section = line.strip()[:-1]
+        elif line.startswith("+"):
+            params[section].update(yaml.safe_load(line[1:].strip()))
+    return params
 DATA = REPO / "data"  # the committed offline copies of the named datasets (data/README.md)
 
 

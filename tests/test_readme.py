@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, apply_params_diff
 
 
 def readme_commands() -> dict[str, str]:
@@ -43,18 +42,6 @@ def _worked_example() -> tuple[list[str], list[str]]:
     return diffs, outputs
 
 
-def _apply(params: dict, diff: str) -> None:
-    """Apply the `+` lines of a README params diff (section context lines, then `+  key: value`)."""
-    import yaml
-
-    section = None
-    for line in diff.splitlines():
-        if line.startswith(" ") and line.strip().endswith(":"):
-            section = line.strip()[:-1]
-        elif line.startswith("+"):
-            params[section].update(yaml.safe_load(line[1:].strip()))
-
-
 def test_the_hosted_worked_example_prints_what_the_readme_shows(tmp_path, monkeypatch, capsys):
     """Apply the README's diffs to the committed params.yaml and run the real `harness estimate` (offline)."""
     import yaml
@@ -65,7 +52,7 @@ def test_the_hosted_worked_example_prints_what_the_readme_shows(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").symlink_to(REPO / "data")  # the README's `data.path`, relative as a user has it
     for diff, shown in zip(*_worked_example()):
-        _apply(params, diff)
+        apply_params_diff(params, diff)
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         assert main(["estimate"]) == 0
         assert capsys.readouterr().out == shown

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, apply_params_diff
 
 from harness.chain import first_request
 from harness.cli import main
@@ -44,15 +44,8 @@ def sections() -> dict[str, tuple[str, str]]:
 
 
 def apply(diff: str) -> dict:
-    """The committed params.yaml with the diff's `+` lines applied (context lines name the section)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    section = None
-    for line in diff.splitlines():
-        if line.startswith(" ") and line.strip().endswith(":"):
-            section = line.strip()[:-1]
-        elif line.startswith("+"):
-            params[section].update(yaml.safe_load(line[1:].strip()))
-    return params
+    """The committed params.yaml with the diff's `+` lines applied."""
+    return apply_params_diff(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")), diff)
 
 
 def test_every_server_family_has_a_worked_example():
