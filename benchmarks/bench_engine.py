@@ -69,6 +69,15 @@ def _zero_latency_server(port_queue: multiprocessing.Queue) -> None:
     asyncio.run(start())
 
 
+def _start_zero_latency_server() -> tuple[multiprocessing.Process, str]:
+    """A zero-latency server in its own process (so its event loop never competes with the harness's),
+    and its base URL once it listens."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
+    server.start()
+    return server, f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
+
+
 def _params(base_url: str | list[str], method: str, budget: int, concurrency: int, samples: int,
             **sampling: Any) -> Params:
     return Params.model_validate({
@@ -116,10 +125,7 @@ def _stored_bodies(workdir: Path) -> list[dict[str, Any]]:
 
 
 def bench_requests(n: int, concurrency: int = 64) -> dict[str, float]:
-    queue: multiprocessing.Queue = multiprocessing.Queue()
-    server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
+    server, url = _start_zero_latency_server()
     try:
         samples = 8
         params = _params(url, "prompt", 16, concurrency, samples)
@@ -139,11 +145,9 @@ def bench_replicas(n: int, replicas: int, concurrency: int = 64) -> dict[str, fl
     """One harness process spreading `n` requests over `replicas` zero-latency servers (one process each)."""
     servers, urls = [], []
     for _ in range(replicas):
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
-        server.start()
+        server, url = _start_zero_latency_server()
         servers.append(server)
-        urls.append(f"http://127.0.0.1:{queue.get(timeout=30)}/v1")
+        urls.append(url)
     try:
         samples = 8
         params = _params(urls, "prompt", 16, concurrency, samples)
@@ -189,10 +193,7 @@ def bench_harness_only(n: int, concurrency: int = 64) -> dict[str, float]:
         await asyncio.sleep(0)
         return _record([{"text": "42", "finish_reason": "stop", "refusal": None}], None)
 
-    queue: multiprocessing.Queue = multiprocessing.Queue()
-    server = multiprocessing.Process(target=_zero_latency_server, args=(queue,), daemon=True)
-    server.start()  # only for the start-up probe of the endpoint
-    url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
+    server, url = _start_zero_latency_server()  # only for the start-up probe of the endpoint
     original = client_module.Client._send
     client_module.Client._send = instant  # type: ignore[method-assign]
     try:
