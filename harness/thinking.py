@@ -122,9 +122,9 @@ class LimitIgnored(RuntimeError):
 
 
 def _cap_hint(field: str) -> str:
-    other = "max_tokens" if field == "max_completion_tokens" else "max_completion_tokens"
-    return (f"set `budgets.cap_field: {other}` (llama.cpp's server and some proxies read only max_tokens)"
-            if field == "max_completion_tokens" else f"set `budgets.cap_field: {other}`")
+    if field == "max_completion_tokens":
+        return "set `budgets.cap_field: max_tokens` (llama.cpp's server and some proxies read only max_tokens)"
+    return "set `budgets.cap_field: max_completion_tokens`"
 
 
 def check_within_limits(request: dict[str, Any], response: dict[str, Any], thinking_budget: int | None,

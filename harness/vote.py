@@ -257,10 +257,10 @@ def frontier_metrics(table: pd.DataFrame, points: Points, maj_boot: np.ndarray, 
     """The frontier (each point's accuracy with the interval of the frontier's height at its spend) and the
     crossover, both re-selected in every replicate: accuracies and tokens over the same resampled problems."""
     tokens_boot = _replicates(points.tokens, seed)
-    rows = frontier_rows(table)
-    front = as_written(table).loc[rows]
+    written = as_written(table)
+    front = written.loc[frontier_rows(table)]
     # the spend axis is the curve's tokens (what the figure shows): accuracy is what the replicates re-draw
-    spend = as_written(table)["mean_tokens"].to_numpy()
+    spend = written["mean_tokens"].to_numpy()
     heights = frontier.height_at(np.broadcast_to(spend, maj_boot.shape), maj_boot, front["mean_tokens"].to_numpy())
     lo, hi = stats.intervals(front["maj_at_k"].to_numpy(), heights, front["problems"].to_numpy())
     points_out = {}
@@ -271,14 +271,14 @@ def frontier_metrics(table: pd.DataFrame, points: Points, maj_boot: np.ndarray, 
             "budget": as_budget(row["budget"]), "k": int(row["k"]), "tokens": _num(row["mean_tokens"], 3),
             "maj_at_k": _num(row["maj_at_k"]), **interval}
     return {"frontier": {"points": points_out, "interval": FRONTIER_INTERVAL},
-            "crossover": crossover_metrics(table, tokens_boot, maj_boot, len(points.problems))}
+            "crossover": crossover_metrics(written, tokens_boot, maj_boot, len(points.problems))}
 
 
-def crossover_metrics(table: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: np.ndarray, problems: int
+def crossover_metrics(written: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: np.ndarray, problems: int
                       ) -> dict[str, Any]:
     """Where a vote over shorter answers starts to beat the single longest-budget answer, with its
-    interval over the bootstrap replicates that have one and the share of replicates that do."""
-    written = as_written(table)
+    interval over the bootstrap replicates that have one and the share of replicates that do. `written`
+    is the curve as curve.csv holds it (as_written), the numbers the crossover is read from."""
     longest_budget = largest(written["budget"])
     budgets = written["budget"].map(as_budget)
     longest = int(np.flatnonzero((budgets == longest_budget).to_numpy() & (written["k"] == 1).to_numpy())[0])
