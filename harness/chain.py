@@ -45,6 +45,7 @@ from .thinking import (
     PRESETS,
     THINK_CLOSE,
     check_within_limits,
+    choice_share,
     reasoning_tokens_by_chars,
     split_thinking,
 )
@@ -328,13 +329,8 @@ def choices_of(response: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _choice_tokens(response: dict[str, Any], index: int, field_name: str) -> int | None:
-    """Usage is per request; with several choices it is split in proportion to each choice's text."""
-    total = response.get(field_name)
-    choices = choices_of(response)
-    if total is None or len(choices) == 1:
-        return total
-    lengths = [len(c["text"]) or 1 for c in choices]
-    return round(total * lengths[index] / sum(lengths))
+    """Usage is per request; with several choices it is split in proportion to each choice's characters."""
+    return choice_share(response, index, response.get(field_name))
 
 
 async def _pick_choice(first: dict[str, Any], index: int, fetch: Fetch, outcome: Outcome) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Every grid point spends tokens (k samples at one budget) and buys an accuracy (m
 can think longer (a larger budget, fewer samples) or vote over more, shorter answers (Snell et al. 2024;
 s1's sequential vs. parallel). The frontier answers "what is the best accuracy this many tokens buy": the
 grid points that no other point beats with fewer or equal tokens and higher accuracy (the upper envelope,
-in order of tokens). The crossover answers "from what spend on is a vote over shorter answers better than
-the single longest-budget answer costing as much or more".
+in order of tokens). The crossover answers "from what spend on does a vote over shorter answers beat what
+thinking longer buys *at the same spend*": the single-answer (k = 1) curve read at the vote's tokens
+(`thinking_longer_at`), never "the longest answer, if the vote costs no more" (a vote 2% dearer than the
+longest answer would hide a 23-point win: real grids never land on exactly equal spends).
 
 Both are selections from noisy points, so their intervals re-select in every bootstrap replicate (the
 same resampled problems for accuracy and tokens): a fixed selection would hide the selection's own
@@ -66,55 +68,104 @@ def height_at(tokens: np.ndarray, accuracy: np.ndarray, spend: np.ndarray) -> np
     return np.where(np.isfinite(best), best, np.nan)
 
 
-def crossover_tokens(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, longest: int
-                     ) -> np.ndarray:
-    """Per row (a grid, or a bootstrap replicate of it): the fewest tokens of a frontier point that rises
-    above every cheaper point, is a vote over answers shorter than the longest budget (`voted_shorter`:
-    k >= 2 at a smaller budget), costs no more than the single longest-budget answer (column `longest`)
-    and is more accurate; NaN if none. (A flat step of the frontier is not where voting pays: maj@2 at a
-    shorter budget equals its single answer, which was already there for half the tokens.)"""
+
+
+# How far past the longest single answer's tokens a spend still counts as "equal" to it: half a doubling.
+# Budgets are usually a doubling apart, so a vote's spend lands within half a doubling of some measured
+# answer; further out, what a longer budget would buy was never measured and no comparison is made.
+EQUAL_SPEND_REACH_DOUBLINGS = 0.5
+
+
+def thinking_longer_at(tokens: np.ndarray, accuracy: np.ndarray, single: np.ndarray, spend: np.ndarray
+                       ) -> np.ndarray:
+    """What thinking longer buys at each spend, per row (a grid, or a bootstrap replicate of it).
+
+    The single-answer curve (the `single` columns: k = 1 at every budget) in order of tokens, made
+    non-decreasing (at a given spend one may always stop at a shorter budget that did better), read by
+    linear interpolation in log2(tokens) between the two measured answers around the spend; past the
+    longest answer it is held at that answer's value for EQUAL_SPEND_REACH_DOUBLINGS, beyond which (and
+    below the cheapest answer) nothing was measured: NaN.
+    """
     t = np.atleast_2d(np.asarray(tokens, dtype=float))
     a = np.atleast_2d(np.asarray(accuracy, dtype=float))
-    out = np.full(t.shape[0], np.nan)
+    s = np.atleast_2d(np.asarray(spend, dtype=float))
+    if s.shape[0] != t.shape[0]:
+        s = np.broadcast_to(s, (t.shape[0], s.shape[1]))
+    cols = np.flatnonzero(np.asarray(single, dtype=bool))
+    out = np.full(s.shape, np.nan)
     for r in range(t.shape[0]):
-        on = rises(t[r], a[r])
-        wins = on & voted_shorter & (t[r] <= t[r, longest]) & (a[r] > a[r, longest])
-        if wins.any():
-            out[r] = float(t[r][wins].min())
+        ts, acc = t[r, cols], a[r, cols]
+        ok = np.isfinite(ts) & np.isfinite(acc) & (ts > 0)
+        if not ok.any():
+            continue
+        order = np.argsort(ts[ok], kind="stable")
+        xs, ys = np.log2(ts[ok][order]), np.maximum.accumulate(acc[ok][order])
+        xs, first = np.unique(xs, return_index=True)  # equal tokens: the envelope's value after the last
+        ys = np.maximum.reduceat(ys, first)
+        x = np.log2(np.where(s[r] > 0, s[r], np.nan))
+        inside = (x >= xs[0]) & (x <= xs[-1] + EQUAL_SPEND_REACH_DOUBLINGS)
+        out[r] = np.where(inside, np.interp(np.where(inside, x, xs[0]), xs, ys), np.nan)
     return out
+
+
+def crossover_tokens(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, single: np.ndarray
+                     ) -> np.ndarray:
+    """Per row (a grid, or a bootstrap replicate of it): the fewest tokens of a vote over answers shorter
+    than the longest budget (`voted_shorter`: k >= 2 at a smaller budget) more accurate than thinking
+    longer at the same spend (thinking_longer_at); NaN if none.
+
+    Such a point is on the frontier and rises above every cheaper point: everything cheaper is a single
+    answer (at most the non-decreasing curve) or another vote over shorter answers (which would be the
+    crossover itself). A flat step, maj@2 = maj@1 at a shorter budget, never wins: the curve already
+    holds that single answer at half the spend.
+    """
+    t = np.atleast_2d(np.asarray(tokens, dtype=float))
+    a = np.atleast_2d(np.asarray(accuracy, dtype=float))
+    longer = thinking_longer_at(t, a, single, t)
+    with np.errstate(invalid="ignore"):
+        wins = np.asarray(voted_shorter, dtype=bool)[None, :] & np.isfinite(longer) & (a > longer)
+    return np.where(wins.any(axis=1), np.where(wins, t, np.inf).min(axis=1), np.nan)
 
 
 @dataclass(frozen=True)
 class Crossover:
-    """Where voting over shorter answers starts to beat the single longest-budget answer."""
+    """Where a vote over shorter answers starts to beat thinking longer at equal spend."""
 
-    point: int | None  # the grid point (row) at the crossover, None when there is none
+    point: int | None  # the grid point (column) at the crossover, None when there is none
     tokens: float  # NaN when there is none
     tokens_lo: float  # equal-tailed interval over every replicate, "no crossover" counted as +inf
     tokens_hi: float  # inf: open above (no crossover is within the interval)
     share: float  # fraction of bootstrap replicates that have a crossover at all
-    reason: str | None  # why there is none (or why no interval), None otherwise
+    thinking_longer: float  # what thinking longer buys at the crossover's spend (NaN when none)
+    gains: np.ndarray  # per replicate: the crossover point's accuracy minus thinking longer at its spend
+    closest: int | None  # no crossover: the vote over shorter answers nearest to winning at equal spend
+    closest_thinking_longer: float  # what thinking longer buys at that vote's spend
 
 
-def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, longest: int,
+def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, single: np.ndarray,
               tokens_boot: np.ndarray, accuracy_boot: np.ndarray, confidence: float = CONFIDENCE) -> Crossover:
     """The crossover of the grid, and its interval re-selected in every replicate (rows of the *_boot
     arrays: the grid's tokens and accuracies over one resampling of problems)."""
-    estimate = float(crossover_tokens(tokens, accuracy, voted_shorter, longest)[0])
-    boot = crossover_tokens(tokens_boot, accuracy_boot, voted_shorter, longest)
+    t, a = np.asarray(tokens, dtype=float), np.asarray(accuracy, dtype=float)
+    estimate = float(crossover_tokens(t, a, voted_shorter, single)[0])
+    boot = crossover_tokens(tokens_boot, accuracy_boot, voted_shorter, single)
     share = float(np.isfinite(boot).mean()) if boot.size else 0.0
     # a replicate without a crossover has it "beyond every spend" (+inf): the interval's upper end is
     # open (inf) when more than (1 - confidence) / 2 of the replicates have none
     alpha = (1.0 - confidence) / 2
     lo, hi = (float(v) for v in np.quantile(np.where(np.isfinite(boot), boot, np.inf), [alpha, 1 - alpha],
                                             method="inverted_cdf"))
+    longer = thinking_longer_at(t, a, single, t)[0]
+    margin = np.where(np.asarray(voted_shorter, dtype=bool) & np.isfinite(longer), a - longer, np.nan)
     if math.isnan(estimate):
-        return Crossover(None, estimate, lo, hi, share, NO_CROSSOVER)
-    point = int(np.flatnonzero((np.asarray(tokens, dtype=float) == estimate) & voted_shorter
-                               & rises(tokens, accuracy))[0])
-    return Crossover(point, estimate, lo, hi, share, None)
-
-
-NO_CROSSOVER = ("no vote over answers shorter than the longest budget is on the frontier and beats the single "
-                "longest-budget answer at equal or lower cost: thinking longer wins at every spend that answer "
-                "covers")
+        closest = None
+        if np.isfinite(margin).any():  # nearest to winning; among equals the most accurate, then the cheapest
+            near = np.flatnonzero(np.isfinite(margin) & (margin >= np.nanmax(margin) - 1e-12))
+            closest = int(min(near, key=lambda i: (-a[i], t[i])))
+        return Crossover(None, estimate, lo, hi, share, math.nan, np.array([]), closest,
+                         math.nan if closest is None else float(longer[closest]))
+    point = int(np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))[0])
+    # the same point's win in every replicate (its tokens and the curve as resampled): the gain's interval
+    boot_longer = thinking_longer_at(tokens_boot, accuracy_boot, single, np.asarray(tokens_boot)[:, [point]])[:, 0]
+    gains = np.asarray(accuracy_boot, dtype=float)[:, point] - boot_longer
+    return Crossover(point, estimate, lo, hi, share, float(longer[point]), gains, None, math.nan)

@@ -1,11 +1,12 @@
-"""Plot stage: the seed's two figures, drawn from `outputs/curve.csv` and `outputs/calibration.csv`.
+"""Plot stage: the seed's two figures, drawn from the vote and calibrate stages' files.
 
-1. `outputs/accuracy_vs_tokens.png`: accuracy vs. log2(tokens used at test time per problem). One
-   series asks for more tokens (k = 1 at each budget), one votes over k samples at the largest budget;
-   every point carries its 95% bootstrap interval (error bars; a band along the vote series), the
-   fitted law is drawn over the region it was fitted to, and the shaded regions ("budget control" |
-   "majority vote" | "no gains") are placed by stats.regions from the data and the calibration's
-   controllable range, not by hand.
+1. `outputs/accuracy_vs_tokens.png`: accuracy vs. log2(tokens used at test time per problem), from
+   `curve.csv` (every point, 95% bootstrap intervals as error bars), `frontier.csv` (the compute-optimal
+   frontier, as written: never selected again here) and `metrics.json` (the fitted law, or "too few
+   problems to fit a law" when its slope is not identified; the crossover as a marked point with its
+   interval; the region past saturation named by its evidence, e.g. "no significant gain (95%)").
+   The regions ("budget control" | "majority vote" | past saturation) are placed from the calibration's
+   controllable range and the law's saturation point, not by hand. The legend sits outside the axes.
 2. `outputs/requested_vs_actual.png`: requested vs. actual tokens (log-log), mean with p10-p90 spread,
    the controllable range shaded.
 
@@ -33,6 +34,7 @@ from .files import (
     CALIBRATION_PNG,
     CALIBRATION_SUMMARY,
     CURVE,
+    FRONTIER,
     METRICS,
     REGIONS_JSON,
     read_json,
@@ -41,11 +43,12 @@ from .files import (
     write_json,
 )
 from .params import Params
-from .vote import frontier_rows, seed_path, vote_budget_of
+from .vote import seed_path, vote_budget_of
 
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
 FRONTIER_COLOR, GRID_COLOR = "#2a8a3e", "#7a7a7a"
-REGION_COLORS = {"budget control": "#dbe9f6", "majority vote": "#fde2c8", "no gains": "#e6e6e6"}
+CROSSOVER_COLOR = "#b8236b"
+REGION_COLORS = {"budget control": "#dbe9f6", "majority vote": "#fde2c8", "after saturation": "#e6e6e6"}
 
 
 def _save(fig: plt.Figure, path: object) -> None:
@@ -64,23 +67,17 @@ def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("budget", key=lambda col: col.map(budget_rank), kind="stable")
 
 
-def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget) -> tuple[stats.Regions, dict]:
-    """Regions and the drawn law from the curve: the seed's path (ask for more tokens, then vote), where
-    voting takes over (top of the controllable range) and where the fitted law saturates (the same
-    floor-rise-plateau fit as the vote stage's metrics)."""
+def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget, law: dict) -> stats.Regions:
+    """Regions from the curve and the vote stage's law (metrics.json): budget control up to the top of
+    the controllable range, majority vote from there to the law's saturation point, and past it a region
+    named by its evidence (law["after_saturation"]). Nothing is fitted here: the figure draws the metrics."""
     vote_budget = vote_budget_of(table, params.vote_budget)
-    front = table.loc[seed_path(table, vote_budget)]
+    xs = table.loc[seed_path(table, vote_budget), "log2_tokens"].tolist()
     single = _by_budget(table[table["k"] == 1]).set_index("budget")
     takeover = stats.takeover_budget(list(single.index), controllable_to, vote_budget)
-    xs = front["log2_tokens"].tolist()
-    hinge = stats.fit_hinge(xs, front["maj_at_k"].tolist())
-    last = len(xs) - 1
-    start, end = (hinge.start, hinge.end) if hinge else (0, last)
-    reg = stats.regions(xs, xs[end], end < last, float(single.loc[takeover, "log2_tokens"]), takeover)
-    law = {"fit_from": xs[start], "fit_to": xs[end],
-           "slope": 100 * hinge.slope if hinge else float("nan"),
-           "intercept": 100 * hinge.intercept if hinge else float("nan")}
-    return reg, law
+    saturation = law.get("saturation_log2_tokens")
+    return stats.regions(xs, xs[-1] if saturation is None else float(saturation), bool(law.get("saturated")),
+                         float(single.loc[takeover, "log2_tokens"]), takeover)
 
 
 def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str) -> None:
@@ -110,63 +107,94 @@ def _grid(ax: plt.Axes, table: pd.DataFrame) -> None:
                     textcoords="offset points", xytext=(3, -3), fontsize=6, color=GRID_COLOR, alpha=0.8)
 
 
-def _frontier(ax: plt.Axes, table: pd.DataFrame, crossover: dict) -> None:
-    """The compute-optimal frontier (frontier.csv) as the step it is: the best accuracy any grid point
-    buys at that spend or less; and the crossover, when there is one, with its interval."""
-    front = table.loc[frontier_rows(table)]
+def _frontier(ax: plt.Axes, front: pd.DataFrame) -> None:
+    """The compute-optimal frontier as frontier.csv holds it, drawn as the step it is: the best accuracy
+    any grid point buys at that spend or less."""
     ax.step(front["log2_tokens"], 100 * front["maj_at_k"], where="post", color=FRONTIER_COLOR, linewidth=1.6,
             alpha=0.9, zorder=3, label="compute-optimal frontier (frontier.csv)")
     ax.plot(front["log2_tokens"], 100 * front["maj_at_k"], "D", color=FRONTIER_COLOR, markersize=3.5, zorder=5)
+
+
+def _crossover(ax: plt.Axes, crossover: dict, right: float) -> None:
+    """The crossover of metrics.json as a marked point, its tokens' 95% interval as a horizontal bar (an
+    arrow to the edge when the interval is open above: some replicates have no crossover)."""
     tokens = crossover.get("tokens")
-    if tokens:
-        lo, hi = crossover.get("tokens_lo"), crossover.get("tokens_hi")
-        label = f"crossover: votes over shorter answers win from {tokens:.0f} tokens"
-        if lo and hi:
-            ax.axvspan(math.log2(lo), math.log2(hi), color=FRONTIER_COLOR, alpha=0.08, zorder=1, linewidth=0)
-            label += f" (95% CI {lo:.0f}-{hi:.0f})"
-        ax.axvline(math.log2(tokens), color=FRONTIER_COLOR, linestyle=":", linewidth=1.2, zorder=3, label=label)
+    if not tokens:
+        if crossover:
+            ax.plot([], [], " ", label="no crossover at equal spend (metrics.json crossover.reason)")
+        return
+    x, y = math.log2(tokens), 100 * crossover["maj_at_k"]
+    lo, hi = crossover.get("tokens_lo"), crossover.get("tokens_hi")
+    label = (f"crossover: maj@{crossover['k']} at budget {crossover['budget']} beats thinking longer "
+             f"({100 * crossover['thinking_longer_at_equal_spend']:.0f}%) from {tokens:,.0f} tokens")
+    if lo:
+        x_hi = math.log2(hi) if hi else right
+        ax.plot([math.log2(lo), x_hi], [y, y], "-", color=CROSSOVER_COLOR, linewidth=2.2, alpha=0.55, zorder=6)
+        if not hi:
+            ax.annotate("", (right, y), (x, y), arrowprops={"arrowstyle": "->", "color": CROSSOVER_COLOR}, zorder=6)
+        label += f"\n(95% CI {lo:,.0f} to {f'{hi:,.0f}' if hi else 'open above'} tokens)"
+    ax.plot([x], [y], "*", color=CROSSOVER_COLOR, markersize=13, markeredgecolor="black", markeredgewidth=0.6,
+            zorder=7, label=label)
 
 
-def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> str:
-    label = f"fit: {law['slope']:+.1f} points per doubling"
-    lo, hi = slope_interval
-    if lo is not None and hi is not None:
-        label += f" (95% CI {lo:+.1f} to {hi:+.1f})"
-    return label
+def _law(ax: plt.Axes, law: dict) -> None:
+    """The fitted rise of metrics.json, or, when its slope is not identified, a legend line saying so."""
+    if law.get("slope_points_per_doubling") is None:
+        text = ("too few problems to fit a law" if law.get("identified") is False
+                else f"no law: {law.get('reason', 'no slope')}")
+        ax.plot([], [], " ", label=text)
+        return
+    slope, intercept = law["slope_points_per_doubling"], law["intercept_points"]
+    xs = [law["fit_from_log2_tokens"], law["fit_to_log2_tokens"]]
+    label = f"fit: {slope:+.1f} points per doubling"
+    if law.get("slope_lo") is not None and law.get("slope_hi") is not None:
+        label += f" (95% CI {law['slope_lo']:+.1f} to {law['slope_hi']:+.1f})"
+    ax.plot(xs, [intercept + slope * x for x in xs], "-", color="#444444", linewidth=1.2, alpha=0.8, zorder=3,
+            label=label)
 
 
-def accuracy_figure(
-    table: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
-    slope_interval: tuple[float | None, float | None] = (None, None), crossover: dict | None = None,
-) -> tuple[plt.Figure, stats.Regions, dict]:
-    """`slope_interval`: the law's bootstrap interval from the vote stage's metrics (the same fit);
-    `crossover`: the metrics' crossover (drawn when there is one)."""
+def _after_saturation_label(law: dict) -> str:
+    """The last region's legend entry: its name by evidence, with the gain it measured."""
+    name = law.get("after_saturation") or "no gains"
+    gain, lo, hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
+    if gain is None:
+        return f"past saturation: {name}"
+    interval = f" (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})" if lo is not None and hi is not None else ""
+    return f"past saturation: {name}, {100 * gain:+.1f} points{interval}"
+
+
+def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
+                    metrics: dict) -> tuple[plt.Figure, stats.Regions]:
+    """Every number drawn is read from the vote stage's files: `table` (curve.csv), `front` (frontier.csv),
+    `metrics` (metrics.json: the law, the crossover, what follows saturation). The legend sits outside the
+    axes, so it never covers a point."""
+    law, crossover = metrics.get("law", {}), metrics.get("crossover") or {}
     vote_budget = vote_budget_of(table, params.vote_budget)
     single = _by_budget(table[table["k"] == 1])
     vote = table[table["budget"] == vote_budget].sort_values("k")
-    reg, law = figure_regions(table, params, controllable_to)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    reg = figure_regions(table, params, controllable_to, law)
+    fig, ax = plt.subplots(figsize=(11, 4.8), layout="constrained")
     pad = 0.3
     right = max(reg.end, float(table["log2_tokens"].max())) + pad
     left = min(reg.start, float(table["log2_tokens"].min())) - pad
     spans = [
         ("budget control", left, min(reg.vote_start, reg.saturation) if reg.saturated else reg.vote_start),
         ("majority vote", reg.vote_start, reg.saturation if reg.saturated else right),
-        ("no gains", reg.saturation, right if reg.saturated else reg.saturation),
+        ("after saturation", reg.saturation, right if reg.saturated else reg.saturation),
     ]
-    for label, lo, hi in spans:
+    for name, lo, hi in spans:
         if hi > lo:
-            ax.axvspan(lo, hi, color=REGION_COLORS[label], zorder=0, label=label)
+            label = _after_saturation_label(law) if name == "after saturation" else name
+            ax.axvspan(lo, hi, color=REGION_COLORS.get(name, REGION_COLORS["after saturation"]), zorder=0,
+                       label=label)
     ax.fill_between(vote["log2_tokens"], 100 * vote["maj_lo"], 100 * vote["maj_hi"], color="#d0641c",
                     alpha=0.12, zorder=2, linewidth=0)
     _grid(ax, table)
-    _frontier(ax, table, crossover or {})
+    _frontier(ax, front)
     _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
     _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
-    if math.isfinite(law["slope"]):
-        xs = [law["fit_from"], law["fit_to"]]
-        ax.plot(xs, [law["intercept"] + law["slope"] * x for x in xs], "-", color="#444444", linewidth=1.2,
-                alpha=0.8, zorder=3, label=_law_label(law, slope_interval))
+    _law(ax, law)
+    _crossover(ax, crossover, right)
     for _, row in vote.iterrows():
         ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_hi"]),
                     textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7, color="#d0641c")
@@ -179,9 +207,8 @@ def accuracy_figure(
     ax.set_xlim(left, right)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, zorder=1)
-    ax.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
-    fig.tight_layout()
-    return fig, reg, law
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7.5, framealpha=0.9)
+    return fig, reg
 
 
 def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Figure:
@@ -218,21 +245,22 @@ def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Fi
 def run(params: Params) -> None:
     _style()
     table = pd.read_csv(require(CURVE, "vote"))
+    front = pd.read_csv(require(FRONTIER, "vote"))
     calib = pd.read_csv(require(CALIBRATION, "calibrate"))
     summary = json.loads(require(CALIBRATION_SUMMARY, "calibrate").read_text(encoding="utf-8"))
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     controllable = summary["controllable_range"]
-    summary_metrics = read_json(METRICS)
-    fitted = summary_metrics.get("law", {})
-    fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
-                                    (fitted.get("slope_lo"), fitted.get("slope_hi")), summary_metrics.get("crossover"))
+    metrics = read_json(METRICS)
+    fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics)
     _save(fig, ACCURACY_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
+    law = metrics.get("law", {})
     regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}
     regions.update(controllable_from=as_budget(controllable["from"]), controllable_to=as_budget(controllable["to"]),
-                   fit_from=round(law["fit_from"], 6), fit_to=round(law["fit_to"], 6),
-                   slope_points_per_doubling=round(law["slope"], 3) if math.isfinite(law["slope"]) else None)
+                   fit_from=law.get("fit_from_log2_tokens"), fit_to=law.get("fit_to_log2_tokens"),
+                   slope_points_per_doubling=law.get("slope_points_per_doubling"),
+                   after_saturation=law.get("after_saturation") if reg.saturated else None)
     write_json(REGIONS_JSON, regions)
     print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}")
 

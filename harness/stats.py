@@ -202,6 +202,20 @@ class Law:
     gain_lo: float
     gain_hi: float
     reason: str | None = None  # why a value is missing (null in metrics.json), None when none is
+    identified: bool = True  # False: the slope's interval is wider than accuracy in [0, 100] allows
+
+
+def slope_bound(x_from: float, x_to: float) -> float:
+    """The steepest slope (points per doubling) a real curve can have across the fitted rise: accuracy
+    moves at most 100 points from x_from to x_to."""
+    width = x_to - x_from
+    return 100.0 / width if width > 0 else math.inf
+
+
+def not_identified_reason(bound: float) -> str:
+    return (f"too few problems to fit a law: the slope's 95% interval reaches beyond +-{bound:.1f} points per "
+            "doubling, the steepest rise accuracy can take across the fitted range, so it is not printed; more "
+            "problems narrow it (docs/statistics.md)")
 
 
 def _no_law(xs: np.ndarray, ys: np.ndarray, reason: str) -> Law:
@@ -243,9 +257,29 @@ def fit_law(
     s_lo, s_hi = _quantiles(np.where(ok, xs[np.maximum(b_end, 0)], np.nan), confidence)
     if problems < 2:
         s_lo = s_hi = float("nan")
+    reason = NO_INTERVAL_ONE_PROBLEM if problems < 2 else None
+    bound = slope_bound(float(xs[best.start]), float(xs[best.end]))
+    identified = not (math.isfinite(lo) and math.isfinite(hi)) or max(abs(lo), abs(hi)) <= bound
+    if not identified:  # an interval no accuracy curve could have: say so rather than print it
+        reason = not_identified_reason(bound)
     return Law(slope, lo, hi, 100 * best.intercept, float(xs[best.start]), float(xs[best.end]),
                best.end - best.start + 1, best.end < last, float(xs[best.end]), s_lo, s_hi, gain, g_lo, g_hi,
-               NO_INTERVAL_ONE_PROBLEM if problems < 2 else None)
+               reason, identified)
+
+
+def after_saturation(law: Law) -> str | None:
+    """The region past the saturation point, named by its evidence (the gain's 95% interval), not by
+    where the fit bends: "no significant gain (95%)" when the interval holds 0, "still rising (95%)" or
+    "falling (95%)" when it excludes 0; None when no point follows the saturation point."""
+    if not law.saturated:
+        return None
+    if not (math.isfinite(law.gain_lo) and math.isfinite(law.gain_hi)):
+        return "no interval (one problem)"
+    if law.gain_lo > 0:
+        return "still rising (95%)"
+    if law.gain_hi < 0:
+        return "falling (95%)"
+    return "no significant gain (95%)"
 
 
 # --- calibration and the figure's regions ------------------------------------------------------------

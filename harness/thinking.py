@@ -152,9 +152,9 @@ def check_within_limits(request: dict[str, Any], response: dict[str, Any], think
         return
     allowed = (thinking_budget + tolerance) * choices
     reasoning, how = response.get("reasoning_tokens"), "reported"
-    if reasoning is None:  # no count: estimate from the text, and only flag what no estimate error explains
-        reasoning, how = _estimated_reasoning(response), "sent (estimated from its reasoning text)"
-        allowed *= ESTIMATE_SLACK
+    if reasoning is None:  # no count: estimate each choice from its text, flag only what no estimate error explains
+        reasoning, how = _estimated_reasoning(response), "sent in one choice (estimated from its reasoning text)"
+        allowed = (thinking_budget + tolerance) * ESTIMATE_SLACK
     if reasoning is not None and reasoning > allowed:
         raise LimitIgnored(
             f"the server ignored the thinking budget (`budgets.thinking_preset: {preset}`): asked for at most "
@@ -168,14 +168,28 @@ def check_within_limits(request: dict[str, Any], response: dict[str, Any], think
 ESTIMATE_SLACK = 2
 
 
+def choice_share(response: dict[str, Any], index: int, total: int | None) -> int | None:
+    """One choice's part of a per-request usage count: servers report usage once per request, so with
+    several choices it is split in proportion to each choice's characters (reasoning field and text)."""
+    choices = response.get("choices", [response])
+    if total is None or len(choices) == 1:
+        return total
+    lengths = [len(c.get("reasoning") or "") + len(c.get("text") or "") or 1 for c in choices]
+    return round(total * lengths[index] / sum(lengths))
+
+
 def _estimated_reasoning(response: dict[str, Any]) -> int | None:
-    """Reasoning tokens of a response that sent reasoning text (field or think tags) but no count."""
-    total = 0
-    for choice in response.get("choices", [response]):
+    """Reasoning tokens of the most-reasoning choice of a response that sent reasoning text (field or
+    think tags) but no count. Each choice is credited its own share of the request's completion tokens
+    (choice_share), never the whole: n choices each credited the total would look n times over budget."""
+    most = None
+    choices = response.get("choices", [response])
+    for index, choice in enumerate(choices):
         thinking, answer = split_thinking(choice.get("text") or "")
         thinking = (choice.get("reasoning") or "") + thinking
         if not thinking:
             continue
-        share = reasoning_tokens_by_chars(response.get("completion_tokens"), thinking, answer)
-        total += share or 0
-    return total or None
+        own = choice_share(response, index, response.get("completion_tokens"))
+        share = reasoning_tokens_by_chars(own, thinking, answer) or 0
+        most = share if most is None else max(most, share)
+    return most

@@ -246,9 +246,11 @@ def frontier_table(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[frontier_rows(table), FRONTIER_COLUMNS].reset_index(drop=True)
 
 
-CROSSOVER_DEFINITION = ("the fewest tokens of a frontier point that votes (k >= 2) over answers shorter than the "
-                        "longest budget, rises above every cheaper point, and beats the single longest-budget "
-                        "answer (k = 1) costing as much or more")
+CROSSOVER_DEFINITION = ("the fewest tokens of a vote (k >= 2) over answers shorter than the longest budget that is "
+                        "more accurate than thinking longer at the same spend (thinking_longer_rule)")
+THINKING_LONGER_RULE = ("the single-answer (k = 1) curve in order of tokens, made non-decreasing (one may stop at a "
+                        "shorter budget), read by linear interpolation in log2(tokens) between measured budgets; past "
+                        "the longest answer held at its value for half a doubling; not compared elsewhere")
 FRONTIER_INTERVAL = ("the frontier's accuracy at that spend (the best maj@k of any grid point costing no more, "
                      "tokens as in curve.csv), frontier re-selected in every bootstrap replicate over problems")
 
@@ -276,22 +278,29 @@ def frontier_metrics(table: pd.DataFrame, points: Points, maj_boot: np.ndarray, 
 
 def crossover_metrics(written: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: np.ndarray, problems: int
                       ) -> dict[str, Any]:
-    """Where a vote over shorter answers starts to beat the single longest-budget answer, with its
-    interval over the bootstrap replicates that have one and the share of replicates that do. `written`
-    is the curve as curve.csv holds it (as_written), the numbers the crossover is read from."""
+    """Where a vote over shorter answers starts to beat thinking longer at equal spend, with its interval
+    over the bootstrap replicates (open above when many have none), the share of replicates that have one,
+    the win over thinking longer with its interval, and a sentence that says what the numbers say.
+    `written` is the curve as curve.csv holds it (as_written), the numbers the crossover is read from."""
     longest_budget = largest(written["budget"])
     budgets = written["budget"].map(as_budget)
-    longest = int(np.flatnonzero((budgets == longest_budget).to_numpy() & (written["k"] == 1).to_numpy())[0])
+    single = (written["k"] == 1).to_numpy()
+    longest = int(np.flatnonzero((budgets == longest_budget).to_numpy() & single)[0])
     shorter_votes = ((written["k"] >= 2) & (budgets != longest_budget)).to_numpy()
     found = frontier.crossover(written["mean_tokens"].to_numpy(), written["maj_at_k"].to_numpy(), shorter_votes,
-                               longest, tokens_boot, maj_boot)
-    single = written.iloc[longest]
+                               single, tokens_boot, maj_boot)
+    top = written.iloc[longest]
+    compared = _compared_spends(written, single)
     out: dict[str, Any] = {
         "definition": CROSSOVER_DEFINITION,
-        "versus": {"budget": as_budget(longest_budget), "k": 1, "tokens": _num(single["mean_tokens"], 3),
-                   "maj_at_k": _num(single["maj_at_k"])},
+        "thinking_longer_rule": THINKING_LONGER_RULE,
+        "compared_spends": {"from": _num(compared[0], 3), "to": _num(compared[1], 3)},
+        "versus": {"budget": as_budget(longest_budget), "k": 1, "tokens": _num(top["mean_tokens"], 3),
+                   "maj_at_k": _num(top["maj_at_k"])},
         "replicates_with_crossover": round(found.share, 4),
         "tokens": _num(found.tokens, 3), "budget": None, "k": None, "maj_at_k": None,
+        "thinking_longer_at_equal_spend": None,
+        "gain_over_thinking_longer": None, "gain_lo": None, "gain_hi": None,
         "tokens_lo": None if problems < 2 else _num(found.tokens_lo, 3),
         "tokens_hi": None if problems < 2 else _num(found.tokens_hi, 3),
         # no crossover at all is inside the interval: its upper end is open (tokens_hi null)
@@ -299,11 +308,86 @@ def crossover_metrics(written: pd.DataFrame, tokens_boot: np.ndarray, maj_boot: 
     }
     if found.point is not None:
         at = written.iloc[found.point]
-        out.update(budget=as_budget(at["budget"]), k=int(at["k"]), maj_at_k=_num(at["maj_at_k"]))
-    reason = found.reason or (stats.NO_INTERVAL_ONE_PROBLEM if problems < 2 else None)
-    if reason:
-        out["reason"] = reason
+        gain = float(at["maj_at_k"]) - found.thinking_longer
+        lo, hi = stats.widened(gain, found.gains, problems)
+        out.update(budget=as_budget(at["budget"]), k=int(at["k"]), maj_at_k=_num(at["maj_at_k"]),
+                   thinking_longer_at_equal_spend=_num(found.thinking_longer), gain_over_thinking_longer=_num(gain),
+                   gain_lo=_num(lo), gain_hi=_num(hi))
+    else:
+        out["reason"] = no_crossover_reason(written, single, shorter_votes, found, compared)
+    if problems < 2:
+        out["interval_reason"] = stats.NO_INTERVAL_ONE_PROBLEM
+    out["statement"] = crossover_statement(out, written, single)
     return out
+
+
+def _compared_spends(written: pd.DataFrame, single: np.ndarray) -> tuple[float, float]:
+    """The spends at which thinking longer was measured (frontier.thinking_longer_at is defined)."""
+    tokens = written.loc[single, "mean_tokens"].to_numpy(dtype=float)
+    tokens = tokens[np.isfinite(tokens) & (tokens > 0)]
+    if not tokens.size:
+        return math.nan, math.nan
+    return float(tokens.min()), float(tokens.max()) * 2 ** frontier.EQUAL_SPEND_REACH_DOUBLINGS
+
+
+def _label(row: pd.Series) -> str:
+    return f"maj@{int(row['k'])} at budget {as_budget(row['budget'])} ({row['mean_tokens']:,.0f} tokens)"
+
+
+def _read_where(written: pd.DataFrame, single: np.ndarray, spend: float) -> str:
+    """Which measured answers thinking longer is read from at a spend (for the sentence): the answers
+    that set the non-decreasing curve on either side of the spend (frontier.thinking_longer_at)."""
+    singles = written[single].sort_values("mean_tokens", kind="stable")
+    best = singles["maj_at_k"].cummax().to_numpy()
+    source = [as_budget(singles.iloc[int(np.flatnonzero(singles["maj_at_k"].to_numpy() == b)[0])]["budget"])
+              for b in best]
+    tokens = singles["mean_tokens"].to_numpy()
+    below = int(np.searchsorted(tokens, spend, side="right")) - 1
+    above = int(np.searchsorted(tokens, spend, side="left"))
+    if above >= len(tokens):
+        return f"held from budget {source[-1]}'s answer, the best single answer measured"
+    lo, hi = source[max(below, 0)], source[above]
+    if lo == hi:
+        return f"budget {lo}'s answer, the best single answer affordable there"
+    return f"interpolated between budget {lo}'s and budget {hi}'s answers"
+
+
+def no_crossover_reason(written: pd.DataFrame, single: np.ndarray, shorter_votes: np.ndarray,
+                        found: frontier.Crossover, compared: tuple[float, float]) -> str:
+    """Why there is no crossover, in the data's own numbers: the vote that came nearest, and the votes
+    that lie where thinking longer was never measured (they are on the figure, not compared)."""
+    span = f"{compared[0]:,.0f}-{compared[1]:,.0f} tokens"
+    if found.closest is None:
+        text = (f"no vote over answers shorter than the longest budget costs a spend where thinking longer was "
+                f"measured ({span}): nothing to compare at equal spend")
+    else:
+        row = written.iloc[found.closest]
+        text = (f"no vote over answers shorter than the longest budget beats thinking longer at equal spend "
+                f"({span}): the nearest, {_label(row)}, has {100 * row['maj_at_k']:.1f}% against "
+                f"{100 * found.closest_thinking_longer:.1f}% for thinking longer "
+                f"({_read_where(written, single, float(row['mean_tokens']))})")
+    beyond = written[shorter_votes & (written["mean_tokens"] > compared[1]).to_numpy()]
+    top = written[single].sort_values("mean_tokens", kind="stable").iloc[-1]
+    better = beyond[beyond["maj_at_k"] > top["maj_at_k"]]
+    if len(better):
+        row = better.sort_values("mean_tokens", kind="stable").iloc[0]
+        text += (f"; beyond {compared[1]:,.0f} tokens thinking longer was not measured, so {_label(row)}, "
+                 f"above the longest answer's {100 * top['maj_at_k']:.1f}%, is not a crossover")
+    return text
+
+
+def crossover_statement(out: dict[str, Any], written: pd.DataFrame, single: np.ndarray) -> str:
+    """One sentence for the summary and the figure, built from the numbers beside it."""
+    if out["tokens"] is None:
+        return "no crossover: " + out["reason"]
+    where = _read_where(written, single, out["tokens"])
+    text = (f"votes over shorter answers beat thinking longer from {out['tokens']:,.0f} tokens: "
+            f"maj@{out['k']} at budget {out['budget']} has {100 * out['maj_at_k']:.1f}% against "
+            f"{100 * out['thinking_longer_at_equal_spend']:.1f}% for thinking longer ({where})")
+    if out["gain_lo"] is not None and out["gain_hi"] is not None:
+        text += (f", {100 * out['gain_over_thinking_longer']:+.1f} points "
+                 f"(95% CI {100 * out['gain_lo']:+.1f} to {100 * out['gain_hi']:+.1f})")
+    return text
 
 
 def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget) -> stats.Law:
@@ -417,9 +501,13 @@ def metrics(
         "tokens_by_k": {str(k): round(float(v), 3) for k, v in vote["mean_tokens"].items()},
         "best_accuracy": round(float(table["maj_at_k"].max()), 6),
         "law": {
-            "slope_points_per_doubling": _num(fitted.slope, 3),
-            "slope_lo": _num(fitted.slope_lo, 3),
-            "slope_hi": _num(fitted.slope_hi, 3),
+            # a slope whose interval no accuracy curve could have is not printed: `identified` false, reason
+            "identified": fitted.identified,
+            "slope_points_per_doubling": _num(fitted.slope, 3) if fitted.identified else None,
+            "slope_lo": _num(fitted.slope_lo, 3) if fitted.identified else None,
+            "slope_hi": _num(fitted.slope_hi, 3) if fitted.identified else None,
+            "intercept_points": _num(fitted.intercept, 3) if fitted.identified else None,
+            "slope_bound_points_per_doubling": _num(stats.slope_bound(fitted.x_from, fitted.x_to), 3),
             "fit_from_log2_tokens": _num(fitted.x_from, 4),
             "fit_to_log2_tokens": _num(fitted.x_to, 4),
             "fit_points": fitted.points,
@@ -430,6 +518,8 @@ def metrics(
             "gain_after_saturation": _num(fitted.gain_after_saturation),
             "gain_after_saturation_lo": _num(fitted.gain_lo),
             "gain_after_saturation_hi": _num(fitted.gain_hi),
+            # what the data show past the saturation point: the region's name on the figure
+            "after_saturation": stats.after_saturation(fitted),
             "method": "floor-rise-plateau least squares, breakpoints re-chosen in every bootstrap replicate",
             # why a value above is null; absent when none is (DVC drops null metrics)
             **({"reason": fitted.reason} if fitted.reason else {}),

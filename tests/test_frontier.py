@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from grids import near_equal_spend_grid
 
 from harness import frontier, vote
 from harness.cli import main
@@ -51,12 +52,40 @@ def test_height_at_is_the_best_accuracy_of_any_point_costing_no_more():
             assert (np.isnan(h) and not affordable) or h == max(affordable)
 
 
-def brute_force_crossover(tokens, accuracy, shorter_vote, longest) -> float:
-    on = brute_force_envelope(tokens, accuracy)
-    rises = [on[i] and all(accuracy[i] > accuracy[j] for j in range(len(tokens)) if tokens[j] < tokens[i])
-             for i in range(len(tokens))]
-    wins = [tokens[i] for i in range(len(tokens)) if rises[i] and shorter_vote[i] and tokens[i] <= tokens[longest]
-            and accuracy[i] > accuracy[longest]]
+def brute_force_thinking_longer(tokens, accuracy, single, spend) -> float:
+    """The rule as docs/statistics.md states it, point by point: the best single answer costing no more
+    than each measured answer, joined by straight lines in log2(tokens), held for half a doubling past the
+    longest answer, undefined elsewhere."""
+    pts = sorted((tokens[i], accuracy[i]) for i in range(len(tokens))
+                 if single[i] and np.isfinite(tokens[i]) and np.isfinite(accuracy[i]) and tokens[i] > 0)
+    if not pts or not np.isfinite(spend) or spend < pts[0][0] or spend > pts[-1][0] * 2 ** 0.5:
+        return float("nan")
+    best = {t: max(a for u, a in pts if u <= t) for t, _ in pts}
+    xs = sorted(best)
+    if spend >= xs[-1]:
+        return best[xs[-1]]
+    right = next(t for t in xs if t >= spend)
+    left = max(t for t in xs if t <= spend)
+    if left == right:
+        return best[left]
+    w = (np.log2(spend) - np.log2(left)) / (np.log2(right) - np.log2(left))
+    return best[left] + w * (best[right] - best[left])
+
+
+def test_thinking_longer_at_equal_spend_equals_the_stated_rule_on_random_grids():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        tokens, accuracy = random_grid(rng, int(rng.integers(1, 12)))
+        single = rng.random(tokens.size) < 0.6
+        spend = rng.uniform(0.5, 20, 6)
+        got = frontier.thinking_longer_at(tokens, accuracy, single, spend)[0]
+        want = [brute_force_thinking_longer(tokens, accuracy, single, s) for s in spend]
+        np.testing.assert_allclose(got, want, equal_nan=True, atol=1e-12)
+
+
+def brute_force_crossover(tokens, accuracy, shorter_vote, single) -> float:
+    wins = [tokens[i] for i in range(len(tokens)) if shorter_vote[i]
+            and accuracy[i] > brute_force_thinking_longer(tokens, accuracy, single, tokens[i])]
     return min(wins) if wins else float("nan")
 
 
@@ -67,11 +96,10 @@ def test_crossover_equals_brute_force_on_random_grids():
         n = int(rng.integers(2, 16))
         tokens = rng.integers(1, 12, n).astype(float)
         accuracy = rng.integers(0, 6, n) / 5
-        shorter_vote = rng.random(n) < 0.5
-        longest = int(rng.integers(0, n))
-        shorter_vote[longest] = False
-        got = frontier.crossover_tokens(tokens, accuracy, shorter_vote, longest)[0]
-        want = brute_force_crossover(tokens, accuracy, shorter_vote, longest)
+        single = rng.random(n) < 0.4
+        shorter_vote = ~single & (rng.random(n) < 0.7)
+        got = frontier.crossover_tokens(tokens, accuracy, shorter_vote, single)[0]
+        want = brute_force_crossover(tokens, accuracy, shorter_vote, single)
         assert (np.isnan(got) and np.isnan(want)) or got == want
         found += not np.isnan(want)
     assert 20 < found < 480  # both outcomes were exercised
@@ -141,6 +169,9 @@ def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_
     crossing = summary["crossover"]
     assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (16, 4, 68.0), crossing
     assert crossing["versus"] == {"budget": 64, "k": 1, "tokens": 68.0, "maj_at_k": 0.4}
+    # at 68 tokens thinking longer buys budget 16's 75% (stopping there beats budget 64's 40%)
+    assert crossing["thinking_longer_at_equal_spend"] == 0.75
+    assert crossing["gain_over_thinking_longer"] == 0.25
     assert crossing["tokens_lo"] <= 68.0 <= crossing["tokens_hi"]
     assert crossing["replicates_with_crossover"] == 1.0
 
@@ -187,3 +218,43 @@ def test_a_wrong_pool_map_stops_before_any_request(project, fake_model, capsys, 
     assert main(["run"]) == 2
     assert message in capsys.readouterr().err
     assert fake_model.requests == []
+
+
+def test_a_vote_two_percent_dearer_than_the_longest_answer_is_compared_at_equal_spend():
+    """The issue's case: maj@4 at budget 64 (288 tokens) against one budget-256 answer (283 tokens). The
+    old rule (a vote must cost no more than the longest answer) reported no crossover; at equal spend the
+    vote's win is reported, with its interval, and the sentence says so with the numbers beside it."""
+    params = Params.model_validate({"data": {"answer_type": "any"}})
+    table, summary = vote.compute(near_equal_spend_grid(True), params)
+    crossing = summary["crossover"]
+    assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (64, 4, 288.0), crossing
+    assert crossing["maj_at_k"] == 0.8 and crossing["thinking_longer_at_equal_spend"] == 0.5
+    assert crossing["gain_lo"] > 0, "votes clearly win: the gain's interval excludes 0"
+    assert crossing["replicates_with_crossover"] > 0.9 and "reason" not in crossing
+    assert crossing["tokens_lo"] <= 288.0
+    statement = crossing["statement"]
+    assert statement.startswith("votes over shorter answers beat thinking longer from 288 tokens")
+    assert f"{100 * crossing['maj_at_k']:.1f}% against 50.0%" in statement
+    assert "held from budget 256's answer" in statement
+    front = vote.frontier_table(table)
+    assert ((front["budget"] == 64) & (front["k"] == 4)).any(), "the crossover is a point of frontier.csv"
+
+
+def test_votes_that_amplify_a_shared_wrong_answer_give_no_crossover_and_say_why():
+    params = Params.model_validate({"data": {"answer_type": "any"}})
+    table, summary = vote.compute(near_equal_spend_grid(False), params)
+    crossing = summary["crossover"]
+    assert crossing["tokens"] is None and crossing["budget"] is None
+    reason = crossing["reason"]
+    assert reason.startswith("no vote over answers shorter than the longest budget beats thinking longer")
+    # the sentence quotes the nearest vote and what thinking longer buys there: both are the data's numbers
+    written = vote.as_written(table)
+    nearest = next(r for _, r in written.iterrows() if f"maj@{int(r['k'])} at budget {r['budget']} "
+                   f"({r['mean_tokens']:,.0f} tokens)" in reason)
+    assert int(nearest["k"]) >= 2 and f"has {100 * nearest['maj_at_k']:.1f}% against" in reason
+    single = (written["k"] == 1).to_numpy()
+    longer = frontier.thinking_longer_at(written["mean_tokens"], written["maj_at_k"], single,
+                                         [nearest["mean_tokens"]])[0, 0]
+    assert f"against {100 * longer:.1f}% for thinking longer" in reason
+    assert nearest["maj_at_k"] <= longer
+    assert crossing["statement"] == "no crossover: " + reason

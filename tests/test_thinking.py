@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.chain import CHAT_TEMPLATES, Job, Outcome
+from harness.chain import CHAT_TEMPLATES, Job, Outcome, _choice_tokens
 from harness.cli import main
 from harness.params import BudgetParams, ModelParams
 from harness.sample import sample_row
-from harness.thinking import split_thinking
+from harness.thinking import LimitIgnored, _estimated_reasoning, check_within_limits, split_thinking
 
 CUE = "\n\nFinal answer: \\boxed{"
 
@@ -213,3 +213,28 @@ def test_a_thinking_budget_ignored_by_a_server_that_sends_no_count_is_caught_fro
     project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "sglang"},
             sampling={"samples": 1, "vote_samples": 1, "concurrency": 1, "seed": 1})
     assert main(["run"]) == 0
+
+
+def _choices(reasoning_chars: int, answer: str, n: int, completion_tokens: int) -> dict:
+    """A stored response of n choices that sent reasoning text but no reasoning count (usage is per request)."""
+    return {"completion_tokens": completion_tokens, "reasoning_tokens": None,
+            "choices": [{"text": answer, "reasoning": "x" * reasoning_chars, "finish_reason": "stop"}] * n}
+
+
+def test_n_choices_are_each_credited_their_own_share_of_the_tokens_not_the_whole_response():
+    """Four choices that each thought ~100 tokens (a 128 budget obeyed): the request reports 4 x 110
+    completion tokens. Crediting each choice the whole 440 would estimate ~1,600 reasoning tokens and stop
+    the run for an ignored budget; per choice it is ~100."""
+    obeyed = _choices(400, "so the answer is 42", 4, 440)
+    assert 90 <= _estimated_reasoning(obeyed) <= 110
+    request = {"endpoint": "chat", "max_tokens": None}
+    check_within_limits(request, obeyed, thinking_budget=128, tolerance=16, preset="vllm")  # no false alarm
+    ignored = _choices(4000, "so the answer is 42", 4, 4 * 1010)  # ~1,000 reasoning tokens each
+    with pytest.raises(LimitIgnored, match="estimated"):
+        check_within_limits(request, ignored, thinking_budget=128, tolerance=16, preset="vllm")
+
+
+def test_usage_of_several_choices_is_split_by_each_choice_s_reasoning_and_text():
+    response = {"completion_tokens": 300, "choices": [{"text": "a" * 10, "reasoning": "r" * 90},
+                                                      {"text": "b" * 200, "reasoning": None}]}
+    assert [_choice_tokens(response, i, "completion_tokens") for i in (0, 1)] == [100, 200]
