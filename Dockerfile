@@ -27,13 +27,14 @@ WORKDIR /app
 
 # Every dependency from the hashed lock. OFFLINE=1 installs from docker/wheels/ only (filled by
 # docker/build-offline with the lock's own files, so the hashes still match); else from PyPI.
-# llama-cpp-python compiles text-only, as noxfile.py builds it: the multimodal library (llava/mtmd) is a
-# quarter of the compile and the embedded model never loads it.
+# llama-cpp-python compiles with noxfile.py's LLAMA_CMAKE_ARGS: text only (the embedded model never loads
+# the multimodal library) and portable, not -march=native (native AMX kernels crash where the kernel does
+# not grant AMX state).
 ARG OFFLINE=0
 COPY requirements.lock ./
 RUN --mount=type=bind,source=docker/wheels,target=/wheels \
     if [ "$OFFLINE" = 1 ]; then export PIP_NO_INDEX=1; fi \
- && CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install --require-hashes --find-links /wheels -r requirements.lock
+ && CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install --require-hashes --find-links /wheels -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY harness/ harness/

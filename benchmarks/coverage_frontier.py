@@ -34,8 +34,13 @@ from harness.params import Params
 SKILL_SPREAD = 1.2
 WRONG = (0.5, 0.3, 0.2)  # how the wrong answers split
 BUDGETS = [16, 32, 64, 128, 256]
-# (name, tokens per sample at each budget, true single-sample accuracy at each budget)
+# (name, tokens per sample at each budget, true single-sample accuracy at each budget[, how wrong answers split])
 GRIDS = {
+    # issue 22's case: maj@4 at 64 costs 288 tokens, 2% more than one budget-256 answer (283); it beats
+    # thinking longer there (budget 64's own 60%: longer budgets did worse) by ~8 points
+    "near-equal": ([18, 36, 72, 140, 283], [0.25, 0.35, 0.60, 0.50, 0.51], (0.34, 0.33, 0.33)),
+    # votes amplify a shared wrong answer: four in five wrong answers are the same one
+    "shared-wrong": ([18, 36, 72, 140, 283], [0.25, 0.30, 0.35, 0.45, 0.60], (0.8, 0.1, 0.1)),
     # thinking longer pays at first, then flattens while its answers get expensive (forcing + Wait): a
     # vote over mid-length answers overtakes the single longest one
     "crossing": ([18, 34, 66, 126, 520], [0.20, 0.35, 0.50, 0.55, 0.58]),
@@ -57,6 +62,11 @@ def _probit(m: float) -> float:
     return (lo + hi) / 2 * math.sqrt(1 + SKILL_SPREAD**2)
 
 
+def _grid(name: str) -> tuple[list[int], list[float], tuple[float, ...]]:
+    tokens, accuracy, *wrong = GRIDS[name]
+    return tokens, accuracy, tuple(wrong[0]) if wrong else WRONG
+
+
 def _vote_probability(q: np.ndarray, k: int) -> float:
     """Expected score of a majority vote of k samples with answer probabilities q (q[0]: the right one),
     summed over every composition of k (the seed's tie rule, majority.vote_score)."""
@@ -71,7 +81,7 @@ def _vote_probability(q: np.ndarray, k: int) -> float:
     return float(total)
 
 
-def true_grid(tokens: list[int], accuracy: list[float], pool: int) -> pd.DataFrame:
+def true_grid(tokens: list[int], accuracy: list[float], pool: int, wrong: tuple[float, ...] = WRONG) -> pd.DataFrame:
     """maj@k at every (budget, k) of the infinite-problem run, with its tokens."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(60)
     weights = weights / weights.sum()
@@ -79,24 +89,29 @@ def true_grid(tokens: list[int], accuracy: list[float], pool: int) -> pd.DataFra
     for budget, t, m in zip(BUDGETS, tokens, accuracy):
         right = _PHI(_probit(m) + SKILL_SPREAD * nodes)
         for k in majority.vote_ks(pool):
-            value = sum(w * _vote_probability(np.array([r, *((1 - r) * np.array(WRONG))]), k)
+            value = sum(w * _vote_probability(np.array([r, *((1 - r) * np.array(wrong))]), k)
                         for w, r in zip(weights, right))
             rows.append({"budget": budget, "k": k, "mean_tokens": float(k * t), "maj_at_k": float(value)})
     return pd.DataFrame(rows)
 
 
-def truth(grid: pd.DataFrame) -> tuple[float, pd.Series]:
-    """The crossover and the frontier's height at every grid spend, on the true grid."""
+def truth(grid: pd.DataFrame) -> tuple[float, float, pd.Series]:
+    """The crossover, the win over thinking longer there, and the frontier's height at every grid spend,
+    on the true grid."""
     t, a = grid["mean_tokens"].to_numpy(), grid["maj_at_k"].to_numpy()
-    longest = int(np.flatnonzero((grid["budget"] == BUDGETS[-1]) & (grid["k"] == 1))[0])
+    single = (grid["k"] == 1).to_numpy()
     shorter = ((grid["k"] >= 2) & (grid["budget"] != BUDGETS[-1])).to_numpy()
-    crossing = float(frontier.crossover_tokens(t, a, shorter, longest)[0])
+    crossing = float(frontier.crossover_tokens(t, a, shorter, single)[0])
+    gain = math.nan
+    if math.isfinite(crossing):
+        tied = np.flatnonzero((t == crossing) & shorter)  # the most accurate vote at that spend, as vote.py
+        gain = float(a[tied].max() - frontier.thinking_longer_at(t, a, single, [crossing])[0, 0])
     spends = np.unique(t)
-    return crossing, pd.Series(frontier.height_at(t, a, spends)[0], index=spends)
+    return crossing, gain, pd.Series(frontier.height_at(t, a, spends)[0], index=spends)
 
 
 def simulate(rng: np.random.Generator, tokens: list[int], accuracy: list[float], problems: int,
-             pool: int) -> pd.DataFrame:
+             pool: int, wrong_split: tuple[float, ...] = WRONG) -> pd.DataFrame:
     """One run's sample table."""
     rows = []
     skills = rng.normal(size=problems)
@@ -104,7 +119,7 @@ def simulate(rng: np.random.Generator, tokens: list[int], accuracy: list[float],
         right = _PHI(_probit(m) + SKILL_SPREAD * skills)
         for p in range(problems):
             draws = rng.random(pool)
-            wrong = rng.choice(3, size=pool, p=WRONG)
+            wrong = rng.choice(3, size=pool, p=wrong_split)
             for s in range(pool):
                 ok = bool(draws[s] < right[p])
                 rows.append({"problem_id": f"p{p:03d}", "budget": budget, "sample": s, "seed": s,
@@ -116,14 +131,14 @@ def simulate(rng: np.random.Generator, tokens: list[int], accuracy: list[float],
 
 
 def coverage(name: str, problems: int, pool: int, reps: int, seed: int = 13) -> dict[str, float]:
-    tokens, accuracy = GRIDS[name]
-    true_crossing, true_height = truth(true_grid(tokens, accuracy, pool))
+    tokens, accuracy, wrong = _grid(name)
+    true_crossing, true_gain, true_height = truth(true_grid(tokens, accuracy, pool, wrong))
     params = Params.model_validate({"data": {"answer_type": "any"}, "sampling": {"samples": pool}})
     rng = np.random.default_rng([seed, problems, pool])
-    crossing_covered = crossing_found = height_covered = heights = 0
+    crossing_covered = crossing_found = height_covered = heights = gain_covered = gains = 0
     widths = []
     for rep in range(reps):
-        _, summary = vote.compute(simulate(rng, tokens, accuracy, problems, pool), params.model_copy(
+        _, summary = vote.compute(simulate(rng, tokens, accuracy, problems, pool, wrong), params.model_copy(
             update={"sampling": params.sampling.model_copy(update={"seed": rep})}))
         c = summary["crossover"]
         crossing_found += c["tokens"] is not None
@@ -135,13 +150,18 @@ def coverage(name: str, problems: int, pool: int, reps: int, seed: int = 13) -> 
                 widths.append(math.log2(hi) - math.log2(lo))
         else:
             crossing_covered += c["open_above"]  # "no crossover" is inside the interval
+        # the reported win over thinking longer, where the run found the true crossover's point
+        if math.isfinite(true_gain) and c["tokens"] == true_crossing and c["gain_lo"] is not None:
+            gains += 1
+            gain_covered += c["gain_lo"] <= true_gain <= c["gain_hi"]
         for point in summary["frontier"]["points"].values():
             heights += 1
             height_covered += point["lo"] <= true_height[point["tokens"]] <= point["hi"]
     return {"crossover": crossing_covered / reps, "crossover_found": crossing_found / reps,
             "frontier_height": height_covered / heights, "true_crossover": true_crossing,
             "median_log2_width": float(np.median(widths)) if widths else float("nan"),
-            "closed": len(widths) / reps}
+            "closed": len(widths) / reps, "gain": gain_covered / gains if gains else float("nan"),
+            "true_gain": true_gain}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,15 +171,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     reps = args.reps or (60 if args.quick else 300)
     print("| grid | problems | pool | crossover covered | crossover found | interval closed above | "
-          "frontier height covered | true crossover (tokens) | median closed width (log2) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "frontier height covered | true crossover (tokens) | median closed width (log2) | "
+          "gain over thinking longer covered | true gain (points) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in GRIDS:
         for problems, pool in CASES:
             start = time.perf_counter()
             r = coverage(name, problems, pool, reps)
             print(f"| {name} | {problems} | {pool} | {r['crossover']:.3f} | {r['crossover_found']:.3f} | "
                   f"{r['closed']:.3f} | "
-                  f"{r['frontier_height']:.3f} | {r['true_crossover']:.0f} | {r['median_log2_width']:.2f} |"
+                  f"{r['frontier_height']:.3f} | {r['true_crossover']:.0f} | {r['median_log2_width']:.2f} | "
+                  f"{r['gain']:.3f} | {100 * r['true_gain']:+.1f} |"
                   f"  <!-- {time.perf_counter() - start:.0f} s -->", flush=True)
 
 

@@ -164,7 +164,8 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
             closest = int(min(near, key=lambda i: (-a[i], t[i])))
         return Crossover(None, estimate, lo, hi, share, math.nan, np.array([]), closest,
                          math.nan if closest is None else float(longer[closest]))
-    point = int(np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))[0])
+    tied = np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))
+    point = int(tied[np.argmax(a[tied])])  # several winners at the same spend: the most accurate
     # the same point's win in every replicate (its tokens and the curve as resampled): the gain's interval
     boot_longer = thinking_longer_at(tokens_boot, accuracy_boot, single, np.asarray(tokens_boot)[:, [point]])[:, 0]
     gains = np.asarray(accuracy_boot, dtype=float)[:, point] - boot_longer

@@ -32,6 +32,7 @@ class RunFacts:
     billed: dict[str, dict[str, int]]  # bill.billed_tokens of the sample table: live/batch x input/cached/output
     law: dict[str, Any]
     seconds: float
+    crossover: dict[str, Any] | None = None  # metrics.json's: its `statement` is the summary's line
 
 
 def gather(sent: int, seconds: float) -> RunFacts:
@@ -50,6 +51,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
         billed=billed_tokens(samples),
         law=read_json(METRICS).get("law", {}),
         seconds=seconds,
+        crossover=read_json(METRICS).get("crossover"),
     )
 
 
@@ -81,6 +83,7 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
         f"  wall time    {_duration(facts.seconds)}",
         f"  law          {_law(facts.law)}",
         f"  saturation   {_saturation(facts.law)}",
+        f"  crossover    {_crossover(facts.crossover)}",
         f"  figures      {ACCURACY_PNG}, {CALIBRATION_PNG}",
     ]
 
@@ -102,6 +105,10 @@ def _duration(seconds: float) -> str:
 
 def _law(law: dict[str, Any]) -> str:
     slope = law.get("slope_points_per_doubling")
+    if law.get("identified") is False:
+        bound = law.get("slope_bound_points_per_doubling")
+        return (f"not identified: too few problems to fit a law (the slope's interval reaches past +-{bound:.1f} "
+                "points per doubling, the steepest rise possible over the fitted range)")
     if slope is None:
         return f"no slope ({law.get('reason', 'too few points rise above the floor')})"
     lo, hi = law.get("slope_lo"), law.get("slope_hi")
@@ -116,4 +123,16 @@ def _saturation(law: dict[str, Any]) -> str:
     where = f"log2 tokens {at:.2f} (~{2 ** at:,.0f} tokens)"
     lo, hi = law.get("saturation_log2_tokens_lo"), law.get("saturation_log2_tokens_hi")
     interval = f" (95% CI {lo:.2f} to {hi:.2f})" if lo is not None and hi is not None else ""
-    return f"at {where}{interval}" if law.get("saturated") else f"not reached: still rising at {where}"
+    if not law.get("saturated"):
+        return f"not reached: still rising at {where}"
+    gain, g_lo, g_hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
+    after = law.get("after_saturation")
+    then = (f"; after it: {after}, {100 * gain:+.1f} points (95% CI {100 * g_lo:+.1f} to {100 * g_hi:+.1f})"
+            if after and None not in (gain, g_lo, g_hi) else "")
+    return f"at {where}{interval}{then}"
+
+
+def _crossover(crossover: dict[str, Any] | None) -> str:
+    if not crossover:
+        return "not computed (no metrics.json)"
+    return str(crossover.get("statement") or ("none: " + str(crossover.get("reason", "no reason given"))))

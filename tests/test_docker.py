@@ -159,3 +159,11 @@ def test_entry_command_reproduces_outside_a_container(tmp_path):
     assert not (app / ".git").exists() and "no_scm" in (app / ".dvc" / "config.local").read_text()
     assert hashes(app, outputs()) == hashes(REPO, outputs())
     assert hashes(app, list(SHARDS)) == hashes(REPO, list(SHARDS)), "the replay rewrote the store"
+
+
+def test_the_image_compiles_llama_cpp_with_the_flags_nox_uses():
+    """A flag set in one place only (text-only, portable: no native AMX kernels) would leave the image with
+    a server that crashes where the nox-built one runs."""
+    flags = re.search(r'^LLAMA_CMAKE_ARGS = "([^"]+)"', (REPO / "noxfile.py").read_text(), re.MULTILINE)
+    assert flags and "-DGGML_NATIVE=OFF" in flags[1]
+    assert f'CMAKE_ARGS="{flags[1]}"' in (REPO / "Dockerfile").read_text()
