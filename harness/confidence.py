@@ -26,6 +26,9 @@ import numpy as np
 
 from .thinking import THINK_CLOSE
 
+# samples.csv column, written only when `sampling.logprobs` is true (the tables of runs without
+# log-probabilities keep their bytes): the answer's mean log-probability, empty when none came back
+LOGPROB_COLUMN = "answer_logprob"
 EXACT_SUBSETS = 20000  # all C(n, k) subsets up to here, else SAMPLED_SUBSETS seeded random ones
 SAMPLED_SUBSETS = 2000
 TIE_TOLERANCE = 1e-12  # relative: weights summed in a different order must still tie

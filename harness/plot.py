@@ -35,6 +35,7 @@ from .files import (
     CURVE,
     METRICS,
     REGIONS_JSON,
+    THINKING_PNG,
     read_json,
     require,
     write_bytes,
@@ -138,9 +139,10 @@ def _law_label(law: dict, slope_interval: tuple[float | None, float | None]) -> 
 def accuracy_figure(
     table: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
     slope_interval: tuple[float | None, float | None] = (None, None), crossover: dict | None = None,
+    adaptive: dict | None = None,
 ) -> tuple[plt.Figure, stats.Regions, dict]:
     """`slope_interval`: the law's bootstrap interval from the vote stage's metrics (the same fit);
-    `crossover`: the metrics' crossover (drawn when there is one)."""
+    `crossover`: the metrics' crossover (drawn when there is one); `adaptive`: the metrics' stopping rules."""
     vote_budget = vote_budget_of(table, params.vote_budget)
     single = _by_budget(table[table["k"] == 1])
     vote = table[table["budget"] == vote_budget].sort_values("k")
@@ -163,6 +165,7 @@ def accuracy_figure(
     _frontier(ax, table, crossover or {})
     _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
     _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
+    _stopping_rules(ax, adaptive or {})
     if math.isfinite(law["slope"]):
         xs = [law["fit_from"], law["fit_to"]]
         ax.plot(xs, [law["intercept"] + law["slope"] * x for x in xs], "-", color="#444444", linewidth=1.2,
@@ -182,6 +185,59 @@ def accuracy_figure(
     ax.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
     fig.tight_layout()
     return fig, reg, law
+
+
+RULE_MARKERS = ("^", "v", "P", "X", "<", ">", "*", "h")
+RULE_COLOR = "#7b3294"
+
+
+def _stopping_rules(ax: plt.Axes, adaptive: dict) -> None:
+    """Each stopping rule (metrics.json `adaptive`) as its own marker, with its 95% interval, at the budgets
+    where it stops before the pool's end on average (elsewhere it is the vote over the whole pool, a point
+    already drawn). Legend: "stop early: <rule>".
+    """
+    for marker, (label, rule) in zip(RULE_MARKERS * 4, adaptive.get("rules", {}).items()):
+        points = [r for r in rule["by_budget"].values()
+                  if r["mean_samples"] is not None and r["mean_samples"] < r["whole_pool"]["mean_samples"]]
+        points = [r for r in points if r["mean_tokens"] and r["accuracy"] is not None]
+        if not points:
+            continue
+        x = [math.log2(r["mean_tokens"]) for r in points]
+        y = [100 * r["accuracy"] for r in points]
+        lower = [max(0.0, 100 * (r["accuracy"] - r["lo"])) if r["lo"] is not None else 0.0 for r in points]
+        upper = [max(0.0, 100 * (r["hi"] - r["accuracy"])) if r["hi"] is not None else 0.0 for r in points]
+        ax.errorbar(x, y, yerr=[lower, upper], fmt=marker, color=RULE_COLOR, ecolor=RULE_COLOR, elinewidth=0.8,
+                    capsize=2, markersize=5, markerfacecolor="white", zorder=6, label=f"stop early: {label}")
+
+
+def thinking_figure(thinking: dict, title: str) -> plt.Figure:
+    """`outputs/thinking_tokens.png`: per budget, the distribution of thinking tokens (box: p25-p75 with the
+    median, whiskers p10-p90, as metrics.json `thinking` has them) and the share that hit the cap."""
+    by_budget = thinking.get("by_budget", {})
+    boxes = []
+    for budget in sorted(by_budget, key=lambda b: budget_rank(as_budget(b))):  # JSON keys come sorted as text
+        t = by_budget[budget]["thinking_tokens"]
+        if t["p50"] is None:
+            continue
+        boxes.append({"label": budget, "med": t["p50"], "q1": t["p25"], "q3": t["p75"], "whislo": t["p10"],
+                      "whishi": t["p90"], "mean": t["mean"], "fliers": []})
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if boxes:
+        ax.bxp(boxes, showmeans=True, meanprops={"marker": "o", "markerfacecolor": "#d0641c",
+                                                 "markeredgecolor": "#d0641c", "markersize": 4})
+        top = max(b["whishi"] for b in boxes)
+        for i, b in enumerate(boxes, start=1):
+            share = by_budget[b["label"]]["capped_share"]
+            text = "capped\n" + (f"{100 * share:.0f}%" if share is not None else "n/a")
+            ax.annotate(text, (i, top), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                        color="#444444")
+        ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+    ax.set_xlabel(f"requested budget ({thinking.get('method', '')})")
+    ax.set_ylabel("thinking tokens per sample (box p25-p75, whiskers p10-p90, dot: mean)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Figure:
@@ -226,15 +282,18 @@ def run(params: Params) -> None:
     summary_metrics = read_json(METRICS)
     fitted = summary_metrics.get("law", {})
     fig, reg, law = accuracy_figure(table, params, title, as_budget(controllable["to"]),
-                                    (fitted.get("slope_lo"), fitted.get("slope_hi")), summary_metrics.get("crossover"))
+                                    (fitted.get("slope_lo"), fitted.get("slope_hi")), summary_metrics.get("crossover"),
+                                    summary_metrics.get("adaptive"))
     _save(fig, ACCURACY_PNG)
+    if summary_metrics.get("thinking"):
+        _save(thinking_figure(summary_metrics["thinking"], title), THINKING_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
     regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}
     regions.update(controllable_from=as_budget(controllable["from"]), controllable_to=as_budget(controllable["to"]),
                    fit_from=round(law["fit_from"], 6), fit_to=round(law["fit_to"], 6),
                    slope_points_per_doubling=round(law["slope"], 3) if math.isfinite(law["slope"]) else None)
     write_json(REGIONS_JSON, regions)
-    print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}")
+    print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}, {THINKING_PNG}")
 
 
 def save_comparison(table: pd.DataFrame, calibration: pd.DataFrame, path: object) -> None:

@@ -25,6 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+DEFINITION = ("thinking tokens: reasoning_tokens where known, else completion_tokens; capped: status truncated, "
+              "or (forcing, cap, thinking) thinking tokens >= the budget; first_correct: completion tokens of a "
+              "problem's samples in sample order up to and including its first correct one, mean over the "
+              "problems that have one")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 CAPPING_METHODS = ("forcing", "cap", "thinking")  # the budget limits the thinking: reaching it is a hit
 
