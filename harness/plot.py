@@ -232,8 +232,8 @@ def thinking_figure(thinking: dict, title: str) -> plt.Figure:
             ax.annotate(text, (i, top), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
                         color="#444444")
         ax.set_ylim(0, top * 1.25 if top > 0 else 1)
-    ax.set_xlabel(f"requested budget ({thinking.get('method', '')})")
-    ax.set_ylabel("thinking tokens per sample (box p25-p75, whiskers p10-p90, dot: mean)")
+    ax.set_xlabel(f"requested budget ({thinking.get('method', '')}); box p25-p75, whiskers p10-p90, dot: mean")
+    ax.set_ylabel("thinking tokens per sample")
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
