@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .budget_axis import Budget
+from .confidence import answer_logprob
 from .files import store_dir
 from .params import Params
 from .store import ResponseStore, StoreError, request_key
@@ -195,9 +196,20 @@ def first_request(params: Params, problem: str, problem_id: str, budget: Budget,
         }
         if template.thinks:  # the reasoning ends where the model closes its thinking block
             req["stop"] = [THINK_CLOSE]
+    req.update(logprob_fields(params, req["endpoint"]))
     if n > 1:
         req["n"] = n
     return req
+
+
+def logprob_fields(params: Params, endpoint: str) -> dict[str, Any]:
+    """`sampling.logprobs`: the OpenAI fields that return each generated token's log-probability (chat:
+    `logprobs: true` with no alternatives; completions: `logprobs: 1`, the legacy API's count). Nothing
+    under `effort`: OpenAI's reasoning models return none and reject the field (the vote stage says so).
+    Every later request of the chain (Wait, forced answer) copies the first one's fields."""
+    if not params.sampling.logprobs or params.budgets.method == "effort":
+        return {}
+    return {"logprobs": True, "top_logprobs": 0} if endpoint == "chat" else {"logprobs": 1}
 
 
 def thinking_body(params: Params) -> dict[str, Any]:
@@ -293,6 +305,7 @@ class Outcome:
     reasoning: str = ""  # the thinking: a server's separate reasoning field, or the text's think block
     answer: str = ""  # the part of `text` after the thinking: the only part graded and voted on
     reasoning_count: str | None = None  # how reasoning_tokens was counted (thinking.COUNT_*)
+    answer_logprob: float | None = None  # mean log-probability of the answer tokens (confidence.answer_logprob)
 
 
 def seed_of(params: Params, job: Job) -> int:
@@ -418,7 +431,16 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     outcome.billing = "batch" if all(p.get("batch_id") for p in parts) else "live"
     outcome.latency_s = round(sum(p.get("latency_s") or 0.0 for p in parts), 3)
     _separate_thinking(params, outcome, forced)
+    outcome.answer_logprob = _answer_logprob(parts[-1])
     return outcome
+
+
+def _answer_logprob(part: dict[str, Any]) -> float | None:
+    """The answer's confidence from the final request's stored log-probabilities (None: none stored)."""
+    stored = part.get("logprobs")
+    if not stored:
+        return None
+    return answer_logprob(stored.get("tokens") or [], stored.get("token_logprobs") or [])
 
 
 def _separate_thinking(params: Params, outcome: Outcome, forced: bool) -> None:

@@ -257,17 +257,34 @@ def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
                 "finish_reason": c.finish_reason,
                 "refusal": getattr(c.message, "refusal", None),
                 "reasoning": reasoning_of(c.message),
+                "logprobs": logprobs_of(endpoint, c),
             }
             for c in sorted(raw.choices, key=lambda c: c.index)
         ]
     else:
         choices = [
-            {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None}
+            {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None,
+             "logprobs": logprobs_of(endpoint, c)}
             for c in sorted(raw.choices, key=lambda c: c.index)
         ]
     if not choices:
         raise EmptyChoices()
     return _record(choices, raw.usage)
+
+
+def logprobs_of(endpoint: str, choice: Any) -> dict[str, list[Any]] | None:
+    """A choice's token log-probabilities, stored compactly as {tokens, token_logprobs} for both endpoints
+    (chat: `logprobs.content[]` {token, logprob}; completions: `logprobs.tokens` / `token_logprobs`), or
+    None when the server sent none (then nothing is stored and records stay as they were)."""
+    logprobs = getattr(choice, "logprobs", None)
+    if logprobs is None:
+        return None
+    if endpoint == "chat":
+        content = getattr(logprobs, "content", None) or []
+        return {"tokens": [t.token for t in content], "token_logprobs": [t.logprob for t in content]} if content \
+            else None
+    tokens = getattr(logprobs, "tokens", None)
+    return {"tokens": list(tokens), "token_logprobs": list(logprobs.token_logprobs or [])} if tokens else None
 
 
 def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
@@ -293,8 +310,10 @@ def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
             record["refusal"] = choices[0]["refusal"]
         if choices[0].get("reasoning"):
             record["reasoning"] = choices[0]["reasoning"]
+        if choices[0].get("logprobs"):
+            record["logprobs"] = choices[0]["logprobs"]
     else:
-        record["choices"] = [{k: v for k, v in c.items() if k != "reasoning" or v} for c in choices]
+        record["choices"] = [{k: v for k, v in c.items() if k not in ("reasoning", "logprobs") or v} for c in choices]
     return record
 
 

@@ -32,6 +32,7 @@ CURVE, METRICS = OUTPUTS / "curve.csv", OUTPUTS / "metrics.json"  # vote
 FRONTIER = OUTPUTS / "frontier.csv"  # vote: the compute-optimal frontier of the curve
 ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
+THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget (issue 24)
 COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare
 
 

@@ -211,6 +211,10 @@ class SamplingParams(_Section):
     # (half price, answered within 24 h; harness/batch.py), in rounds for multi-request chains
     mode: Literal["live", "batch"] = "live"
     batch_poll_s: float = Field(default=30.0, gt=0)  # batch: seconds between two looks at a batch's status
+    # ask for token log-probabilities (chat: logprobs + top_logprobs 0; completions: logprobs 1) and keep
+    # them in the store, for the confidence-weighted vote (harness/confidence.py). Changes every request,
+    # so the store pays for them once more. Never sent under `effort` (OpenAI's reasoning models reject it).
+    logprobs: bool = False
 
     @field_validator("samples")
     @classmethod
@@ -257,8 +261,40 @@ class PriceParams(_Section):
         return full * (1 - self.batch_discount) if batch else full
 
 
+class AdaptiveParams(_Section):
+    """Stopping rules replayed on each pool (harness/adaptive.py, docs/statistics.md "Votes that stop early")."""
+
+    unanimity_window: list[int] = Field(default_factory=lambda: [2, 3])  # stop when the last w answers agree
+    posterior_threshold: list[float] = Field(default_factory=lambda: [0.9, 0.95])  # P(leader is the majority)
+    posterior_prior: float = Field(default=1.0, gt=0)  # Beta(a, a) pseudo-counts of the posterior rule
+    max_samples: int | None = Field(default=None, gt=0)  # stop here at the latest; null: the pool size
+    orderings: int = Field(default=2000, gt=1)  # seeded random orderings where the exact average is too costly
+
+    @field_validator("unanimity_window")
+    @classmethod
+    def _windows(cls, v: list[int]) -> list[int]:
+        for i, w in enumerate(v):
+            if w < 1:
+                raise ValueError(f"[{i}] = {w}: a window is a positive number of samples")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a window twice")
+        return v
+
+    @field_validator("posterior_threshold")
+    @classmethod
+    def _thresholds(cls, v: list[float]) -> list[float]:
+        for i, p in enumerate(v):
+            if not 0.5 < p < 1:
+                raise ValueError(f"[{i}] = {p}: a threshold must be above 0.5 (a tie already gives 1/2) and "
+                                 "below 1 (never reached)")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a threshold twice")
+        return v
+
+
 class VoteParams(_Section):
     min_samples: int = Field(default=1, gt=0)
+    adaptive: AdaptiveParams = Field(default_factory=AdaptiveParams)
     # Retired: the saturation point is now fitted, with its own interval (docs/statistics.md). Still
     # accepted, so that existing params files and `-S vote.saturation_tolerance=...` scripts keep working,
     # but it changes nothing and says so.

@@ -37,6 +37,7 @@ from .files import (
     FRONTIER,
     METRICS,
     REGIONS_JSON,
+    THINKING_PNG,
     read_json,
     require,
     write_bytes,
@@ -108,8 +109,11 @@ def _grid(ax: plt.Axes, table: pd.DataFrame) -> None:
 
 
 def _frontier(ax: plt.Axes, front: pd.DataFrame) -> None:
-    """The compute-optimal frontier as frontier.csv holds it, drawn as the step it is: the best accuracy
-    any grid point buys at that spend or less."""
+    """The compute-optimal frontier as frontier.csv holds it (its fixed-k rows; the stopping rules' rows
+    are drawn by _stopping_rules), drawn as the step it is: the best accuracy any grid point buys at that
+    spend or less."""
+    if "rule" in front:
+        front = front[front["rule"] == "fixed"]
     ax.step(front["log2_tokens"], 100 * front["maj_at_k"], where="post", color=FRONTIER_COLOR, linewidth=1.6,
             alpha=0.9, zorder=3, label="compute-optimal frontier (frontier.csv)")
     ax.plot(front["log2_tokens"], 100 * front["maj_at_k"], "D", color=FRONTIER_COLOR, markersize=3.5, zorder=5)
@@ -193,6 +197,7 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
     _frontier(ax, front)
     _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
     _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
+    _stopping_rules(ax, metrics.get("adaptive") or {})
     _law(ax, law)
     _crossover(ax, crossover, right)
     for _, row in vote.iterrows():
@@ -209,6 +214,59 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
     ax.grid(True, alpha=0.3, zorder=1)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7.5, framealpha=0.9)
     return fig, reg
+
+
+RULE_MARKERS = ("^", "v", "P", "X", "<", ">", "*", "h")
+RULE_COLOR = "#7b3294"
+
+
+def _stopping_rules(ax: plt.Axes, adaptive: dict) -> None:
+    """Each stopping rule (metrics.json `adaptive`) as its own marker, with its 95% interval, at the budgets
+    where it stops before the pool's end on average (elsewhere it is the vote over the whole pool, a point
+    already drawn). Legend: "stop early: <rule>".
+    """
+    for marker, (label, rule) in zip(RULE_MARKERS * 4, adaptive.get("rules", {}).items()):
+        points = [r for r in rule["by_budget"].values()
+                  if r["mean_samples"] is not None and r["mean_samples"] < r["whole_pool"]["mean_samples"]]
+        points = [r for r in points if r["mean_tokens"] and r["accuracy"] is not None]
+        if not points:
+            continue
+        x = [math.log2(r["mean_tokens"]) for r in points]
+        y = [100 * r["accuracy"] for r in points]
+        lower = [max(0.0, 100 * (r["accuracy"] - r["lo"])) if r["lo"] is not None else 0.0 for r in points]
+        upper = [max(0.0, 100 * (r["hi"] - r["accuracy"])) if r["hi"] is not None else 0.0 for r in points]
+        ax.errorbar(x, y, yerr=[lower, upper], fmt=marker, color=RULE_COLOR, ecolor=RULE_COLOR, elinewidth=0.8,
+                    capsize=2, markersize=5, markerfacecolor="white", zorder=6, label=f"stop early: {label}")
+
+
+def thinking_figure(thinking: dict, title: str) -> plt.Figure:
+    """`outputs/thinking_tokens.png`: per budget, the distribution of thinking tokens (box: p25-p75 with the
+    median, whiskers p10-p90, as metrics.json `thinking` has them) and the share that hit the cap."""
+    by_budget = thinking.get("by_budget", {})
+    boxes = []
+    for budget in sorted(by_budget, key=lambda b: budget_rank(as_budget(b))):  # JSON keys come sorted as text
+        t = by_budget[budget]["thinking_tokens"]
+        if t["p50"] is None:
+            continue
+        boxes.append({"label": budget, "med": t["p50"], "q1": t["p25"], "q3": t["p75"], "whislo": t["p10"],
+                      "whishi": t["p90"], "mean": t["mean"], "fliers": []})
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if boxes:
+        ax.bxp(boxes, showmeans=True, meanprops={"marker": "o", "markerfacecolor": "#d0641c",
+                                                 "markeredgecolor": "#d0641c", "markersize": 4})
+        top = max(b["whishi"] for b in boxes)
+        for i, b in enumerate(boxes, start=1):
+            share = by_budget[b["label"]]["capped_share"]
+            text = "capped\n" + (f"{100 * share:.0f}%" if share is not None else "n/a")
+            ax.annotate(text, (i, top), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                        color="#444444")
+        ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+    ax.set_xlabel(f"requested budget ({thinking.get('method', '')}); box p25-p75, whiskers p10-p90, dot: mean")
+    ax.set_ylabel("thinking tokens per sample")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def calibration_figure(calib: pd.DataFrame, summary: dict, title: str) -> plt.Figure:
@@ -254,6 +312,7 @@ def run(params: Params) -> None:
     metrics = read_json(METRICS)
     fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics)
     _save(fig, ACCURACY_PNG)
+    _save(thinking_figure(metrics.get("thinking") or {}, title), THINKING_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
     law = metrics.get("law", {})
     regions = {k: round(v, 6) if isinstance(v, float) else v for k, v in reg.__dict__.items()}
@@ -262,7 +321,7 @@ def run(params: Params) -> None:
                    slope_points_per_doubling=law.get("slope_points_per_doubling"),
                    after_saturation=law.get("after_saturation") if reg.saturated else None)
     write_json(REGIONS_JSON, regions)
-    print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}")
+    print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}, {THINKING_PNG}")
 
 
 def save_comparison(table: pd.DataFrame, calibration: pd.DataFrame, path: object) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .budget_axis import Budget
 from .chain import Job, Outcome
+from .confidence import LOGPROB_COLUMN
 from .data import integer_answers, read_problems
 from .engine import collect
 from .files import SAMPLES, write_csv
@@ -88,12 +89,15 @@ def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
         "input_tokens": outcome.input_tokens,
         "cached_input_tokens": outcome.cached_input_tokens,
         "billing": None if failed else outcome.billing,
+        LOGPROB_COLUMN: outcome.answer_logprob,
     }
 
 
-def samples_frame(outcomes: list[Outcome], integer: bool = False) -> pd.DataFrame:
-    """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable."""
-    frame = pd.DataFrame([sample_row(o, integer) for o in outcomes], columns=SAMPLE_COLUMNS)
+def samples_frame(outcomes: list[Outcome], integer: bool = False, logprobs: bool = False) -> pd.DataFrame:
+    """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable.
+    `logprobs`: add the answer_logprob column (sampling.logprobs)."""
+    columns = SAMPLE_COLUMNS + ([LOGPROB_COLUMN] if logprobs else [])
+    frame = pd.DataFrame([sample_row(o, integer) for o in outcomes], columns=columns)
     for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests", "input_tokens",
                 "cached_input_tokens"):
         frame[col] = frame[col].astype("Int64")
@@ -101,11 +105,25 @@ def samples_frame(outcomes: list[Outcome], integer: bool = False) -> pd.DataFram
     return frame
 
 
+def logprob_note(params: Params, frame: pd.DataFrame) -> str:
+    """One line on the log-probabilities asked for (sampling.logprobs): how many answers have one, or why none."""
+    if params.budgets.method == "effort":
+        return ("sampling.logprobs: not asked for: OpenAI's reasoning models (o-series) return no log-probabilities; "
+                "the confidence-weighted vote is skipped")
+    have = int(frame[LOGPROB_COLUMN].notna().sum())
+    if have == 0:
+        return ("sampling.logprobs: the server returned no log-probabilities; the confidence-weighted vote is "
+                "skipped (check that it supports `logprobs`)")
+    return f"sampling.logprobs: {have} of {len(frame)} samples have the answer's log-probability"
+
+
 def run(params: Params) -> None:
     problems = read_problems()
     jobs = plan(params, problems, params.pool_size)
     outcomes = collect(params, jobs, shard="sample", desc="sample")
-    frame = samples_frame(outcomes, integer_answers(params))
+    frame = samples_frame(outcomes, integer_answers(params), params.sampling.logprobs)
     write_csv(SAMPLES, frame)
+    if params.sampling.logprobs:
+        print(f"sample: {logprob_note(params, frame)}")
     counts = frame["status"].value_counts().sort_index().to_dict()
     print(f"sample: {len(frame)} samples -> {SAMPLES} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")

@@ -7,13 +7,14 @@ while the command ran. It never talks to a model and never writes anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from .bill import billed_tokens, dollars_by_billing
-from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES, read_json
+from .budget_axis import as_budget, budget_rank
+from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES, THINKING_PNG, read_json
 from .params import Params
 from .sample import STATUSES
 
@@ -33,6 +34,9 @@ class RunFacts:
     law: dict[str, Any]
     seconds: float
     crossover: dict[str, Any] | None = None  # metrics.json's: its `statement` is the summary's line
+    thinking: dict[str, Any] = field(default_factory=dict)  # metrics.json `thinking` (issue 24)
+    adaptive: dict[str, Any] = field(default_factory=dict)  # metrics.json `adaptive`
+    vote_budget: Any = None  # metrics.json `vote_budget`: where the stopping rules are summarised
 
 
 def gather(sent: int, seconds: float) -> RunFacts:
@@ -40,6 +44,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
     samples = pd.read_csv(SAMPLES, dtype={"answer": str}) if SAMPLES.exists() else pd.DataFrame()
     dataset = read_json(DATASET_INFO)
     counts = samples["status"].value_counts().to_dict() if len(samples) else {}
+    metrics = read_json(METRICS)
     return RunFacts(
         problems=dataset.get("problems"),
         source=dataset.get("source"),
@@ -49,9 +54,12 @@ def gather(sent: int, seconds: float) -> RunFacts:
         completion_tokens=_sum(samples, "completion_tokens"),
         prompt_tokens=_sum(samples, "prompt_tokens"),
         billed=billed_tokens(samples),
-        law=read_json(METRICS).get("law", {}),
+        law=metrics.get("law", {}),
         seconds=seconds,
-        crossover=read_json(METRICS).get("crossover"),
+        crossover=metrics.get("crossover"),
+        thinking=metrics.get("thinking", {}),
+        adaptive=metrics.get("adaptive", {}),
+        vote_budget=metrics.get("vote_budget"),
     )
 
 
@@ -84,8 +92,44 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
         f"  law          {_law(facts.law)}",
         f"  saturation   {_saturation(facts.law)}",
         f"  crossover    {_crossover(facts.crossover)}",
-        f"  figures      {ACCURACY_PNG}, {CALIBRATION_PNG}",
+        f"  thinking     {_thinking(facts.thinking)}",
+        f"  stop early   {_stop_early(facts.adaptive, facts.vote_budget)}",
+        f"  figures      {ACCURACY_PNG}, {CALIBRATION_PNG}, {THINKING_PNG}",
     ]
+
+
+def _thinking(thinking: dict[str, Any]) -> str:
+    """Per budget: the share that hit the cap and the median thinking tokens; the tokens to a first correct
+    answer at the largest budget."""
+    by_budget = by_budget_order(thinking.get("by_budget", {}))
+    if not by_budget:
+        return "not measured"
+    parts = []
+    for budget, m in by_budget.items():
+        share, median = m.get("capped_share"), m["thinking_tokens"].get("p50")
+        parts.append(f"{budget}: {'?' if share is None else f'{100 * share:.0f}%'} capped, median "
+                     f"{'?' if median is None else f'{median:,.0f}'}")
+    last, m = list(by_budget.items())[-1]
+    first = m["first_correct"]
+    where = (f"; first correct at {last} after {first['mean_tokens']:,.0f} tokens ({first['problems_without']} "
+             "problems never)" if first.get("mean_tokens") is not None else f"; no correct answer at {last}")
+    return ", ".join(parts) + where
+
+
+def by_budget_order(by_budget: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json keys are sorted as text ("128" before "16"): back in budget order."""
+    return dict(sorted(by_budget.items(), key=lambda item: budget_rank(as_budget(item[0]))))
+
+
+def _stop_early(adaptive: dict[str, Any], vote_budget: Any) -> str:
+    """Each stopping rule at the vote budget against the vote over the whole pool there."""
+    key = str(vote_budget)
+    rules = {label: r["by_budget"][key] for label, r in adaptive.get("rules", {}).items() if key in r["by_budget"]}
+    if not rules:
+        return "no stopping rule evaluated (vote.adaptive; pools of one sample cannot stop early)"
+    whole = next(iter(rules.values()))["whole_pool"]
+    parts = [f"{label} {100 * r['accuracy']:.1f}% with {r['mean_samples']:.1f} samples" for label, r in rules.items()]
+    return (f"at {key}: " + ", ".join(parts) + f"; all {whole['mean_samples']:.0f}: {100 * whole['maj_at_k']:.1f}%")
 
 
 def _cost(cost: dict[str, float] | None, facts: RunFacts) -> str:

@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import frontier, grade, majority, stats
+from . import adaptive, confidence, frontier, grade, majority, stats, thinking_measures
 from .bill import cost_section
 from .budget_axis import Budget, as_budget, budget_rank, largest, ordered
+from .confidence import LOGPROB_COLUMN
 from .data import integer_answers
 from .files import CURVE, FRONTIER, METRICS, SAMPLES, write_csv, write_json
 from .params import Params, PriceParams
@@ -545,13 +546,182 @@ def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[s
     vote_budget = vote_budget_of(table, params.vote_budget)
     fitted = law(table, maj_boot, vote_budget)
     summary = metrics(table, samples, vote_budget, fitted, seed, points.graded, params.prices)
-    return table, {**summary, **frontier_metrics(table, points, maj_boot, seed)}
+    return table, {**summary, **frontier_metrics(table, points, maj_boot, seed),
+                   **issue24_metrics(samples, points, params, vote_budget, seed)}
 
 
 def run(params: Params) -> None:
     table, summary = compute(read_samples(), params)
     write_csv(CURVE, table)
-    front = frontier_table(table)
+    front = frontier_with_rules(table, summary)
     write_csv(FRONTIER, front)
     write_json(METRICS, summary)
-    print(f"vote: {len(table)} points -> {CURVE} ({len(front)} on the frontier: {FRONTIER}), {METRICS}")
+    fixed = int((front["rule"] == FIXED_RULE).sum())
+    print(f"vote: {len(table)} points -> {CURVE} ({fixed} on the frontier, {len(front) - fixed} stopping-rule "
+          f"points: {FRONTIER}), {METRICS}")
+    skipped = summary["confidence_vote"].get("skipped")
+    if skipped and params.sampling.logprobs:
+        print(f"vote: confidence-weighted vote skipped: {skipped}")
+
+
+# --- issue 24: votes that stop early, confidence-weighted votes, the thinking measured ---------------
+
+FRONTIER_RULE_COLUMNS = ["rule", "mean_samples", "estimator", "mc_se"]
+FIXED_RULE = "fixed"  # frontier.csv `rule` of the envelope rows: a fixed number k of votes
+ADAPTIVE_DEFINITION = (
+    "samples drawn one at a time in uniformly random order without replacement from each problem's pool at "
+    "that budget; the rule stops the draw (at the pool size or max_samples at the latest) and the drawn "
+    "samples vote (equivalence classes, ties split); accuracy, samples and tokens are expectations over "
+    "orderings (estimator exact: every distinct ordering; sampled: seeded random orderings, mc_se its "
+    "Monte-Carlo standard error), intervals from the bootstrap over problems")
+
+
+def adaptive_rules(params: Params) -> list[adaptive.Rule]:
+    """`vote.adaptive`'s rules, in params order: unanimity windows, then posterior thresholds."""
+    a = params.vote.adaptive
+    return ([adaptive.Rule("unanimity", window=w, max_samples=a.max_samples) for w in a.unanimity_window]
+            + [adaptive.Rule("posterior", threshold=p, prior=a.posterior_prior, max_samples=a.max_samples)
+               for p in a.posterior_threshold])
+
+
+def adaptive_metrics(graded: pd.DataFrame, params: Params, seed: int) -> dict[str, Any]:
+    """metrics.json `adaptive`: every rule at every budget whose pools hold two samples or more (with one
+    sample there is nothing to stop early), beside the vote over the whole pool. Each problem's orderings
+    are seeded by (seed, budget position, problem position): the same inputs give the same numbers."""
+    rules = adaptive_rules(params)
+    out: dict[str, Any] = {
+        "definition": ADAPTIVE_DEFINITION, "orderings": params.vote.adaptive.orderings,
+        "exact_up_to_orderings": adaptive.EXACT_ORDERINGS,
+        "rules": {r.label: {"rule": r.kind, **({"window": r.window} if r.kind == "unanimity" else
+                                              {"threshold": r.threshold, "prior": r.prior}),
+                            "max_samples": r.max_samples, "by_budget": {}} for r in rules}}
+    if not rules:
+        return {"adaptive": out}
+    problems = sorted(graded["problem_id"].unique())
+    for b_index, budget in enumerate(ordered(graded["budget"].unique())):
+        at = graded[graded["budget"] == budget].sort_values(["problem_id", "sample"], kind="stable")
+        groups = list(at.groupby("problem_id", sort=True))
+        if max(len(g) for _, g in groups) < 2:
+            continue
+        per_rule: list[list[adaptive.Stopped]] = [[] for _ in rules]
+        whole = []
+        for pid, g in groups:
+            answers, correct, tokens = g["answer"].tolist(), g["correct"].tolist(), g["tokens"].tolist()
+            found = adaptive.stop_early(answers, correct, tokens, rules, seed=[seed, b_index, problems.index(pid)],
+                                        orderings=params.vote.adaptive.orderings)
+            for bucket, result in zip(per_rule, found):
+                bucket.append(result)
+            truth = frozenset(a for a, ok in zip(answers, correct) if ok and a is not None)
+            whole.append((majority.vote_score(answers, truth), float(np.sum(tokens)), len(answers)))
+        pool_acc, pool_tokens, pool_size = (float(np.mean(col)) for col in zip(*whole))
+        for rule, results in zip(rules, per_rule):
+            summary = adaptive.summarise(rule, results, seed)
+            out["rules"][rule.label]["by_budget"][str(as_budget(budget))] = adaptive.as_dict(
+                summary, pool_acc, pool_tokens, pool_size)
+    return {"adaptive": out}
+
+
+def frontier_with_rules(table: pd.DataFrame, summary: dict[str, Any]) -> pd.DataFrame:
+    """`outputs/frontier.csv`: first the compute-optimal frontier of the fixed-k grid, exactly as before
+    (rule `fixed`, the upper envelope of curve.csv), then one row per stopping rule and budget (rule
+    `unanimity w=2`, ...): its expected accuracy, interval and tokens, with `k` empty and `mean_samples` the
+    expected samples it drew. The rule rows are not part of the envelope's selection; they sit beside it."""
+    front = table.loc[frontier_rows(table)]
+    fixed = front[FRONTIER_COLUMNS].assign(rule=FIXED_RULE, mean_samples=front["k"].astype(float),
+                                           estimator=front["estimator"], mc_se=np.nan)
+    rows = []
+    for label, rule in summary.get("adaptive", {}).get("rules", {}).items():
+        for budget, r in rule["by_budget"].items():
+            tokens = r["mean_tokens"]
+            rows.append({"budget": as_budget(budget), "k": None, "mean_tokens": tokens,
+                         "log2_tokens": math.log2(tokens) if tokens else np.nan,
+                         "maj_at_k": r["accuracy"], "maj_lo": r["lo"], "maj_hi": r["hi"], "rule": label,
+                         "mean_samples": r["mean_samples"], "estimator": r["estimator"], "mc_se": r["mc_se"]})
+    out = pd.concat([fixed, pd.DataFrame(rows, columns=fixed.columns)], ignore_index=True) if rows \
+        else fixed.reset_index(drop=True)
+    out["k"] = out["k"].astype("Int64")
+    return out[FRONTIER_COLUMNS + FRONTIER_RULE_COLUMNS]
+
+
+def confidence_metrics(samples: pd.DataFrame, graded: pd.DataFrame, params: Params, vote_budget: Budget,
+                       seed: int) -> dict[str, Any]:
+    """metrics.json `confidence_vote`: at the vote budget, per k, maj@k with every vote weighted by its
+    answer's confidence (confidence.DEFINITION) beside plain maj@k, and the change with its bootstrap
+    interval over problems (paired: the same resampled problems for both). Or one line saying why not."""
+    reason = confidence_skip_reason(samples, params)
+    if reason:
+        return {"confidence_vote": {"skipped": reason}}
+    logprob = pd.to_numeric(valid_samples(samples)[LOGPROB_COLUMN], errors="coerce")
+    frame = graded.assign(logprob=logprob)
+    at = frame[(frame["budget"] == vote_budget) & frame["answer"].notna()]
+    missing = int(at["logprob"].isna().sum())
+    if missing:
+        return {"confidence_vote": {"skipped": f"{missing} answered samples at budget {vote_budget} have no "
+                                              "log-probability (the server sent none for them); the weighted vote "
+                                              "needs every one"}}
+    at = frame[frame["budget"] == vote_budget].sort_values(["problem_id", "sample"], kind="stable")
+    groups = list(at.groupby("problem_id", sort=True))
+    ks = majority.vote_ks(max(len(g) for _, g in groups))
+    plain = np.full((len(groups), len(ks)), np.nan)
+    weighted = np.full((len(groups), len(ks)), np.nan)
+    methods: set[str] = set()
+    for i, (_, g) in enumerate(groups):
+        answers, correct = g["answer"].tolist(), g["correct"].tolist()
+        weights = np.exp(g["logprob"].fillna(0.0).to_numpy())  # no answer: casts no vote, any weight does
+        p = majority.pool(answers, correct)
+        for j, k in enumerate(ks):
+            if len(answers) >= k:
+                plain[i, j] = majority.maj_at_k_pool(p, k, seed).value
+                weighted[i, j], method = confidence.weighted_maj_at_k(answers, correct, weights.tolist(), k,
+                                                                      seed=[seed, i, k])
+                methods.add(method)
+    change = weighted - plain
+    boot = _replicates(change, seed)
+    estimate = np.nanmean(change, axis=0)
+    counts = np.sum(~np.isnan(change), axis=0)
+    lo, hi = (_clip_free_intervals(estimate, boot, counts))
+    by_k = {str(k): {"maj_at_k": _num(float(np.nanmean(plain[:, j]))),
+                     "weighted_maj_at_k": _num(float(np.nanmean(weighted[:, j]))),
+                     "change": _num(float(estimate[j])), "change_lo": _num(lo[j]), "change_hi": _num(hi[j]),
+                     "problems": int(counts[j])} for j, k in enumerate(ks)}
+    return {"confidence_vote": {"definition": confidence.DEFINITION, "budget": as_budget(vote_budget),
+                                "estimator": "exact" if methods == {"exact"} else "sampled", "by_k": by_k}}
+
+
+def _clip_free_intervals(estimate: np.ndarray, boot: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A change in accuracy may be negative: stats.widened per k (no [0, 1] clip), NaN for one problem."""
+    pairs = [stats.widened(float(e), boot[:, j], int(p)) for j, (e, p) in enumerate(zip(estimate, problems))]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def confidence_skip_reason(samples: pd.DataFrame, params: Params) -> str | None:
+    """Why there is no confidence-weighted vote, in one line (None: there is one)."""
+    if params.budgets.method == "effort":
+        return ("OpenAI's reasoning models (o-series, budgets.method effort) return no log-probabilities: the "
+                "confidence-weighted vote is skipped")
+    if LOGPROB_COLUMN not in samples:
+        return ("no log-probabilities in the sample table: set sampling.logprobs: true (every request changes, "
+                "so the store pays for them once) to weigh votes by confidence")
+    if pd.to_numeric(samples[LOGPROB_COLUMN], errors="coerce").isna().all():
+        return "the server returned no log-probabilities (sampling.logprobs is set): check that it supports `logprobs`"
+    return None
+
+
+def thinking_metrics(samples: pd.DataFrame, graded: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """metrics.json `thinking`: per budget, the share of samples whose thinking hit the cap, the thinking-token
+    quantiles and the tokens to the first correct answer (thinking_measures: definitions there)."""
+    valid = valid_samples(samples)
+    frame = valid.assign(budget=graded["budget"], correct=graded["correct"], sample=graded["sample"])
+    order = {b: i for i, b in enumerate(ordered(frame["budget"].unique()))}
+    frame = frame.assign(_order=frame["budget"].map(order)).sort_values("_order", kind="stable")
+    return {"thinking": {"method": params.budgets.method, "definition": thinking_measures.DEFINITION,
+                         "by_budget": thinking_measures.measure(frame.drop(columns="_order"),
+                                                                params.budgets.method)}}
+
+
+def issue24_metrics(samples: pd.DataFrame, points: Points, params: Params, vote_budget: Budget,
+                    seed: int) -> dict[str, Any]:
+    """The three sections issue 24 adds to metrics.json: adaptive, confidence_vote, thinking."""
+    return {**adaptive_metrics(points.graded, params, seed),
+            **confidence_metrics(samples, points.graded, params, vote_budget, seed),
+            **thinking_metrics(samples, points.graded, params)}

@@ -189,6 +189,8 @@ class FakeModel:
         if "max_tokens" in body:
             return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
                     "Use 'max_completion_tokens' instead.")
+        if "logprobs" in body:
+            return "Unsupported parameter: 'logprobs' is not supported with this model."
         return None
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -280,10 +282,39 @@ class FakeModel:
                     c["text"] = ""
         elif fault == "fewer":
             payload["choices"] = payload["choices"][: max(1, len(payload["choices"]) // 2)]
+        if body.get("logprobs") and fault not in ("no_choices",):
+            for c in payload["choices"]:
+                attach_logprobs(c, body.get("seed", 0))
         if self.cached_tokens:
             usage = payload["usage"]
             usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, usage["prompt_tokens"])}
         return payload
+
+
+def _tokens(text: str) -> list[str]:
+    """The toy tokenizer: a word with the whitespace before it (so the tokens join back to the text)."""
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+def _logprob(seed: int, position: int, token: str) -> float:
+    """A deterministic log-probability in (-2.5, 0): the same request, the same numbers."""
+    return -((_h("logprob", seed, position, token) % 1000) + 1) / 400
+
+
+def attach_logprobs(choice: dict[str, Any], seed: int) -> None:
+    """OpenAI's shapes, as llama.cpp's and vLLM's servers also send them: chat `logprobs.content[]` of
+    {token, logprob, bytes, top_logprobs} (top_logprobs: 0 asks for no alternatives), completions
+    `logprobs.tokens` / `token_logprobs` / `top_logprobs` / `text_offset`."""
+    if "message" in choice:
+        tokens = _tokens(choice["message"].get("content") or "")
+        choice["logprobs"] = {"content": [{"token": t, "logprob": _logprob(seed, i, t), "bytes": list(t.encode()),
+                                           "top_logprobs": []} for i, t in enumerate(tokens)], "refusal": None}
+        return
+    tokens = _tokens(choice.get("text") or "")
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    values = [_logprob(seed, i, t) for i, t in enumerate(tokens)]
+    choice["logprobs"] = {"tokens": tokens, "token_logprobs": values,
+                          "top_logprobs": [{t: v} for t, v in zip(tokens, values)], "text_offset": offsets}
 
 
 def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:

@@ -137,8 +137,21 @@ def test_frontier_csv_is_the_upper_envelope_of_curve_csv_on_random_grids(tmp_pat
         samples = _grid_samples(rng, int(rng.integers(3, 12)), budgets, int(rng.integers(2, 9)))
         table, summary = vote.compute(samples, params)
         curve = _written(tmp_path / f"curve{trial}.csv", table)
-        front = _written(tmp_path / f"frontier{trial}.csv", vote.frontier_table(table))
-        assert list(front.columns) == ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi"]
+        written = _written(tmp_path / f"frontier{trial}.csv", vote.frontier_with_rules(table, summary))
+        assert list(written.columns) == ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi",
+                                         "rule", "mean_samples", "estimator", "mc_se"]
+        # the fixed-k rows come first and are exactly the envelope; the stopping-rule rows follow, one per
+        # rule and budget with a pool of two or more, k empty
+        fixed = (written["rule"] == "fixed").to_numpy()
+        assert fixed[: fixed.sum()].all() and not fixed[fixed.sum():].any()
+        rules = written[~fixed]
+        assert rules["k"].isna().all() and set(rules["rule"]) == {"unanimity w=2", "unanimity w=3",
+                                                                  "posterior p=0.9", "posterior p=0.95"}
+        assert (rules["mean_samples"] >= 1).all() and (rules["maj_lo"] <= rules["maj_at_k"]).all()
+        assert len(rules) == 4 * len(summary["adaptive"]["rules"]["unanimity w=2"]["by_budget"])
+        front = written[fixed].drop(columns=["rule", "mean_samples", "estimator", "mc_se"]).reset_index(drop=True)
+        front["k"] = front["k"].astype(int)
+        assert (written[fixed]["mean_samples"] == front["k"]).all()
         keep = brute_force_envelope(curve["mean_tokens"].tolist(), curve["maj_at_k"].tolist())
         expected = curve[keep][front.columns].sort_values(["mean_tokens", "budget", "k"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(front, expected)

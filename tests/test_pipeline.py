@@ -75,7 +75,10 @@ def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fa
     if law.get("saturated"):
         assert f"(95% CI {law['saturation_log2_tokens_lo']:.2f} to {law['saturation_log2_tokens_hi']:.2f})" in (
             live["saturation"])
-    assert live["figures"] == "outputs/accuracy_vs_tokens.png, outputs/requested_vs_actual.png"
+    assert live["figures"] == ("outputs/accuracy_vs_tokens.png, outputs/requested_vs_actual.png, "
+                               "outputs/thinking_tokens.png")
+    assert live["thinking"].startswith("4: ") and "capped, median" in live["thinking"]
+    assert live["stop"].startswith("early   at 64: posterior p=0.9 ") and "; all 6: " in live["stop"]
     assert "wall" in live
 
     assert main(["run"]) == 0  # the same run again: everything from the store

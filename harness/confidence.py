@@ -1,0 +1,94 @@
+"""Confidence-weighted votes: each sample's vote weighs as much as the model was sure of its answer.
+
+Why: a vote where every sample counts once ignores what the model itself says about each answer. With
+token log-probabilities (OpenAI-compatible `logprobs`, which vLLM, SGLang and llama.cpp's server return
+too) a sample's confidence can weigh its vote (DeepConf, Fu et al. 2025, filters and weighs traces by
+such confidences). Here the confidence of a sample is exp(mean log-probability of its answer tokens):
+the geometric-mean probability of the tokens the final request generated after its last `</think>`
+(all of them when there is none) -- for budget forcing, the forced answer itself; for a chat model, its
+visible answer. It lies in (0, 1]; `answer_logprob` in samples.csv is its logarithm.
+
+The weighted vote groups samples by the same equivalence classes as every other vote (grade.vote_key,
+None: no answer, which casts no vote), sums the weights per class and picks the heaviest; classes
+within a relative 1e-12 of the top tie and score 1 / (number tied), as majority.vote_score. With equal
+weights it is exactly maj@k (tests/test_confidence.py checks it against majority.py and brute force).
+
+Pure: lists in, numbers out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from .thinking import THINK_CLOSE
+
+# samples.csv column, written only when `sampling.logprobs` is true (the tables of runs without
+# log-probabilities keep their bytes): the answer's mean log-probability, empty when none came back
+LOGPROB_COLUMN = "answer_logprob"
+EXACT_SUBSETS = 20000  # all C(n, k) subsets up to here, else SAMPLED_SUBSETS seeded random ones
+SAMPLED_SUBSETS = 2000
+TIE_TOLERANCE = 1e-12  # relative: weights summed in a different order must still tie
+DEFINITION = ("confidence of a sample = exp(mean log-probability of its answer tokens: the tokens the final "
+              "request generated after its last </think>, all of them when there is none); each sample's vote "
+              "weighs its confidence, equivalent answers vote together, ties split evenly")
+
+
+def answer_logprob(tokens: Sequence[str], logprobs: Sequence[float | None]) -> float | None:
+    """Mean log-probability of the answer tokens of one response (None: no token had one). The answer
+    starts after the last token that completes a `</think>` (tokens may split the tag)."""
+    if len(tokens) != len(logprobs):
+        raise ValueError(f"{len(tokens)} tokens but {len(logprobs)} log-probabilities: one per token")
+    text, start = "", 0
+    for i, token in enumerate(tokens):
+        before = text
+        text += token
+        if THINK_CLOSE in text[max(0, len(before) - len(THINK_CLOSE)):]:
+            start = i + 1
+            text = ""  # a later </think> moves the start again
+    values = [v for v in logprobs[start:] if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def weighted_vote_scores(labels: np.ndarray, weights: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Score of each subset (rows of labels/weights: the vote classes 0..C-1, C for no answer, and the
+    weights of its samples): 1/(number of heaviest classes) if the truth is one of them, else 0."""
+    c = len(correct)
+    totals = np.stack([np.where(labels == label, weights, 0.0).sum(axis=1) for label in range(c)]) if c \
+        else np.zeros((0, labels.shape[0]))
+    top = totals.max(axis=0) if c else np.zeros(labels.shape[0])
+    modes = (totals >= top * (1 - TIE_TOLERANCE)) & (top > 0)
+    hits = (modes & correct[:, None]).sum(axis=0)
+    return np.where(top > 0, hits / np.maximum(modes.sum(axis=0), 1), 0.0)
+
+
+def weighted_maj_at_k(classes: Sequence[Hashable | None], correct: Sequence[bool], weights: Sequence[float], k: int,
+                      seed: int | Sequence[int] = 0, exact_limit: int = EXACT_SUBSETS,
+                      subsets: int = SAMPLED_SUBSETS) -> tuple[float, str]:
+    """Expected confidence-weighted vote of k samples drawn without replacement from the pool: the mean
+    over all C(n, k) subsets when there are at most `exact_limit` ("exact"), else over `subsets` seeded
+    random subsets ("sampled")."""
+    n = len(classes)
+    if not len(correct) == len(weights) == n:
+        raise ValueError(f"{n} vote classes, {len(correct)} correctness flags and {len(weights)} weights: "
+                         "one of each per sample")
+    if not 1 <= k <= n:
+        raise ValueError(f"k = {k} must be between 1 and the pool size {n}")
+    w = np.asarray(weights, dtype=float)
+    if np.any(~np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError("weights must be positive and finite (a confidence is a probability above 0)")
+    names = sorted({c for c in classes if c is not None}, key=str)
+    index = {c: i for i, c in enumerate(names)}
+    labels = np.array([len(names) if c is None else index[c] for c in classes])
+    right = np.array([any(ok for c2, ok in zip(classes, correct) if c2 == c) for c in names], dtype=bool)
+    if math.comb(n, k) <= exact_limit:
+        chosen = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64).reshape(-1, k)
+        method = "exact"
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = rng.permuted(np.broadcast_to(np.arange(n), (subsets, n)), axis=1)[:, :k]
+        method = "sampled"
+    return float(weighted_vote_scores(labels[chosen], w[chosen], right).mean()), method
