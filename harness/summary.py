@@ -111,8 +111,10 @@ def _thinking(thinking: dict[str, Any]) -> str:
                      f"{'?' if median is None else f'{median:,.0f}'}")
     last, m = list(by_budget.items())[-1]
     first = m["first_correct"]
-    where = (f"; first correct at {last} after {first['mean_tokens']:,.0f} tokens ({first['problems_without']} "
-             "problems never)" if first.get("mean_tokens") is not None else f"; no correct answer at {last}")
+    never = first["problems_without"]
+    where = (f"; first correct at {last} after {first['mean_tokens']:,.0f} tokens on average "
+             f"({never} problem{'' if never == 1 else 's'} never)" if first.get("mean_tokens") is not None
+             else f"; no correct answer at {last}")
     return ", ".join(parts) + where
 
 
