@@ -112,7 +112,8 @@ def test_plots_show_renders_offline(repo, tmp_path):
     run("dvc", "plots", "show", "-o", str(tmp_path / "show"), cwd=repo)
     _check_offline_page(tmp_path / "show" / "index.html", ["workspace"])
     images = sorted(p.name for p in (tmp_path / "show" / "static").iterdir())
-    assert images == ["workspace_outputs_accuracy_vs_tokens.png", "workspace_outputs_requested_vs_actual.png"]
+    assert images == ["workspace_outputs_accuracy_vs_tokens.png", "workspace_outputs_requested_vs_actual.png",
+                      "workspace_outputs_thinking_tokens.png"]
 
 
 def test_plots_diff_renders_both_revisions_offline(repo, tmp_path):
