@@ -119,12 +119,29 @@ def crossover_tokens(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np
     crossover itself). A flat step, maj@2 = maj@1 at a shorter budget, never wins: the curve already
     holds that single answer at half the spend.
     """
+    return _crossings(tokens, accuracy, voted_shorter, single)[0]
+
+
+def _crossings(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, single: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the crossover's tokens (NaN: none) and its win over thinking longer at that spend (several
+    winners at the same spend: the most accurate); a row without a crossover gets the margin of the vote
+    nearest to winning (<= 0; NaN when no vote is compared)."""
     t = np.atleast_2d(np.asarray(tokens, dtype=float))
     a = np.atleast_2d(np.asarray(accuracy, dtype=float))
     longer = thinking_longer_at(t, a, single, t)
+    compared = np.asarray(voted_shorter, dtype=bool)[None, :] & np.isfinite(longer)
+    margin = np.where(compared, a - longer, np.nan)
     with np.errstate(invalid="ignore"):
-        wins = np.asarray(voted_shorter, dtype=bool)[None, :] & np.isfinite(longer) & (a > longer)
-    return np.where(wins.any(axis=1), np.where(wins, t, np.inf).min(axis=1), np.nan)
+        wins = compared & (margin > 0)
+    first = np.where(wins.any(axis=1), np.where(wins, t, np.inf).min(axis=1), np.nan)
+    at_first = wins & (t == first[:, None])
+    with np.errstate(invalid="ignore"):  # rows with no compared vote: NaN
+        best = np.where(compared.any(axis=1), np.nanmax(np.where(compared, margin, -np.inf), axis=1), np.nan)
+    top = np.max(np.where(at_first, a, -np.inf), axis=1)  # the most accurate winner at the crossover's spend
+    with np.errstate(invalid="ignore"):
+        gain = np.where(np.isfinite(first), top - np.max(np.where(at_first, longer, -np.inf), axis=1), best)
+    return first, gain
 
 
 @dataclass(frozen=True)
@@ -137,7 +154,7 @@ class Crossover:
     tokens_hi: float  # inf: open above (no crossover is within the interval)
     share: float  # fraction of bootstrap replicates that have a crossover at all
     thinking_longer: float  # what thinking longer buys at the crossover's spend (NaN when none)
-    gains: np.ndarray  # per replicate: the crossover point's accuracy minus thinking longer at its spend
+    gains: np.ndarray  # per replicate: its own crossover's win over thinking longer (none: the nearest margin)
     closest: int | None  # no crossover: the vote over shorter answers nearest to winning at equal spend
     closest_thinking_longer: float  # what thinking longer buys at that vote's spend
 
@@ -166,7 +183,7 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
                          math.nan if closest is None else float(longer[closest]))
     tied = np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))
     point = int(tied[np.argmax(a[tied])])  # several winners at the same spend: the most accurate
-    # the same point's win in every replicate (its tokens and the curve as resampled): the gain's interval
-    boot_longer = thinking_longer_at(tokens_boot, accuracy_boot, single, np.asarray(tokens_boot)[:, [point]])[:, 0]
-    gains = np.asarray(accuracy_boot, dtype=float)[:, point] - boot_longer
+    # the win re-selected in every replicate (its own crossover, or the nearest vote's margin when it has
+    # none): a point chosen for winning is biased up, and a fixed point's interval ignores that selection
+    gains = _crossings(tokens_boot, accuracy_boot, voted_shorter, single)[1]
     return Crossover(point, estimate, lo, hi, share, float(longer[point]), gains, None, math.nan)

@@ -276,3 +276,31 @@ def test_regions_end_the_vote_region_at_the_laws_saturation_point():
     assert reg.saturated and reg.takeover_budget == 256
     rising = stats.regions([4, 5, 6], saturation_x=6, saturated=False, takeover_x=5, takeover=64)
     assert not rising.saturated and rising.saturation == 6
+
+
+def test_a_slope_interval_wider_than_accuracy_allows_is_not_identified():
+    """Rise from log2 6 to 9 (3 doublings): no curve can rise faster than 100/3 = 33.3 points per doubling
+    there. Replicates whose slopes spread past that (a dozen problems) leave the slope not identified, with
+    the reason; replicates that agree leave it printed."""
+    x = np.array([4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    y = np.array([0.1, 0.1, 0.1, 0.3, 0.5, 0.7, 0.7])
+    rng = np.random.default_rng(0)
+    tight = y + rng.normal(0, 0.01, size=(500, x.size))
+    law = stats.fit_law(x, y, tight, problems=300)
+    assert law.identified and law.reason is None and law.slope == pytest.approx(20.0)
+    assert stats.slope_bound(law.x_from, law.x_to) == pytest.approx(100 / 3)
+    steep = np.tile(y, (500, 1))
+    steep[::2, 3:] = [0.9, 0.9, 0.9, 0.9]  # half the replicates jump 80 points in one doubling
+    wide = stats.fit_law(x, y, steep, problems=12)
+    assert not wide.identified and wide.slope_hi > 100 / 3
+    assert wide.reason is not None and wide.reason.startswith("too few problems to fit a law")
+    assert math.isfinite(wide.saturation_x)  # the saturation point keeps its own interval
+
+
+def test_the_region_past_saturation_is_named_by_the_gain_interval():
+    base = stats.Law(10, 5, 15, 0, 6, 9, 4, True, 9, 8, 10, 0.07, -0.01, 0.25)
+    assert stats.after_saturation(base) == "no significant gain (95%)"
+    assert stats.after_saturation(base.__class__(**{**base.__dict__, "gain_lo": 0.02})) == "still rising (95%)"
+    assert stats.after_saturation(base.__class__(**{**base.__dict__, "gain_hi": -0.02, "gain_after_saturation": -0.1,
+                                                    "gain_lo": -0.2})) == "falling (95%)"
+    assert stats.after_saturation(base.__class__(**{**base.__dict__, "saturated": False})) is None
