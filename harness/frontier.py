@@ -165,7 +165,9 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
     arrays: the grid's tokens and accuracies over one resampling of problems)."""
     t, a = np.asarray(tokens, dtype=float), np.asarray(accuracy, dtype=float)
     estimate = float(crossover_tokens(t, a, voted_shorter, single)[0])
-    boot = crossover_tokens(tokens_boot, accuracy_boot, voted_shorter, single)
+    # every replicate's own crossover and its win (none: the nearest vote's margin), re-selected: a point
+    # chosen for winning is biased up, and a fixed point's interval would ignore that selection
+    boot, boot_gains = _crossings(tokens_boot, accuracy_boot, voted_shorter, single)
     share = float(np.isfinite(boot).mean()) if boot.size else 0.0
     # a replicate without a crossover has it "beyond every spend" (+inf): the interval's upper end is
     # open (inf) when more than (1 - confidence) / 2 of the replicates have none
@@ -183,7 +185,4 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
                          math.nan if closest is None else float(longer[closest]))
     tied = np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))
     point = int(tied[np.argmax(a[tied])])  # several winners at the same spend: the most accurate
-    # the win re-selected in every replicate (its own crossover, or the nearest vote's margin when it has
-    # none): a point chosen for winning is biased up, and a fixed point's interval ignores that selection
-    gains = _crossings(tokens_boot, accuracy_boot, voted_shorter, single)[1]
-    return Crossover(point, estimate, lo, hi, share, float(longer[point]), gains, None, math.nan)
+    return Crossover(point, estimate, lo, hi, share, float(longer[point]), boot_gains, None, math.nan)
