@@ -132,8 +132,11 @@ def tests(session: nox.Session) -> None:
     With no arguments the model is built (once per machine) while the fast lane runs, then its tests run.
     """
     if session.posargs:
-        install(session, embedded="not embedded" not in " ".join(session.posargs))
-        session.run("pytest", "--ignore=tests/test_replay.py", *session.posargs, env=ENV)
+        fast_lane = "not embedded" in " ".join(session.posargs)
+        install(session, embedded=not fast_lane)
+        # real-model tests each start a server that wants every core: those run one at a time
+        session.run("pytest", "--ignore=tests/test_replay.py", *(PARALLEL if fast_lane else ()), *session.posargs,
+                    env=ENV)
         return
     install(session)
     with ThreadPoolExecutor(max_workers=1) as pool:
