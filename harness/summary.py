@@ -173,9 +173,10 @@ def _saturation(law: dict[str, Any]) -> str:
         return f"not reached: still rising at {where}"
     gain, g_lo, g_hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
     after = law.get("after_saturation")
-    then = (f"; after it: {after}, {100 * gain:+.1f} points (95% CI {100 * g_lo:+.1f} to {100 * g_hi:+.1f})"
-            if after and None not in (gain, g_lo, g_hi) else "")
-    return f"at {where}{interval}{then}"
+    if not after or gain is None or g_lo is None or g_hi is None:
+        return f"at {where}{interval}"
+    return (f"at {where}{interval}; after it: {after}, {100 * gain:+.1f} points "
+            f"(95% CI {100 * g_lo:+.1f} to {100 * g_hi:+.1f})")
 
 
 def _crossover(crossover: dict[str, Any] | None) -> str:
