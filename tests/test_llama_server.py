@@ -30,7 +30,7 @@ def cache(tmp_path, monkeypatch):
 
 def _fake_build(cache, content: bytes = b"\x7fELF fake llama-server") -> object:
     version, _ = llama_server.pinned_sdist()
-    binary = cache / "bin" / f"llama-server-{version}"
+    binary = cache / "bin" / f"llama-server-{llama_server.build_id(version)}"
     binary.parent.mkdir(parents=True)
     binary.write_bytes(content)
     return binary
@@ -127,6 +127,8 @@ def test_the_build_takes_the_lock_pinned_sdist_and_compiles_only_an_offline_serv
                    "-DBUILD_SHARED_LIBS=OFF", "-DGGML_CUDA=OFF"):
         assert option in configure, option
     assert build[-4:] == ["--target", "llama-server", "-j", "2"]
+    assert f"-DCMAKE_CXX_FLAGS={llama_server.NO_AMX}" in configure  # ggml's AMX matmul crashes here
+    assert llama_server.binary_path(version).name == f"llama-server-{llama_server.build_id(version)}"
 
 
 def test_a_cached_binary_is_used_only_with_its_matching_sha256(cache):
