@@ -84,6 +84,7 @@ MODEL_FILE = DEFAULT_MODEL.file
 PART_PACKAGES = DEFAULT_MODEL.part_packages
 CONTEXT_TOKENS = DEFAULT_MODEL.context_tokens
 SERVER_ENV = "HARNESS_EMBEDDED_SERVER"  # auto | python | llama-server
+THREADS_ENV = "HARNESS_EMBEDDED_THREADS"  # threads of the model server; default: the usable cores
 
 
 class EmbeddedError(RuntimeError):
@@ -273,6 +274,21 @@ def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedMod
     ]
 
 
+def server_threads() -> int:
+    """Threads for the model server: `HARNESS_EMBEDDED_THREADS`, else one per usable core.
+
+    Why the override: llama.cpp's threads meet at a barrier after every operation, so when one of them is
+    descheduled the whole decode waits. On a 2-core machine where another job holds a core (and this run
+    is niced), 2 threads ran llama-server at 0.4-2 tokens/s while 1 thread kept ~14 (benchmarks/README.md);
+    on an idle machine 2 threads are twice as fast. A long run on a shared machine sets 1."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return usable_cores()
+    if not raw.isdigit() or int(raw) < 1:
+        raise EmbeddedError(f"{THREADS_ENV}={raw!r}: must be a positive number of threads (or unset: one per core)")
+    return int(raw)
+
+
 @contextmanager
 def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
                     ready_timeout: float = 180.0) -> Iterator[str]:
@@ -282,7 +298,7 @@ def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
     gguf = model_path(model)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    threads = usable_cores()
+    threads = server_threads()
     if server_choice() == "llama-server":
         from .llama_server import cached_binary
 

@@ -159,6 +159,16 @@ def test_the_server_is_llama_server_when_built_the_python_one_otherwise(cache, m
     assert embedded.server_choice() == "llama-server"
 
 
+def test_server_threads_default_to_the_usable_cores_and_can_be_set(monkeypatch):
+    monkeypatch.delenv(embedded.THREADS_ENV, raising=False)
+    assert embedded.server_threads() == embedded.usable_cores()
+    monkeypatch.setenv(embedded.THREADS_ENV, "1")
+    assert embedded.server_threads() == 1
+    monkeypatch.setenv(embedded.THREADS_ENV, "0")
+    with pytest.raises(EmbeddedError, match="must be a positive number of threads"):
+        embedded.server_threads()
+
+
 def test_llama_server_gets_a_slot_per_request_in_flight_each_with_the_python_servers_context(tmp_path):
     model = MODELS["qwen2.5-coder-1.5b-instruct"]
     cmd = embedded.llama_server_command(tmp_path / "llama-server", tmp_path / "m.gguf", 8123, model, slots=4,
