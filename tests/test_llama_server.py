@@ -225,3 +225,17 @@ def test_real_llama_server_honours_both_caps_and_stops_the_forced_thinking_at_th
                                             "temperature": 0.7, "stop": ["</think>"]})
         assert free["choices"][0]["finish_reason"] == "stop", free  # the prompted thinker closed its block
         assert "</think>" not in free["choices"][0]["text"]
+
+
+def test_nox_is_told_which_embedded_model_a_live_run_needs(project, fake_model):
+    """`nox -s reproduce` installs the parts of exactly the model whose responses are missing (the 1.1 GB
+    of the 1.5B only for its own runs), and none when another endpoint or a full store answers."""
+    from harness.preflight import embedded_model_needed
+
+    path = project("embedded")
+    assert embedded_model_needed(str(path)) == "qwen2.5-coder-0.5b-instruct"
+    path.write_text(path.read_text().replace("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"))
+    assert embedded_model_needed(str(path)) == "qwen2.5-coder-1.5b-instruct"
+    project(fake_model.url)
+    assert embedded_model_needed(str(path)) == ""
+    assert embedded_model_needed("no-such-params.yaml") == ""
