@@ -13,8 +13,9 @@ at run time. `MODELS` is the table of them, selected by `model.name` when `model
   them is the pinned version, the wheels' sha256 in requirements.lock and the GGUF's sha256 here.
 
 Two servers can serve them. llama.cpp's own `llama-server` (harness/llama_server.py), when it has been
-built on this machine, decodes `sampling.concurrency` requests together in `--parallel` slots (~1.5x the
-aggregate throughput on 2 cores, benchmarks/README.md); otherwise llama-cpp-python's Python server, one
+built on this machine, decodes `sampling.concurrency` requests together in `--parallel` slots (4 slots:
+2.2x the tokens/s of one stream with both cores free; benchmarks/README.md, which also shows how a niced
+2-thread decode stalls when another job takes a core); otherwise llama-cpp-python's Python server, one
 request at a time. `HARNESS_EMBEDDED_SERVER=python|llama-server` forces one (`auto`, the default, picks).
 The server is started only when a stage has requests to send (a warm store needs no model), on a free
 port, and stopped when the stage ends, whatever happens.
