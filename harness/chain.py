@@ -82,15 +82,23 @@ class ChatTemplate:
     end_of_turn: str
     think_open: str = ""
     think_close: str = ""
+    system_prompt: str = SYSTEM_PROMPT  # what the `system` turn says (when the family has one)
 
     @property
     def thinks(self) -> bool:
         return bool(self.think_open)
 
-    def render(self, user: str, system: str = SYSTEM_PROMPT) -> str:
+    def render(self, user: str, system: str | None = None) -> str:
         """The prompt a chat endpoint would build for one user message, ready for the assistant's reply."""
+        system = self.system_prompt if system is None else system
         return self.system.format(system) + self.user.format(user) + self.assistant + self.think_open
 
+
+# Prompted thinking: the system turn of `chatml-think`, for chat models never trained on think tags.
+THINK_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Think through the problem step by step inside <think> </think> tags, "
+    "checking your work; after </think>, give only the final answer in \\boxed{}."
+)
 
 # `model.chat_template` names one of these (params.py allows exactly these names).
 CHAT_TEMPLATES = {
@@ -111,6 +119,20 @@ CHAT_TEMPLATES = {
         end_of_turn="<|im_end|>",
         think_open="<think>\n",
         think_close="\n</think>",
+    ),
+    # Prompted thinking on a chatml model whose own template has no <think> (Qwen2.5 and its Coder models):
+    # the system turn asks for the reasoning inside <think> </think>, and "<think>\n" is prefilled in the
+    # assistant turn, so the model writes its reasoning straight into an open block and closes it itself
+    # (Qwen2.5-Coder-1.5B closed it in 6 of 6 tries; the tags are ordinary text to it, several tokens each).
+    # Everything else is think-tag forcing as for Qwen3: stop at </think>, "\n</think>" written at N.
+    "chatml-think": ChatTemplate(
+        system="<|im_start|>system\n{}<|im_end|>\n",
+        user="<|im_start|>user\n{}<|im_end|>\n",
+        assistant="<|im_start|>assistant\n",
+        end_of_turn="<|im_end|>",
+        think_open="<think>\n",
+        think_close="\n</think>",
+        system_prompt=THINK_SYSTEM_PROMPT,
     ),
     # DeepSeek-R1 and its Qwen/Llama distills: "<｜User｜>...<｜Assistant｜>" (the chat_template in the
     # DeepSeek-R1-Distill-Qwen-7B GGUF, read for this), then "<think>\n", which DeepSeek's usage notes tell

@@ -257,14 +257,14 @@ def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
                 "finish_reason": c.finish_reason,
                 "refusal": getattr(c.message, "refusal", None),
                 "reasoning": reasoning_of(c.message),
-                "logprobs": logprobs_of(endpoint, c),
+                "logprobs": logprobs_of(c),
             }
             for c in sorted(raw.choices, key=lambda c: c.index)
         ]
     else:
         choices = [
             {"text": c.text or "", "finish_reason": c.finish_reason, "refusal": None,
-             "logprobs": logprobs_of(endpoint, c)}
+             "logprobs": logprobs_of(c)}
             for c in sorted(raw.choices, key=lambda c: c.index)
         ]
     if not choices:
@@ -272,19 +272,24 @@ def response_record(endpoint: str, raw: Any) -> dict[str, Any]:
     return _record(choices, raw.usage)
 
 
-def logprobs_of(endpoint: str, choice: Any) -> dict[str, list[Any]] | None:
-    """A choice's token log-probabilities, stored compactly as {tokens, token_logprobs} for both endpoints
-    (chat: `logprobs.content[]` {token, logprob}; completions: `logprobs.tokens` / `token_logprobs`), or
-    None when the server sent none (then nothing is stored and records stay as they were)."""
+def logprobs_of(choice: Any) -> dict[str, list[Any]] | None:
+    """A choice's token log-probabilities, stored compactly as {tokens, token_logprobs}, or None when the
+    server sent none (then nothing is stored and records stay as they were). Read by shape, not by
+    endpoint: chat's `logprobs.content[]` {token, logprob}, which llama.cpp's llama-server also sends on
+    /v1/completions, or OpenAI completions' `logprobs.tokens` / `token_logprobs`. (The SDK types only the
+    shape it expects for the endpoint; the other arrives as plain dicts.)"""
     logprobs = getattr(choice, "logprobs", None)
     if logprobs is None:
         return None
-    if endpoint == "chat":
-        content = getattr(logprobs, "content", None) or []
-        return {"tokens": [t.token for t in content], "token_logprobs": [t.logprob for t in content]} if content \
-            else None
-    tokens = getattr(logprobs, "tokens", None)
-    return {"tokens": list(tokens), "token_logprobs": list(logprobs.token_logprobs or [])} if tokens else None
+    content = _field(logprobs, "content") or []
+    if content:
+        return {"tokens": [_field(t, "token") for t in content], "token_logprobs": [_field(t, "logprob") for t in content]}
+    tokens = _field(logprobs, "tokens")
+    return {"tokens": list(tokens), "token_logprobs": list(_field(logprobs, "token_logprobs") or [])} if tokens else None
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 def _record(choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .chain import Job, Outcome, check_may_request, failed, missing_jobs, replay, walk
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
-from .embedded import embedded_server
+from .embedded import embedded_server, model_for
 from .files import STORE_DIR, store_dir
 from .params import Params
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
@@ -122,7 +122,8 @@ def model_endpoint(params: Params) -> Iterator[Router]:
         return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
 
     if m.is_embedded:
-        with embedded_server() as url:
+        # as many llama-server slots as requests in flight (the Python server serves them one by one)
+        with embedded_server(model_for(m.name), slots=params.sampling.concurrency) as url:
             yield Router([client(url, "embedded")], params.sampling.concurrency)
         return
     key = api_key_for(m, m.base_url)

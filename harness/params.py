@@ -63,7 +63,9 @@ class ModelParams(_Section):
     name: str = "qwen2.5-coder-0.5b-instruct"
     api_key_env: str | None = None
     # a key of chain.CHAT_TEMPLATES (a test keeps them equal); the think-tag ones make `forcing` s1-style
-    chat_template: Literal["chatml", "qwen3", "deepseek-r1"] = "chatml"
+    # chatml-think: prompted thinking (a system turn asking for <think> </think>, "<think>\n" prefilled) for
+    # chat models never trained on think tags
+    chat_template: Literal["chatml", "chatml-think", "qwen3", "deepseek-r1"] = "chatml"
     request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     backoff_base: float = Field(default=0.5, ge=0)
@@ -336,6 +338,7 @@ class Params(_Section):
                 f"takes OpenAI's format (got {self.model.base_url!r}); use sampling.mode: live for the embedded "
                 "model and replica lists"
             )
+        _check_embedded_model(self.model)
         limit = self.data.limit
         if limit is not None and self.calibrate.problems is not None and self.calibrate.problems > limit:
             raise ValueError(
@@ -373,6 +376,18 @@ class Params(_Section):
         if self.budgets.prompt_template is not None:
             return self.budgets.prompt_template
         return SEED_PROMPT if self.budgets.method == "prompt" else FORCING_PROMPT
+
+
+def _check_embedded_model(model: ModelParams) -> None:
+    """With `base_url: embedded`, `model.name` selects the weights (embedded.MODELS): any other name would
+    only fail when the server is started, after the preflight."""
+    from .embedded import MODELS
+
+    if model.is_embedded and model.name not in MODELS:
+        close = difflib.get_close_matches(model.name, list(MODELS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"model.name = {model.name!r}: not an embedded model{hint}; with model.base_url: "
+                         f"embedded, model.name selects the weights: {', '.join(MODELS)}")
 
 
 def _check_pools(sampling: SamplingParams, requested: list[Budget]) -> None:

@@ -308,6 +308,8 @@ def run(params: Params) -> None:
     summary = json.loads(require(CALIBRATION_SUMMARY, "calibrate").read_text(encoding="utf-8"))
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
+    if params.model.chat_template == "chatml-think":  # never trained on think tags: say so where it is read
+        title += "\nprompted thinking: <think> asked for in the system turn, not a trained thinker"
     controllable = summary["controllable_range"]
     metrics = read_json(METRICS)
     fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .chain import check_may_request, missing_jobs
 from .data import load_problems
-from .embedded import check_installed
+from .embedded import check_installed, model_for
 from .files import store_dir
 from .params import Params, load_params
 from .store import ResponseStore
@@ -44,6 +44,16 @@ def needs_embedded_model(params_path: str = "params.yaml") -> bool:
         return False
 
 
+def embedded_model_needed(params_path: str = "params.yaml") -> str:
+    """The name of the embedded model `harness reproduce` will have to start, or "" when none is needed
+    (nox installs that model's packages only then; same rules as `needs_embedded_model`)."""
+    try:
+        params = load_params(params_path)
+        return params.model.name if params.model.is_embedded and missing_samples(params)[0] > 0 else ""
+    except Exception:  # noqa: BLE001 - see needs_embedded_model
+        return ""
+
+
 def preflight(params: Params) -> None:
     """Raise the user error a run would hit first (DataError, StoreError, ParamsError); else return."""
     from .client import api_key_for, probe
@@ -54,7 +64,8 @@ def preflight(params: Params) -> None:
     check_may_request("run", missing, planned)
     if params.model.is_embedded:
         # no key, and the stage that needs it starts the server; but its packages must be there now
-        check_installed(f"run: {missing} of {planned} samples are missing from {store_dir()}/")
+        check_installed(f"run: {missing} of {planned} samples are missing from {store_dir()}/",
+                        model_for(params.model.name))
         return
     api_key_for(params.model, params.model.base_url)
     probe(params.model.base_url)

@@ -49,8 +49,10 @@ def project(tmp_path, monkeypatch):
     data.write_text("".join(json.dumps(p) + "\n" for p in arithmetic_problems()), encoding="utf-8")
 
     def write_params(base_url: str, **sections) -> Path:
+        # the embedded base_url needs one of its models' names (embedded.MODELS): the default's
+        name = "qwen2.5-coder-0.5b-instruct" if base_url == "embedded" else "fake"
         params = {
-            "model": {"base_url": base_url, "name": "fake"},
+            "model": {"base_url": base_url, "name": name},
             "data": {"source": str(data)},
             "budgets": {"method": "forcing", "requested": [4, 16, 64]},
             "sampling": {"samples": 3, "vote_samples": 6, "concurrency": 4, "seed": 0},

@@ -70,6 +70,9 @@ class FakeModel:
         self.report_reasoning_tokens = True  # usage.completion_tokens_details.reasoning_tokens
         self.provider: str | None = None  # "anthropic" or "gemini": that provider's documented rejections
         self.ignored: set[str] = set()  # request fields this server ignores (llama.cpp: max_completion_tokens)
+        # llama.cpp's llama-server answers /v1/completions' `logprobs` in the chat shape (`content[]`, its
+        # server-task.cpp to_json_oaicompat), not OpenAI's `tokens` / `token_logprobs`
+        self.logprobs_shape = "openai"  # or "llama.cpp"
         self.released = threading.Event()  # set at shutdown: hung handlers give up their connection
         self.lock = threading.Lock()
         self.url = ""
@@ -284,7 +287,7 @@ class FakeModel:
             payload["choices"] = payload["choices"][: max(1, len(payload["choices"]) // 2)]
         if body.get("logprobs") and fault not in ("no_choices",):
             for c in payload["choices"]:
-                attach_logprobs(c, body.get("seed", 0))
+                attach_logprobs(c, body.get("seed", 0), self.logprobs_shape)
         if self.cached_tokens:
             usage = payload["usage"]
             usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, usage["prompt_tokens"])}
@@ -301,12 +304,13 @@ def _logprob(seed: int, position: int, token: str) -> float:
     return -((_h("logprob", seed, position, token) % 1000) + 1) / 400
 
 
-def attach_logprobs(choice: dict[str, Any], seed: int) -> None:
-    """OpenAI's shapes, as llama.cpp's and vLLM's servers also send them: chat `logprobs.content[]` of
-    {token, logprob, bytes, top_logprobs} (top_logprobs: 0 asks for no alternatives), completions
-    `logprobs.tokens` / `token_logprobs` / `top_logprobs` / `text_offset`."""
-    if "message" in choice:
-        tokens = _tokens(choice["message"].get("content") or "")
+def attach_logprobs(choice: dict[str, Any], seed: int, shape: str = "openai") -> None:
+    """OpenAI's shapes: chat `logprobs.content[]` of {token, logprob, bytes, top_logprobs} (top_logprobs: 0
+    asks for no alternatives), completions `logprobs.tokens` / `token_logprobs` / `top_logprobs` /
+    `text_offset`; with shape "llama.cpp", completions too get the chat shape, as llama-server sends it."""
+    if "message" in choice or shape == "llama.cpp":
+        text = choice["message"].get("content") if "message" in choice else choice.get("text")
+        tokens = _tokens(text or "")
         choice["logprobs"] = {"content": [{"token": t, "logprob": _logprob(seed, i, t), "bytes": list(t.encode()),
                                            "top_logprobs": []} for i, t in enumerate(tokens)], "refusal": None}
         return

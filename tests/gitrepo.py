@@ -16,7 +16,10 @@ import yaml
 from conftest import REPO
 
 EXCLUDE = {".git", ".venv", ".nox", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".benchmarks", "__pycache__",
-           "dvc_plots", "tmp", "cache", "config.local", "scaling_harness.egg-info", "wheels"}
+           "dvc_plots", "tmp", "cache", "config.local", "scaling_harness.egg-info", "wheels",
+           # claims and batches of a run in flight (store/.claims, store/.batches): local state that comes and
+           # goes while the copy is made (a live example run in the working tree), never part of the project
+           ".claims", ".batches"}
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]
 SHARDS = ("store/calibrate.jsonl", "store/sample.jsonl")
 

@@ -90,9 +90,11 @@ def test_wait_extension_on_the_real_model_spends_the_budget_its_natural_length_d
 
 
 def test_the_real_llama_cpp_server_ignores_max_completion_tokens_and_the_run_says_which_field_to_use(
-        project, capsys):
-    """llama.cpp's server reads only max_tokens: a cap of 8 in max_completion_tokens came back as 109
-    tokens (measured). The run must stop at that first response instead of plotting it as budget 8."""
+        project, capsys, monkeypatch):
+    """llama-cpp-python's server reads only max_tokens: a cap of 8 in max_completion_tokens came back as 109
+    tokens (measured). The run must stop at that first response instead of plotting it as budget 8.
+    (llama.cpp's own llama-server honours it: tests/test_llama_server.py.)"""
+    monkeypatch.setenv("HARNESS_EMBEDDED_SERVER", "python")
     project("embedded", budgets={"method": "cap", "requested": [8, 16]},
             sampling={"samples": 1, "vote_samples": 1, "concurrency": 1}, data={"limit": 1})
     assert main(["run"]) == 2

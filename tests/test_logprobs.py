@@ -42,6 +42,18 @@ def test_forcing_with_logprobs_stores_them_and_the_confidence_vote_uses_them(pro
     assert metrics["maj_at_k"]["6"] == vote["by_k"]["6"]["maj_at_k"]  # the same plain maj@k as the curve
 
 
+def test_llama_server_s_chat_shaped_logprobs_on_completions_are_read_too(project, fake_model):
+    """llama.cpp's llama-server answers /v1/completions' `logprobs` as `content[]` (the chat shape), not
+    OpenAI's `tokens` / `token_logprobs`: read by shape, they are stored and used all the same."""
+    fake_model.logprobs_shape = "llama.cpp"
+    project(fake_model.url, sampling={"logprobs": True})
+    assert main(["run"]) == 0
+    records = [r["response"] for r in _stored() if "response" in r]
+    assert records and all(r["logprobs"]["tokens"] and len(r["logprobs"]["tokens"]) == len(r["logprobs"]["token_logprobs"])
+                           for r in records if r.get("text"))
+    assert pd.read_csv("outputs/samples.csv")["answer_logprob"].notna().all()
+
+
 def test_chat_asks_for_logprobs_without_alternatives(project, fake_model):
     project(fake_model.url, budgets={"method": "prompt", "requested": [16, 64]},
             sampling={"samples": 2, "vote_samples": 4, "logprobs": True})

@@ -314,6 +314,7 @@ def test_a_live_embedded_run_without_the_model_installed_stops_before_writing_an
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a))
+    monkeypatch.setenv("HARNESS_EMBEDDED_SERVER", "python")  # a built llama-server would not need llama_cpp
     project("embedded")
     assert main(["run"]) == 2
     err = capsys.readouterr().err

@@ -238,3 +238,23 @@ def test_usage_of_several_choices_is_split_by_each_choice_s_reasoning_and_text()
     response = {"completion_tokens": 300, "choices": [{"text": "a" * 10, "reasoning": "r" * 90},
                                                       {"text": "b" * 200, "reasoning": None}]}
     assert [_choice_tokens(response, i, "completion_tokens") for i in (0, 1)] == [100, 200]
+
+
+def test_prompted_thinking_asks_for_the_block_in_the_system_turn_and_opens_it_for_the_model():
+    """`chatml-think`: a chat model never trained on think tags (Qwen2.5) is told in its system turn to
+    reason inside <think> </think>, and the assistant turn is prefilled with "<think>\\n"; the reasoning
+    request then stops at </think> like any think-tag family, and the forced answer follows "\\n</think>"."""
+    from harness.chain import THINK_SYSTEM_PROMPT, answer_request, first_request
+    from harness.params import Params
+
+    params = Params.model_validate({"model": {"chat_template": "chatml-think"},
+                                    "budgets": {"method": "forcing", "requested": [32, 64], "wait": True}})
+    first = first_request(params, "What is 17 * 23?", "p0", 64, 0)
+    assert first["prompt"] == (f"<|im_start|>system\n{THINK_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+                               + params.prompt_template.replace("{problem}", "What is 17 * 23?")
+                               + "<|im_end|>\n<|im_start|>assistant\n<think>\n")
+    assert "<think>" in THINK_SYSTEM_PROMPT and "</think>" in THINK_SYSTEM_PROMPT
+    assert first["stop"] == ["</think>"] and first["max_tokens"] == 64
+    answer = answer_request(params, first, "17 * 23 = 391.", 0)
+    assert answer["prompt"].endswith("<think>\n17 * 23 = 391.\n</think>" + CUE)
+    assert CHAT_TEMPLATES["chatml"].render("x").startswith("<|im_start|>system\nYou are a helpful assistant.")
