@@ -25,14 +25,11 @@ COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 THINK = REPO / "examples" / "think-tags" / "qwen3_wait"
 # The 1.5B reasoning run takes hours on 2 cores and is filled in over several sessions (its store resumes):
-# until its outputs are committed it is listed here, explicitly skipped with the reason, never replayed
-# half-done (a partial store would fail HARNESS_NO_REQUESTS=1, which is right, but is not a regression).
+# it is replayed from the moment its outputs are committed; until then it is checked as what it is, a run
+# in progress (test_the_run_in_progress_says_so_and_its_partial_store_is_sound), never replayed half-done.
 REASONING = REPO / "examples" / "reasoning-1.5b"
-REASONING_DONE = (REASONING / "outputs" / "metrics.json").exists()
-REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL] + [
-    pytest.param(REASONING, marks=pytest.mark.skipif(
-        not REASONING_DONE, reason="examples/reasoning-1.5b: live run in progress (no outputs committed yet); "
-                                   "replayed once its README says it is finished"))]
+REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL] + (
+    [REASONING] if (REASONING / "outputs" / "metrics.json").exists() else [])
 
 
 @pytest.mark.pinned
@@ -63,20 +60,6 @@ def test_the_think_tag_run_closed_the_thinking_at_exactly_the_budget_and_waited_
     # a correct \boxed{} inside the thinking is not the answer: graded on what follows </think>
     drafted = samples[samples["problem_id"] == "chain_sum-2"].set_index("budget").loc[256]
     assert (str(drafted["answer"]), bool(drafted["correct"])) == ("12", False)
-
-
-def test_the_unfinished_reasoning_example_validates_and_is_skipped_not_replayed(monkeypatch):
-    """Its params are a valid run of the 1.5B embedded model on its committed problems; while its outputs
-    are missing the replay above skips it (with the reason) rather than fail or pass vacuously."""
-    from harness.params import load_params
-
-    monkeypatch.chdir(REASONING)  # its data.source is relative to the run directory, as for `harness run`
-    params = load_params("params.yaml")
-    assert (params.model.name, params.model.chat_template) == ("qwen2.5-coder-1.5b-instruct", "chatml-think")
-    assert (REASONING / params.data.source).is_file()
-    assert params.budgets.requested[0] == 32 and params.budgets.wait
-    if not REASONING_DONE:
-        assert not (REASONING / "outputs" / "samples.csv").exists()
 
 
 def _samples(name: str) -> pd.DataFrame:
@@ -115,3 +98,27 @@ def test_the_compute_optimal_grid_is_what_its_readme_says():
     assert f"{crossing['replicates_with_crossover']:.1%}" in readme
     if crossing["tokens"] is not None:
         assert f"{crossing['tokens']:.0f} tokens" in readme
+
+
+def test_the_run_in_progress_says_so_and_its_partial_store_is_sound(monkeypatch):
+    """examples/reasoning-1.5b before its outputs are committed: its params are a valid run of the 1.5B
+    embedded model on its committed problems, its README says it is in progress, no output is committed
+    half-done, and every committed store line is a whole record of this run's model (the next session
+    resumes from it). Once outputs/metrics.json is committed it is replayed byte for byte above, and its
+    README must no longer say "in progress"."""
+    from harness.params import load_params
+
+    monkeypatch.chdir(REASONING)  # its data.source is relative to the run directory, as for `harness run`
+    params = load_params("params.yaml")
+    assert (params.model.name, params.model.chat_template) == ("qwen2.5-coder-1.5b-instruct", "chatml-think")
+    assert (REASONING / params.data.source).is_file()
+    assert params.budgets.requested[0] == 32 and params.budgets.wait and params.sampling.logprobs
+    finished = (REASONING / "outputs" / "metrics.json").exists()
+    status = (REASONING / "README.md").read_text().splitlines()[0]
+    assert ("in progress" in status) is not finished, status
+    if not finished:
+        assert not (REASONING / "outputs" / "samples.csv").exists()
+    for shard in sorted((REASONING / "store").glob("*.jsonl")):
+        for line in shard.read_text().splitlines():
+            record = json.loads(line)
+            assert record["request"]["model"] == params.model.name and "key" in record
