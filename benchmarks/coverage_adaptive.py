@@ -45,7 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import vote
 from harness.params import Params
 
-SKILL_SPREAD = 1.2
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from coverage_frontier import SKILL_SPREAD, _probit  # the same probit skill model
+
 WRONG = (0.5, 0.3, 0.2)  # how the wrong answers split
 BUDGET = 256  # the one budget simulated (its value only names the metrics.json entry)
 RIGHT_TOKENS, WRONG_TOKENS = 300.0, 600.0  # mean tokens of a right and of a wrong sample
@@ -64,15 +66,6 @@ WHOLE_POOL = "no stopping: maj@n"  # reference row: curve.csv's vote over the wh
 def labels() -> list[str]:
     """The rules' names as metrics.json spells them (adaptive.Rule.label)."""
     return [f"unanimity w={w}" for w in WINDOWS] + [f"posterior p={p:g}" for p in THRESHOLDS]
-
-
-def _probit(m: float) -> float:
-    """a with E[Phi(a + s z)] = m: a = Phi^-1(m) sqrt(1 + s^2)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _PHI(mid) < m else (lo, mid)
-    return (lo + hi) / 2 * math.sqrt(1 + SKILL_SPREAD**2)
 
 
 def length_factor(z: np.ndarray, u: np.ndarray) -> np.ndarray:

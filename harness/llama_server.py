@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from harness.embedded import cache_dir, usable_cores
+from harness.embedded import cache_dir, sha256_file, usable_cores
 
 PACKAGE = "llama-cpp-python"
 LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
@@ -99,14 +99,6 @@ def binary_path(version: str) -> Path:
     return bin_dir() / f"llama-server-{build_id(version)}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cached_binary(lock: Path = LOCK) -> Path | None:
     """The built binary for the lock's version if its recorded sha256 matches, else None (never raises
     for a missing or unreadable lock: the caller then falls back to the Python server)."""
@@ -118,7 +110,7 @@ def cached_binary(lock: Path = LOCK) -> Path | None:
     recorded = binary.with_name(binary.name + ".sha256")
     if not (binary.exists() and recorded.exists()):
         return None
-    if recorded.read_text().split()[:1] != [sha256_of(binary)]:
+    if recorded.read_text().split()[:1] != [sha256_file(binary)]:
         return None
     return binary
 
@@ -155,7 +147,7 @@ def download_sdist(directory: Path, version: str, hashes: list[str], log: TextIO
     sdists = sorted(directory.glob("llama_cpp_python-*.tar.gz"))
     if not sdists:
         raise LlamaServerError(f"pip download left no llama_cpp_python sdist in {directory}")
-    if sha256_of(sdists[0]) not in hashes:
+    if sha256_file(sdists[0]) not in hashes:
         raise LlamaServerError(f"{sdists[0].name}: sha256 not among requirements.lock's hashes for {PACKAGE}")
     return sdists[0]
 
@@ -199,7 +191,7 @@ def build(jobs: int | None = None, keep: Path | None = None, lock: Path = LOCK) 
         shutil.copy2(built, tmp)
         os.replace(tmp, target)
         # the sha256 last: a binary without a matching one is never used
-        target.with_name(target.name + ".sha256").write_text(f"{sha256_of(target)}  {target.name}\n")
+        target.with_name(target.name + ".sha256").write_text(f"{sha256_file(target)}  {target.name}\n")
         (bin_dir() / f"LICENSE-llama.cpp-{build_id(version)}").write_text((source / "LICENSE").read_text())
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
