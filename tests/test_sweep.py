@@ -11,9 +11,12 @@ other or by two workers at once (claims).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +28,11 @@ from harness.files import STORE_ENV, repository_root
 
 
 def _env(**extra: str) -> dict[str, str]:
-    import os
-
     return {**os.environ, "DVC_NO_ANALYTICS": "1", STORE_ENV: "shared-store", **extra}
 
 
 @pytest.fixture
-def sweep_repo(tmp_path, fake_model) -> Path:
+def sweep_repo(tmp_path, fake_model) -> Iterator[Path]:
     repo = tmp_path / "sweep"
     repo.mkdir()
     shutil.copytree(REPO / "harness", repo / "harness", ignore=shutil.ignore_patterns("__pycache__"))
@@ -52,12 +53,28 @@ def sweep_repo(tmp_path, fake_model) -> Path:
     run("dvc", "init", "-q", cwd=repo, environ=_env())
     run(*GIT, "add", "-A", cwd=repo)
     run(*GIT, "commit", "-qm", "sweep", cwd=repo)
-    return repo
+    yield repo
+    # a queue worker that hangs in its own shutdown must not outlive the test (only this repository's
+    # workers: a pid is killed only while its command line still names a worker writing into this repo)
+    for pid_file in (repo / ".dvc" / "tmp" / "exps" / "celery").glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            if b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+                    str(repo) in os.readlink(f"/proc/{pid}/fd/1"):
+                os.kill(pid, signal.SIGKILL)
+        except (ValueError, IndexError, OSError):
+            pass  # gone already (the usual case)
 
 
 def _drain(repo: Path, workers: int, timeout: float = 300) -> None:
-    """`dvc queue start -j N`, then wait until every queued experiment has finished."""
-    run("dvc", "queue", "start", "-j", str(workers), cwd=repo, environ=_env())
+    """`dvc queue start -j N`, then wait until every queued experiment has finished.
+
+    The workers it forks inherit its stdout and stderr: captured through pipes, the call would last as long
+    as they live, and a celery worker can hang in its own shutdown after "shutting down due to empty queue"
+    (seen once in CI: the test then never returned). Its output goes to a file beside the repository."""
+    with open(repo.parent / "queue-start.log", "a") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", str(workers)], cwd=repo, env=_env(), stdout=log,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = run("dvc", "queue", "status", cwd=repo, environ=_env())
