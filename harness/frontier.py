@@ -122,25 +122,33 @@ def crossover_tokens(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np
     return _crossings(tokens, accuracy, voted_shorter, single)[0]
 
 
+def _margins(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, single: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: tokens, what thinking longer buys at each point's spend (thinking_longer_at), and each vote
+    over shorter answers' margin over it (NaN: not such a vote, or a spend where thinking longer was not
+    measured)."""
+    t = np.atleast_2d(np.asarray(tokens, dtype=float))
+    a = np.atleast_2d(np.asarray(accuracy, dtype=float))
+    longer = thinking_longer_at(t, a, single, t)
+    compared = np.asarray(voted_shorter, dtype=bool)[None, :] & np.isfinite(longer)
+    return t, longer, np.where(compared, a - longer, np.nan)
+
+
 def _crossings(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarray, single: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the crossover's tokens (NaN: none) and its win over thinking longer at that spend (several
     winners at the same spend: the most accurate); a row without a crossover gets the margin of the vote
     nearest to winning (<= 0; NaN when no vote is compared)."""
-    t = np.atleast_2d(np.asarray(tokens, dtype=float))
-    a = np.atleast_2d(np.asarray(accuracy, dtype=float))
-    longer = thinking_longer_at(t, a, single, t)
-    compared = np.asarray(voted_shorter, dtype=bool)[None, :] & np.isfinite(longer)
-    margin = np.where(compared, a - longer, np.nan)
+    t, _, margin = _margins(tokens, accuracy, voted_shorter, single)
+    compared = np.isfinite(margin)
     with np.errstate(invalid="ignore"):
         wins = compared & (margin > 0)
     first = np.where(wins.any(axis=1), np.where(wins, t, np.inf).min(axis=1), np.nan)
     at_first = wins & (t == first[:, None])
     with np.errstate(invalid="ignore"):  # rows with no compared vote: NaN
         best = np.where(compared.any(axis=1), np.nanmax(np.where(compared, margin, -np.inf), axis=1), np.nan)
-    top = np.max(np.where(at_first, a, -np.inf), axis=1)  # the most accurate winner at the crossover's spend
-    with np.errstate(invalid="ignore"):
-        gain = np.where(np.isfinite(first), top - np.max(np.where(at_first, longer, -np.inf), axis=1), best)
+    # at the crossover's spend thinking longer is one value, so the most accurate winner has the largest win
+    gain = np.where(np.isfinite(first), np.max(np.where(at_first, margin, -np.inf), axis=1), best)
     return first, gain
 
 
@@ -164,7 +172,6 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
     """The crossover of the grid, and its interval re-selected in every replicate (rows of the *_boot
     arrays: the grid's tokens and accuracies over one resampling of problems)."""
     t, a = np.asarray(tokens, dtype=float), np.asarray(accuracy, dtype=float)
-    estimate = float(crossover_tokens(t, a, voted_shorter, single)[0])
     # every replicate's own crossover and its win (none: the nearest vote's margin), re-selected: a point
     # chosen for winning is biased up, and a fixed point's interval would ignore that selection
     boot, boot_gains = _crossings(tokens_boot, accuracy_boot, voted_shorter, single)
@@ -174,8 +181,10 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
     alpha = (1.0 - confidence) / 2
     lo, hi = (float(v) for v in np.quantile(np.where(np.isfinite(boot), boot, np.inf), [alpha, 1 - alpha],
                                             method="inverted_cdf"))
-    longer = thinking_longer_at(t, a, single, t)[0]
-    margin = np.where(np.asarray(voted_shorter, dtype=bool) & np.isfinite(longer), a - longer, np.nan)
+    longer, margin = (rows[0] for rows in _margins(t, a, voted_shorter, single)[1:])
+    with np.errstate(invalid="ignore"):
+        wins = np.isfinite(margin) & (margin > 0)
+    estimate = float(t[wins].min()) if wins.any() else math.nan
     if math.isnan(estimate):
         closest = None
         if np.isfinite(margin).any():  # nearest to winning; among equals the most accurate, then the cheapest
@@ -183,6 +192,6 @@ def crossover(tokens: np.ndarray, accuracy: np.ndarray, voted_shorter: np.ndarra
             closest = int(min(near, key=lambda i: (-a[i], t[i])))
         return Crossover(None, estimate, lo, hi, share, math.nan, np.array([]), closest,
                          math.nan if closest is None else float(longer[closest]))
-    tied = np.flatnonzero((t == estimate) & np.isfinite(margin) & (margin > 0))
+    tied = np.flatnonzero((t == estimate) & wins)
     point = int(tied[np.argmax(a[tied])])  # several winners at the same spend: the most accurate
     return Crossover(point, estimate, lo, hi, share, float(longer[point]), boot_gains, None, math.nan)
