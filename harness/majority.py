@@ -76,13 +76,18 @@ class Pool:
         return sum(c for c, ok in zip(self.counts, self.correct) if ok)
 
 
+def correct_answers(answers: Sequence[str | None], correct: Sequence[bool]) -> frozenset[str]:
+    """The answers (vote classes) graded correct in a pool: what a vote must pick to score."""
+    return frozenset(a for a, ok in zip(answers, correct) if ok and a is not None)
+
+
 def pool(answers: Sequence[str | None], correct: Sequence[bool]) -> Pool:
     """Group a pool by answer. An answer is correct if any sample giving it was graded correct (the
     grader sees the same gold answer for every sample of a problem, so they agree)."""
     if len(answers) != len(correct):
         raise ValueError(f"{len(answers)} answers but {len(correct)} correctness flags: one per sample")
     counts = Counter(a for a in answers if a is not None)
-    truth = {a for a, ok in zip(answers, correct) if ok and a is not None}
+    truth = correct_answers(answers, correct)
     keys = sorted(counts)  # fixed order: the sampled estimator must not depend on dict order
     return Pool(tuple(counts[a] for a in keys), tuple(a in truth for a in keys), len(answers) - sum(counts.values()),
                 sum(1 for a, ok in zip(answers, correct) if ok and a is not None))

@@ -419,7 +419,7 @@ def first_k_values(graded: pd.DataFrame, vote_budget: Budget, ks: list[int]) -> 
     rows = []
     for _, g in at.groupby("problem_id", sort=True):
         answers = g["answer"].tolist()
-        truth = frozenset(a for a, ok in zip(answers, g["correct"]) if ok and a is not None)
+        truth = majority.correct_answers(answers, g["correct"].tolist())
         rows.append([majority.vote_score(answers[:k], truth) if len(answers) >= k else np.nan for k in ks])
     return np.array(rows, dtype=float)
 
@@ -611,8 +611,7 @@ def adaptive_metrics(graded: pd.DataFrame, params: Params, seed: int) -> dict[st
                                         orderings=params.vote.adaptive.orderings)
             for bucket, result in zip(per_rule, found):
                 bucket.append(result)
-            truth = frozenset(a for a, ok in zip(answers, correct) if ok and a is not None)
-            whole.append((majority.vote_score(answers, truth), float(np.sum(tokens)), len(answers)))
+            whole.append((majority.vote_score(answers, majority.correct_answers(answers, correct)), float(np.sum(tokens)), len(answers)))
         pool_acc, pool_tokens, pool_size = (float(np.mean(col)) for col in zip(*whole))
         for rule, results in zip(rules, per_rule):
             summary = adaptive.summarise(rule, results, seed)
