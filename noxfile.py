@@ -44,7 +44,7 @@ EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
 # loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores). No AMX: ggml's AMX matmul
 # segfaults on this project's machine on the first Q4_K graph (the 1.5B model; harness/llama_server.py
 # says more). Recorded beside the cached wheel: a wheel built with other arguments is built again.
-_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # = harness.llama_server.NO_AMX (tests/test_docker.py)
 CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
 WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 
