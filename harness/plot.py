@@ -44,7 +44,7 @@ from .files import (
     write_json,
 )
 from .params import Params
-from .vote import seed_path, vote_budget_of
+from .vote import FIXED_RULE, seed_path, vote_budget_of
 
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
 FRONTIER_COLOR, GRID_COLOR = "#2a8a3e", "#7a7a7a"
@@ -113,7 +113,7 @@ def _frontier(ax: plt.Axes, front: pd.DataFrame) -> None:
     are drawn by _stopping_rules), drawn as the step it is: the best accuracy any grid point buys at that
     spend or less."""
     if "rule" in front:
-        front = front[front["rule"] == "fixed"]
+        front = front[front["rule"] == FIXED_RULE]
     ax.step(front["log2_tokens"], 100 * front["maj_at_k"], where="post", color=FRONTIER_COLOR, linewidth=1.6,
             alpha=0.9, zorder=3, label="compute-optimal frontier (frontier.csv)")
     ax.plot(front["log2_tokens"], 100 * front["maj_at_k"], "D", color=FRONTIER_COLOR, markersize=3.5, zorder=5)
