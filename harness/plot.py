@@ -309,7 +309,7 @@ def run(params: Params) -> None:
     method = params.budgets.method + (" + wait" if params.budgets.method == "forcing" and params.budgets.wait else "")
     title = f"{params.model.name} on {params.data.source} ({method})"
     if params.model.chat_template == "chatml-think":  # never trained on think tags: say so where it is read
-        title += "\nprompted thinking: <think> asked for in the system turn, not a trained thinker"
+        title += "\nprompted thinking (<think> asked for in the system turn), not trained"
     controllable = summary["controllable_range"]
     metrics = read_json(METRICS)
     fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics)
