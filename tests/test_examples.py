@@ -1,4 +1,4 @@
-"""The committed examples on the embedded model (examples/embedded-methods, examples/compute-optimal) replay exactly.
+"""The committed examples (embedded-methods, think-tags, compute-optimal, reasoning-1.5b and its baseline) replay exactly.
 
 Each run directory holds its params, its response store and its outputs. Replayed with
 HARNESS_NO_REQUESTS=1 (a single missing response fails instead of starting the model), every output must
@@ -24,19 +24,19 @@ COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 
 THINK = REPO / "examples" / "think-tags" / "qwen3_wait"
-# The 1.5B reasoning run takes hours on 2 cores and is filled in over several sessions (its store resumes):
-# it is replayed from the moment its outputs are committed; until then it is checked as what it is, a run
-# in progress (test_the_run_in_progress_says_so_and_its_partial_store_is_sound), never replayed half-done.
+# The 1.5B reasoning run (issue 23): hours on 2 cores, filled in over two sessions through the store's resume.
+# It is also its own DVC pipeline, replayed with `dvc repro` in tests/test_replay.py.
 REASONING = REPO / "examples" / "reasoning-1.5b"
-REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL] + (
-    [REASONING] if (REASONING / "outputs" / "metrics.json").exists() else [])
+REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL, REASONING, REASONING / "baseline"]
 
 
 @pytest.mark.pinned
 @pytest.mark.parametrize("example", REPLAYED, ids=lambda path: path.relative_to(REPO / "examples").as_posix())
 def test_every_example_replays_from_its_store_byte_for_byte(example, tmp_path, monkeypatch):
-    run = tmp_path / example.name
-    shutil.copytree(example, run, ignore=shutil.ignore_patterns("outputs"))
+    where = example.relative_to(REPO / "examples")  # the whole example is copied: a run may read ../data
+    shutil.copytree(REPO / "examples" / where.parts[0], tmp_path / where.parts[0],
+                    ignore=shutil.ignore_patterns("outputs", "live.log"))
+    run = tmp_path / where
     monkeypatch.chdir(run)
     monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
     assert main(["run"]) == 0
@@ -100,25 +100,49 @@ def test_the_compute_optimal_grid_is_what_its_readme_says():
         assert f"{crossing['tokens']:.0f} tokens" in readme
 
 
-def test_the_run_in_progress_says_so_and_its_partial_store_is_sound(monkeypatch):
-    """examples/reasoning-1.5b before its outputs are committed: its params are a valid run of the 1.5B
-    embedded model on its committed problems, its README says it is in progress, no output is committed
-    half-done, and every committed store line is a whole record of this run's model (the next session
-    resumes from it). Once outputs/metrics.json is committed it is replayed byte for byte above, and its
-    README must no longer say "in progress"."""
+def test_the_reasoning_run_is_the_grid_its_readme_describes(monkeypatch):
+    """examples/reasoning-1.5b (issue 23): the 1.5B embedded model as a prompted thinker on its 30 committed
+    problems, one sample at 32...512 and a pool of 4 at 1024, every sample answered; the thinking is the
+    budget exactly (cut there, or extended to it by Wait) unless Wait ran out; and the accuracies and the
+    crossover sentence the README quotes are the ones in the outputs."""
     from harness.params import load_params
 
     monkeypatch.chdir(REASONING)  # its data.source is relative to the run directory, as for `harness run`
     params = load_params("params.yaml")
     assert (params.model.name, params.model.chat_template) == ("qwen2.5-coder-1.5b-instruct", "chatml-think")
-    assert (REASONING / params.data.source).is_file()
-    assert params.budgets.requested[0] == 32 and params.budgets.wait and params.sampling.logprobs
-    finished = (REASONING / "outputs" / "metrics.json").exists()
-    status = (REASONING / "README.md").read_text().splitlines()[0]
-    assert ("in progress" in status) is not finished, status
-    if not finished:
-        assert not (REASONING / "outputs" / "samples.csv").exists()
-    for shard in sorted((REASONING / "store").glob("*.jsonl")):
-        for line in shard.read_text().splitlines():
-            record = json.loads(line)
-            assert record["request"]["model"] == params.model.name and "key" in record
+    assert params.budgets.requested == [32, 64, 128, 256, 512, 1024] and params.budgets.wait
+    assert params.sampling.logprobs
+    samples = pd.read_csv(REASONING / "outputs" / "samples.csv")
+    assert samples["problem_id"].nunique() == 30 and (samples["status"] == "ok").all()
+    pools = samples.groupby(["budget", "problem_id"])["sample"].nunique()
+    assert pools.drop(1024, level="budget").eq(1).all() and pools.loc[1024].eq(4).all()
+    assert (samples["reasoning_count"] == "requests").all()
+    assert (samples["reasoning_tokens"] <= samples["budget"]).all()
+    readme = (REASONING / "README.md").read_text(encoding="utf-8")
+    assert "in progress" not in readme.splitlines()[0]
+    assert "outputs/" not in (REASONING / ".gitignore").read_text(encoding="utf-8").split()
+    flat = " ".join(readme.split())
+    curve = pd.read_csv(REASONING / "outputs" / "curve.csv").set_index(["budget", "k"])
+    for budget in params.budgets.requested:
+        assert f"| {budget} | {curve.loc[(budget, 1), 'maj_at_k']:.1%} |" in flat, budget
+    assert f"{curve.loc[(1024, 4), 'maj_at_k']:.1%}" in flat
+    metrics = json.loads((REASONING / "outputs" / "metrics.json").read_text(encoding="utf-8"))
+    assert " ".join(metrics["crossover"]["statement"].split()) in flat
+    law = metrics["law"]
+    assert f"{law['slope_points_per_doubling']:+.1f} accuracy points per doubling" in flat
+    baseline = pd.read_csv(REASONING / "baseline" / "outputs" / "curve.csv")
+    assert len(baseline) == 1 and f"| {baseline['maj_at_k'].iloc[0]:.1%} |" in flat
+
+
+def test_the_reasoning_pipeline_is_the_root_pipeline_run_in_its_directory():
+    """`cd examples/reasoning-1.5b && dvc repro` runs the very stages of the root dvc.yaml (same commands,
+    params, outputs and plots); only the package is reached as ../../harness. A stage added or changed at the
+    root and not here would make the example's replay a different pipeline."""
+    import yaml
+
+    root = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    example = yaml.safe_load((REASONING / "dvc.yaml").read_text(encoding="utf-8"))
+    for name, stage in example["stages"].items():
+        assert "../../harness" in stage["deps"] and "harness" not in stage["deps"], name  # not a local ./harness
+        stage["deps"] = ["harness" if dep == "../../harness" else dep for dep in stage["deps"]]
+    assert example == root
