@@ -128,9 +128,10 @@ def model_path(model: EmbeddedModel = DEFAULT_MODEL) -> Path:
     if target.exists() and marker.exists() and marker.read_text().strip() == _marker_text(target, model):
         return target
     parts = part_files(model)
-    if model.size is not None and sum(p.stat().st_size for p in parts) != model.size:
+    size = sum(p.stat().st_size for p in parts)
+    if model.size is not None and size != model.size:
         raise EmbeddedError(
-            f"the {model.parts} parts of {model.name} add up to {sum(p.stat().st_size for p in parts)} bytes, "
+            f"the {model.parts} parts of {model.name} add up to {size} bytes, "
             f"expected {model.size}; the {model.dist_prefix}* packages are of the wrong version: {install_hint(model)}"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -201,30 +202,37 @@ def model_for(name: str) -> EmbeddedModel:
                             f"use one of {', '.join(MODELS)}") from None
 
 
-def server_choice() -> str:
-    """Which server to start: `HARNESS_EMBEDDED_SERVER` (python | llama-server), else llama-server when a
-    verified build is cached on this machine (harness/llama_server.py), else the Python server."""
+def llama_server_binary() -> Path | None:
+    """The llama-server binary to start, or None for the Python server: `HARNESS_EMBEDDED_SERVER` (python |
+    llama-server), else llama-server when a verified build is cached on this machine
+    (harness/llama_server.py), else the Python server. (The check hashes the binary: ask once per start.)"""
     from .llama_server import cached_binary
 
     wanted = os.environ.get(SERVER_ENV, "auto").strip() or "auto"
     if wanted not in ("auto", "python", "llama-server"):
         raise EmbeddedError(f"{SERVER_ENV}={wanted!r}: must be auto, python or llama-server")
     if wanted == "python":
-        return "python"
-    if cached_binary() is not None:
-        return "llama-server"
-    if wanted == "llama-server":
+        return None
+    binary = cached_binary()
+    if binary is None and wanted == "llama-server":
         raise EmbeddedError(f"{SERVER_ENV}=llama-server but no verified llama-server is built on this machine: "
                             "run `python -m harness.llama_server build` (~10 min on 2 cores), or unset it")
-    return "python"
+    return binary
 
 
-def check_installed(why: str = "model.base_url = 'embedded'", model: EmbeddedModel = DEFAULT_MODEL) -> None:
+def server_choice() -> str:
+    """Which server to start: "llama-server" or "python" (the rules of `llama_server_binary`)."""
+    return "python" if llama_server_binary() is None else "llama-server"
+
+
+def check_installed(why: str = "model.base_url = 'embedded'", model: EmbeddedModel = DEFAULT_MODEL,
+                    server: str | None = None) -> None:
     """Fail before anything is spent or written when the embedded model cannot start: what is missing, and
     how to install it. The main job replays the store without it, so it is installed only when needed.
-    The Python server's package is needed only when no llama-server is built (or it is asked for)."""
-    server = [] if server_choice() == "llama-server" else ["llama_cpp"]
-    missing = [name for name in (*server, *model.part_packages) if importlib.util.find_spec(name) is None]
+    The Python server's package is needed only when no llama-server is built (or it is asked for);
+    `server` is the caller's `server_choice()` when it already has it."""
+    python_server = [] if (server or server_choice()) == "llama-server" else ["llama_cpp"]
+    missing = [name for name in (*python_server, *model.part_packages) if importlib.util.find_spec(name) is None]
     if missing:
         raise EmbeddedError(
             f"{why} and the embedded model is not installed (missing {', '.join(missing)}); {install_hint(model)}"
@@ -296,16 +304,13 @@ def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
                     ready_timeout: float = 180.0) -> Iterator[str]:
     """Start a llama.cpp OpenAI-compatible server for `model` on a free loopback port; yield its base URL;
     stop it. llama-server (with `slots` parallel slots) when built here, else the Python server."""
-    check_installed(model=model)
+    binary = llama_server_binary()
+    check_installed(model=model, server="python" if binary is None else "llama-server")
     gguf = model_path(model)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     threads = server_threads()
-    if server_choice() == "llama-server":
-        from .llama_server import cached_binary
-
-        binary = cached_binary()
-        assert binary is not None  # server_choice() just found it
+    if binary is not None:
         server = llama_server_command(binary, gguf, port, model, max(1, slots), threads)
     else:
         server = python_server_command(gguf, port, model, threads)

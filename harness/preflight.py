@@ -37,20 +37,16 @@ def needs_embedded_model(params_path: str = "params.yaml") -> bool:
     Any problem (bad params, damaged store) answers False: `harness reproduce` itself then reports it in
     its one clear line, which is better than a traceback from here.
     """
-    try:
-        params = load_params(params_path)
-        return params.model.is_embedded and missing_samples(params)[0] > 0
-    except Exception:  # noqa: BLE001 - see the docstring
-        return False
+    return bool(embedded_model_needed(params_path))
 
 
 def embedded_model_needed(params_path: str = "params.yaml") -> str:
     """The name of the embedded model `harness reproduce` will have to start, or "" when none is needed
-    (nox installs that model's packages only then; same rules as `needs_embedded_model`)."""
+    (nox installs that model's packages only then; any problem answers "", see `needs_embedded_model`)."""
     try:
         params = load_params(params_path)
         return params.model.name if params.model.is_embedded and missing_samples(params)[0] > 0 else ""
-    except Exception:  # noqa: BLE001 - see needs_embedded_model
+    except Exception:  # noqa: BLE001 - harness reproduce itself reports it, in one clear line
         return ""
 
 
