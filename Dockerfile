@@ -49,6 +49,7 @@ RUN --mount=type=bind,source=docker/wheels,target=/wheels \
 # The project: pipeline, params, the committed run. No git in the image: DVC runs without an SCM.
 COPY --chown=harness:harness dvc.yaml dvc.lock params.yaml ./
 COPY --chown=harness:harness .dvc/config .dvc/config
+COPY --chown=harness:harness data/references/ data/references/
 COPY --chown=harness:harness outputs/ outputs/
 COPY --chown=harness:harness store/ store/
 RUN printf '[core]\n    no_scm = true\n' > .dvc/config.local && chown harness:harness .dvc .dvc/config.local

@@ -291,14 +291,15 @@ class RuleSummary:
 
 
 def summarise(rule: Rule, per_problem: Sequence[Stopped], seed: int) -> RuleSummary:
-    """Mean over problems with the seeded bootstrap over problems (stats.intervals, widened as every other
-    point's), and the Monte-Carlo error of the mean: sqrt(sum of se^2) / problems."""
+    """Mean over problems: the accuracy with the score interval every point has (stats.accuracy_intervals),
+    the tokens with the seeded bootstrap over problems (tokens are not a probability), and the Monte-Carlo
+    error of the mean: sqrt(sum of se^2) / problems."""
     if not per_problem:
         raise ValueError(f"{rule.label}: no problem has a pool to stop in")
     values = np.array([[p.accuracy, p.tokens] for p in per_problem])
     boot = stats.bootstrap_means(values, stats.bootstrap_indices(len(per_problem), seed))
     estimate = values.mean(axis=0)
-    lo, hi = stats.intervals(estimate[:1], boot[:, :1], np.array([len(per_problem)]))
+    lo, hi = stats.accuracy_intervals(values[:, :1])
     t_lo, t_hi = _token_interval(estimate[1], boot[:, 1], len(per_problem))
     method = "exact" if all(p.method == "exact" for p in per_problem) else "sampled"
     mc_se = math.sqrt(sum(p.mc_se**2 for p in per_problem)) / len(per_problem)

@@ -115,6 +115,10 @@ def _main(argv: list[str] | None) -> int:
     comp = sub.add_parser("compare", help="several finished runs on one accuracy-vs-tokens figure")
     comp.add_argument("runs", nargs="+", metavar="RUN", help="a project directory or a curve.csv")
     comp.add_argument("--label", action="append", help="a legend label per run, in order")
+    comp.add_argument("--reference", metavar="NAME", help="a published curve drawn beside the runs, no interval "
+                      "(data/references/NAME.json, e.g. seed-o1-mini, or a path)")
+    comp.add_argument("--target", type=float, metavar="ACCURACY", help="the accuracy (0-1) whose cost in tokens the "
+                      "efficiency ratio compares (default: the lower of the two runs' best)")
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     args = parser.parse_args(argv)
@@ -124,7 +128,7 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "compare":  # reads finished runs only: no params, no model
             from .compare import run as compare_runs
 
-            compare_runs(args.runs, args.label)
+            compare_runs(args.runs, args.label, args.reference, args.target)
             return 0
         params = load_params(args.params)
         if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it

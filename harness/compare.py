@@ -1,26 +1,64 @@
-"""`harness compare RUN...`: several finished runs (methods, models) on one accuracy-vs-tokens figure.
+"""`harness compare RUN...`: several finished runs on one figure, and which is better, by how much.
 
-A RUN is a project directory (its `params.yaml` names the model and method; its `outputs/curve.csv`
-holds the points), or a `curve.csv` file directly. Each run contributes its single-sample curve over
-budgets and its majority-vote curve at the largest budget; a run directory with
-`outputs/calibration.csv` also contributes its requested-vs-used tokens (second panel; token budgets
-only, since effort levels have no requested number). Output: `outputs/compare.png` and
-`outputs/compare.csv` (the points, labelled), both deterministic.
+A RUN is a project directory (its `params.yaml` names the model and method; `outputs/` holds its
+curve, its sample table and its dataset record), or a `curve.csv` file directly. Each run contributes its
+single-sample curve over budgets and its majority-vote curve at the largest budget; a run directory with
+`outputs/calibration.csv` also contributes its requested-vs-used tokens.
+
+Runs with sample tables are **paired** by `problem_id`: the first run is the reference A and every other
+run B is compared with it (A-B, A-C, ...) on the problems both answered, the problem being the unit:
+- at every budget both ran (a run with one budget, such as a baseline without thinking, is compared with
+  every budget of the other): B - A with its interval and an exact test (harness/paired.py);
+- at matched spend: each run's single-sample curve read on log2 of the tokens it really used, at every
+  spend either run measured inside both runs' range;
+- efficiency: the tokens each run needs to reach an accuracy, and their ratio (harness/efficiency.py).
+Runs whose shared problems read differently (text or gold answer) are refused, as are runs that share
+none. A published reference (`--reference seed-o1-mini`: data/references/) is drawn beside the runs,
+with no interval and no test: it has no per-problem data.
+
+Outputs: `outputs/compare.png`, `outputs/compare.csv` (the points, labelled), `outputs/compare.json` (the
+pairs), all deterministic.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from .budget_axis import largest
-from .files import COMPARE_CSV, COMPARE_PNG, write_csv
+from . import efficiency, paired
+from .budget_axis import Budget, as_budget, budget_rank, largest
+from .files import COMPARE_CSV, COMPARE_JSON, COMPARE_PNG, write_csv, write_json
+
+REFERENCES = Path("data") / "references"
+MATCHED_SPEND_RULE = ("each run's single-sample curve (k = 1) on the shared problems, every problem's accuracy read "
+                      "by straight lines in log2 of the run's mean tokens between its two measured budgets around "
+                      "the spend; spends: every budget's tokens of either run inside both runs' range")
+EFFICIENCY_RULE = ("tokens each run's single-sample curve, made non-decreasing and read by straight lines in log2 "
+                   "tokens, needs to reach the target (default: the lower of the two runs' best single-sample "
+                   "accuracy); ratio = B / A; interval: paired bootstrap over problems, open where a run does not "
+                   "reach the target (harness/efficiency.py)")
 
 
 class CompareError(ValueError):
-    """A run given to `harness compare` has no curve to show."""
+    """A run given to `harness compare` cannot be shown or paired; the message says why."""
+
+
+@dataclass(frozen=True)
+class Run:
+    arg: str
+    label: str
+    curve: pd.DataFrame  # the figure's rows: k = 1 at every budget, and the votes at the largest budget
+    samples: pd.DataFrame | None  # answered samples: problem_id, budget, correct (0/1), tokens; None: no table
+    dataset: dict[str, Any]
+    problems: dict[str, str]  # problem_id -> sha256 of its text and gold answer ({}: no problems.jsonl)
 
 
 def run_label(path: Path) -> str:
@@ -35,7 +73,13 @@ def run_label(path: Path) -> str:
     return f"{model} · {method} · {source}"
 
 
+def _directory(arg: str) -> Path:
+    path = Path(arg)
+    return path.parent.parent if path.suffix == ".csv" else path
+
+
 def load_run(arg: str) -> pd.DataFrame:
+    """The run's curve rows the figure draws, labelled by run and series."""
     path = Path(arg)
     curve = path if path.suffix == ".csv" else path / "outputs" / "curve.csv"
     if not curve.is_file():
@@ -44,11 +88,49 @@ def load_run(arg: str) -> pd.DataFrame:
     missing = {"budget", "k", "maj_at_k", "log2_tokens"} - set(table.columns)
     if missing:
         raise CompareError(f"{curve}: not a curve table (missing {', '.join(sorted(missing))})")
-    label = run_label(path if path.is_dir() else path.parent.parent)
+    label = run_label(_directory(arg))
     vote_budget = largest(table["budget"])
     table = table.assign(run=label, series=["vote" if b == vote_budget and k > 1 else "budget"
                                             for b, k in zip(table["budget"], table["k"])])
     return table[(table["k"] == 1) | (table["budget"] == vote_budget)]
+
+
+def answered_samples(path: Path) -> pd.DataFrame | None:
+    """The run's sample table reduced to what pairing needs, failed samples left out (never scored)."""
+    table = path / "outputs" / "samples.csv"
+    if not table.is_file():
+        return None
+    raw = pd.read_csv(table, dtype={"problem_id": str}, keep_default_na=False, na_values=[""])
+    raw = raw[~raw["status"].astype(str).str.startswith("failed")]
+    correct = raw["correct"].map(lambda v: v is True or str(v).strip().lower() in {"true", "1", "1.0"})
+    return pd.DataFrame({"problem_id": raw["problem_id"].astype(str),
+                         "budget": raw["budget"].map(as_budget),
+                         "correct": correct.astype(float),
+                         "tokens": pd.to_numeric(raw["completion_tokens"], errors="coerce")})
+
+
+def problem_digests(path: Path) -> dict[str, str]:
+    """problem_id -> sha256 of the problem's text and gold answer, from outputs/problems.jsonl."""
+    table = path / "outputs" / "problems.jsonl"
+    if not table.is_file():
+        return {}
+    digests = {}
+    for line in table.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            text = json.dumps([row.get("problem"), row.get("answer")], ensure_ascii=False)
+            digests[str(row["id"])] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digests
+
+
+def load(arg: str, label: str | None = None) -> Run:
+    curve = load_run(arg)
+    path = _directory(arg)
+    if label:
+        curve = curve.assign(run=label)
+    dataset_file = path / "outputs" / "dataset.json"
+    dataset = json.loads(dataset_file.read_text(encoding="utf-8")) if dataset_file.is_file() else {}
+    return Run(arg, str(curve["run"].iloc[0]), curve, answered_samples(path), dataset, problem_digests(path))
 
 
 def load_calibration(arg: str, label: str) -> pd.DataFrame | None:
@@ -62,29 +144,250 @@ def load_calibration(arg: str, label: str) -> pd.DataFrame | None:
     return table.assign(run=label)[["run", "budget", "mean_tokens", "p10_tokens", "p90_tokens"]]
 
 
-def calibrations(runs: list[str], table: pd.DataFrame) -> pd.DataFrame:
-    labels = list(dict.fromkeys(table["run"]))  # in run order, after any --label
-    found = [load_calibration(run, label) for run, label in zip(runs, labels)]
+def calibrations(runs: list[Run]) -> pd.DataFrame:
+    found = [load_calibration(run.arg, run.label) for run in runs]
     frames = [f for f in found if f is not None]
     columns = ["run", "budget", "mean_tokens", "p10_tokens", "p90_tokens"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+# --- pairing -------------------------------------------------------------------------------------------
+
+def shared_problems(a: Run, b: Run) -> list[str]:
+    """The problems both runs answered, after checking they are the same problems: refused, in one line,
+    when they share none, or when a shared problem's text or gold answer differs between the runs."""
+    assert a.samples is not None and b.samples is not None
+    shared = sorted(set(a.samples["problem_id"]) & set(b.samples["problem_id"]))
+    if not shared:
+        raise CompareError(f"compare: {a.label} and {b.label} share no problem (problem_id): nothing to pair; "
+                           "compare runs of the same dataset")
+    if a.dataset.get("fingerprint") and a.dataset.get("fingerprint") == b.dataset.get("fingerprint"):
+        return shared
+    if not (a.problems and b.problems):
+        raise CompareError(f"compare: {a.label} and {b.label} have different datasets (sha256 "
+                           f"{str(a.dataset.get('fingerprint'))[:12]} vs {str(b.dataset.get('fingerprint'))[:12]}) "
+                           "and no outputs/problems.jsonl to check their shared problems: rerun `harness fetch`")
+    differ = [p for p in shared if a.problems.get(p) != b.problems.get(p)]
+    if differ:
+        raise CompareError(f"compare: {a.label} and {b.label} have different datasets: {len(differ)} of the "
+                           f"{len(shared)} shared problem ids read differently (text or gold answer), e.g. "
+                           f"{differ[0]}; pair runs of the same dataset")
+    return shared
+
+
+def per_problem(samples: pd.DataFrame, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each problem's accuracy and mean tokens at each budget (its samples averaged first: the problem is
+    the unit), rows `problems`, columns budgets in budget order; NaN where a problem has no answer there."""
+    table = samples[samples["problem_id"].isin(problems)]
+    budgets = sorted(table["budget"].unique(), key=budget_rank)
+    grouped = table.groupby(["problem_id", "budget"])
+    scores = grouped["correct"].mean().unstack("budget").reindex(index=problems, columns=budgets)
+    tokens = grouped["tokens"].mean().unstack("budget").reindex(index=problems, columns=budgets)
+    return scores, tokens
+
+
+def _num(v: float | None, digits: int = 6) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
+
+
+def _difference(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, Any]:
+    found = paired.compare_scores(a, b, seed)
+    return {"problems": found.problems, "a_accuracy": _num(found.a), "b_accuracy": _num(found.b),
+            "delta": _num(found.delta), "lo": _num(found.lo), "hi": _num(found.hi),
+            "p_value": _num(found.p_value), "test": found.test, "discordant": list(found.discordant)}
+
+
+def budget_pairs(a_budgets: list[Budget], b_budgets: list[Budget]) -> list[tuple[Budget, Budget]]:
+    """Which budget of A meets which of B: every budget both ran; a run with a single budget (a baseline)
+    meets every budget of the other."""
+    if len(a_budgets) == 1 and len(b_budgets) > 1:
+        return [(a_budgets[0], b) for b in b_budgets]
+    if len(b_budgets) == 1 and len(a_budgets) > 1:
+        return [(a, b_budgets[0]) for a in a_budgets]
+    return [(x, x) for x in a_budgets if x in b_budgets]
+
+
+def by_budget(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame, tokens_b: pd.DataFrame,
+              seed: int) -> list[dict[str, Any]]:
+    """B - A at every budget pair (budget_pairs), on the problems both answered there, with the mean
+    tokens each run spent on them."""
+    rows = []
+    for budget_a, budget_b in budget_pairs(list(scores_a.columns), list(scores_b.columns)):
+        both = scores_a[budget_a].notna() & scores_b[budget_b].notna()
+        if int(both.sum()) == 0:
+            continue
+        budget = budget_b if len(scores_a.columns) == 1 else budget_a
+        spent = [float(t[b][both].mean()) for t, b in ((tokens_a, budget_a), (tokens_b, budget_b))]
+        rows.append({"budget": budget, "budget_a": budget_a, "budget_b": budget_b,
+                     "a_log2_tokens": _num(math.log2(spent[0]), 4) if spent[0] > 0 else None,
+                     "b_log2_tokens": _num(math.log2(spent[1]), 4) if spent[1] > 0 else None,
+                     **_difference(scores_a[budget_a][both].to_numpy(), scores_b[budget_b][both].to_numpy(), seed)})
+    return rows
+
+
+def read_at(scores: pd.DataFrame, spend_x: np.ndarray, x: float) -> np.ndarray:
+    """Every problem's accuracy at log2 spend x, by straight lines between the run's budgets around it
+    (spend_x: the run's log2 mean tokens per budget, increasing)."""
+    values = scores.to_numpy(dtype=float)
+    if x <= spend_x[0]:
+        return values[:, 0]
+    upper = int(np.searchsorted(spend_x, x, side="left"))
+    if upper >= len(spend_x) or spend_x[upper] == x:
+        return values[:, min(upper, len(spend_x) - 1)]
+    w = (x - spend_x[upper - 1]) / (spend_x[upper] - spend_x[upper - 1])
+    return (1 - w) * values[:, upper - 1] + w * values[:, upper]
+
+
+def _spend_axis(scores: pd.DataFrame, tokens: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The run's budgets in order of the tokens they used on these problems, and those log2 spends."""
+    x = np.log2(tokens.mean(axis=0).to_numpy(dtype=float))
+    order = np.argsort(x, kind="stable")
+    return scores.iloc[:, order], x[order]
+
+
+def matched_spend(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame, tokens_b: pd.DataFrame,
+                  seed: int) -> list[dict[str, Any]]:
+    """B - A at every spend either run measured inside both runs' range (problems complete in both)."""
+    complete = scores_a.notna().all(axis=1) & scores_b.notna().all(axis=1)
+    if int(complete.sum()) < 1:
+        return []
+    sa, xa = _spend_axis(scores_a[complete], tokens_a[complete])
+    sb, xb = _spend_axis(scores_b[complete], tokens_b[complete])
+    low, high = max(xa[0], xb[0]), min(xa[-1], xb[-1])
+    spends = sorted({round(float(x), 9) for x in (*xa, *xb) if low - 1e-9 <= x <= high + 1e-9})
+    return [{"log2_tokens": _num(x, 4), "tokens": _num(2**x, 1),
+             **_difference(read_at(sa, xa, x), read_at(sb, xb, x), seed)} for x in spends]
+
+
+def _reach(r: efficiency.Reach) -> dict[str, Any]:
+    return {"log2_tokens": _num(r.log2_tokens, 4), "tokens": _num(2**r.log2_tokens, 1) if math.isfinite(
+        r.log2_tokens) else None, "reached": r.kind}
+
+
+def _ratio_text(log2_lo: float, log2_hi: float) -> str:
+    if math.isfinite(log2_lo) and math.isfinite(log2_hi):
+        return f"{2 ** log2_lo:.2f}" if abs(log2_hi - log2_lo) < 1e-12 else f"{2 ** log2_lo:.2f} to {2 ** log2_hi:.2f}"
+    if math.isfinite(log2_lo):
+        return f">= {2 ** log2_lo:.2f}"
+    if math.isfinite(log2_hi):
+        return f"<= {2 ** log2_hi:.2f}"
+    return "unbounded"
+
+
+def efficiency_section(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame,
+                       tokens_b: pd.DataFrame, seed: int, target: float | None) -> dict[str, Any]:
+    complete = scores_a.notna().all(axis=1) & scores_b.notna().all(axis=1)
+    if int(complete.sum()) < 1:
+        return {"reason": "no problem has an answer at every budget of both runs"}
+    found = efficiency.compare_efficiency(scores_a[complete].to_numpy(float), tokens_a[complete].to_numpy(float),
+                                          scores_b[complete].to_numpy(float), tokens_b[complete].to_numpy(float),
+                                          target, seed)
+    exact = math.isfinite(found.log2_ratio_lo) and found.log2_ratio_lo == found.log2_ratio_hi
+    return {"target": _num(found.target), "target_rule": "given" if target is not None else
+            "the lower of the two runs' best single-sample accuracy", "problems": int(complete.sum()),
+            "a": _reach(found.a), "b": _reach(found.b),
+            "ratio": _num(2**found.log2_ratio_lo, 4) if exact else None,
+            "ratio_bound": None if exact else _ratio_text(found.log2_ratio_lo, found.log2_ratio_hi),
+            "lo": _num(2**found.interval_lo, 4) if math.isfinite(found.interval_lo) else None,
+            "hi": _num(2**found.interval_hi, 4) if math.isfinite(found.interval_hi) else None,
+            "interval": _ratio_text(found.interval_lo, found.interval_hi), "rule": EFFICIENCY_RULE}
+
+
+def pair(a: Run, b: Run, seed: int = 0, target: float | None = None) -> dict[str, Any]:
+    """Everything compare.json says about B against A."""
+    if a.samples is None or b.samples is None:
+        missing = a.label if a.samples is None else b.label
+        return {"a": a.label, "b": b.label, "problems": 0, "budgets": [], "matched_spend": [], "efficiency": {},
+                "reason": f"{missing}: no outputs/samples.csv (a curve.csv alone cannot be paired by problem)"}
+    problems = shared_problems(a, b)
+    scores_a, tokens_a = per_problem(a.samples, problems)
+    scores_b, tokens_b = per_problem(b.samples, problems)
+    return {"a": a.label, "b": b.label, "problems": len(problems),
+            "problems_only_in_a": int(a.samples["problem_id"].nunique()) - len(problems),
+            "problems_only_in_b": int(b.samples["problem_id"].nunique()) - len(problems),
+            "budgets": by_budget(scores_a, tokens_a, scores_b, tokens_b, seed),
+            "matched_spend": matched_spend(scores_a, tokens_a, scores_b, tokens_b, seed),
+            "efficiency": efficiency_section(scores_a, tokens_a, scores_b, tokens_b, seed, target)}
+
+
+def summary_line(p: dict[str, Any]) -> str:
+    """One line per pair for the terminal: the shared problems, each budget's difference, the spend
+    comparison and the efficiency ratio."""
+    if p.get("reason"):
+        return f"compare: {p['b']} vs {p['a']}: not paired ({p['reason']})"
+
+    def diff(row: dict[str, Any], where: str) -> str:
+        interval = (f" (95% CI {100 * row['lo']:+.1f} to {100 * row['hi']:+.1f})"
+                    if row["lo"] is not None and row["hi"] is not None else "")
+        return (f"{where}: {100 * row['delta']:+.1f} points{interval}, p = {row['p_value']:.3g} "
+                f"[{row['discordant'][0]} vs {row['discordant'][1]}]")
+
+    parts = [diff(r, f"budget {r['budget_a']}" + ("" if r["budget_a"] == r["budget_b"] else f" vs {r['budget_b']}"))
+             for r in p["budgets"]]
+    parts += [diff(r, f"matched spend {r['tokens']:,.0f} tokens") for r in p["matched_spend"]]
+    eff = p["efficiency"]
+    if eff.get("target") is not None:
+        ratio = f"{eff['ratio']:.2f}" if eff["ratio"] is not None else eff["ratio_bound"]
+        parts.append(f"tokens to reach {100 * eff['target']:.1f}%: B/A {ratio} (95% CI {eff['interval']})")
+    return f"compare: {p['b']} - {p['a']} on {p['problems']} shared problems: " + "; ".join(parts)
+
+
+# --- references -----------------------------------------------------------------------------------------
+
+def load_reference(name: str) -> dict[str, Any]:
+    """A published curve: data/references/<name>.json, or a path to such a file."""
+    path = Path(name)
+    if not path.suffix:
+        path = REFERENCES / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in REFERENCES.glob("*.json")) if REFERENCES.is_dir() else []
+        raise CompareError(f"reference {name}: not found at {path} (known: {', '.join(known) or 'none'}); name a "
+                           "file in data/references/ or a path to one")
+    reference = json.loads(path.read_text(encoding="utf-8"))
+    if not reference.get("points"):
+        raise CompareError(f"{path}: a reference needs `points` (budget, k, accuracy, mean_tokens)")
+    return reference
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
 def compare(runs: list[str], labels: list[str] | None = None) -> pd.DataFrame:
+    """Every run's figure rows in one table (what compare.csv holds)."""
+    return pd.concat([r.curve for r in load_all(runs, labels)], ignore_index=True)
+
+
+def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
     if not runs:
         raise CompareError("compare: name at least one run directory (or curve.csv)")
-    tables = [load_run(r) for r in runs]
-    if labels:
-        if len(labels) != len(runs):
-            raise CompareError(f"compare: {len(labels)} labels for {len(runs)} runs")
-        tables = [t.assign(run=label) for t, label in zip(tables, labels)]
-    return pd.concat(tables, ignore_index=True)
+    if labels and len(labels) != len(runs):
+        raise CompareError(f"compare: {len(labels)} labels for {len(runs)} runs")
+    loaded = [load(r, labels[i] if labels else None) for i, r in enumerate(runs)]
+    seen: dict[str, str] = {}
+    for run in loaded:  # two runs with one label would pool their rows on the figure and in the pairs
+        if run.label in seen:
+            raise CompareError(f"compare: {seen[run.label]} and {run.arg} have the same label {run.label!r}; "
+                               "give each its own with --label")
+        seen[run.label] = run.arg
+    return loaded
 
 
-def run(runs: list[str], labels: list[str] | None = None) -> None:
+def run(runs: list[str], labels: list[str] | None = None, reference: str | None = None,
+        target: float | None = None, seed: int = 0) -> None:
     from .plot import save_comparison  # matplotlib only where figures are drawn
 
-    table = compare(runs, labels)
+    if target is not None and not 0 < target <= 1:
+        raise CompareError(f"compare: --target {target}: an accuracy between 0 and 1 (e.g. 0.5 for 50%)")
+    loaded = load_all(runs, labels)
+    ref = load_reference(reference) if reference else None
+    pairs = [pair(loaded[0], other, seed, target) for other in loaded[1:]]
+    table = pd.concat([r.curve for r in loaded], ignore_index=True)
     write_csv(COMPARE_CSV, table[["run", "series", "budget", "k", "maj_at_k", "log2_tokens"]])
-    save_comparison(table, calibrations(runs, table), COMPARE_PNG)
-    print(f"compare: {table['run'].nunique()} runs -> {COMPARE_PNG}, {COMPARE_CSV}")
+    report: dict[str, Any] = {"pairs": pairs, "matched_spend_rule": MATCHED_SPEND_RULE}
+    if ref is not None:
+        report["reference"] = {"name": ref.get("name"), "label": ref.get("label"), "aggregate_only": True,
+                               "why_no_interval": ref.get("why_no_interval")}
+    write_json(COMPARE_JSON, report)
+    save_comparison(table, calibrations(loaded), pairs, ref, COMPARE_PNG)
+    for p in pairs:
+        print(summary_line(p))
+    print(f"compare: {len(loaded)} runs -> {COMPARE_PNG}, {COMPARE_CSV}, {COMPARE_JSON}")

@@ -33,7 +33,8 @@ FRONTIER = OUTPUTS / "frontier.csv"  # vote: the compute-optimal frontier of the
 ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
 THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget (issue 24)
-COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare
+COMPARE_PNG, COMPARE_CSV, COMPARE_JSON = (  # compare
+    OUTPUTS / "compare.png", OUTPUTS / "compare.csv", OUTPUTS / "compare.json")
 
 
 def store_dir() -> Path:

@@ -314,6 +314,33 @@ class VoteParams(_Section):
         return v
 
 
+REFERENCES_DIR = Path("data") / "references"
+
+
+class PlotParams(_Section):
+    # A published curve drawn beside the run (hollow markers, no interval: it has no per-problem data):
+    # the name of a file in data/references/ (e.g. seed-o1-mini, the seed's o1-mini points), or a path.
+    reference: str | None = None
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_exists(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        path = Path(v) if Path(v).suffix else REFERENCES_DIR / f"{v}.json"
+        if not path.is_file():
+            known = sorted(p.stem for p in REFERENCES_DIR.glob("*.json")) if REFERENCES_DIR.is_dir() else []
+            raise ValueError(f"no reference at {path}; known: {', '.join(known) or 'none'} (data/references/), "
+                             "or give a path to a reference file")
+        return v
+
+    @property
+    def reference_path(self) -> Path | None:
+        if self.reference is None:
+            return None
+        return Path(self.reference) if Path(self.reference).suffix else REFERENCES_DIR / f"{self.reference}.json"
+
+
 class Params(_Section):
     model: ModelParams = Field(default_factory=ModelParams)
     data: DataParams = Field(default_factory=DataParams)
@@ -322,6 +349,7 @@ class Params(_Section):
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     vote: VoteParams = Field(default_factory=VoteParams)
     prices: PriceParams = Field(default_factory=PriceParams)
+    plot: PlotParams = Field(default_factory=PlotParams)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:

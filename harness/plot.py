@@ -144,9 +144,8 @@ def _crossover(ax: plt.Axes, crossover: dict, right: float) -> None:
 def _law(ax: plt.Axes, law: dict) -> None:
     """The fitted rise of metrics.json, or, when its slope is not identified, a legend line saying so."""
     if law.get("slope_points_per_doubling") is None:
-        text = ("too few problems to fit a law" if law.get("identified") is False
-                else f"no law: {law.get('reason', 'no slope')}")
-        ax.plot([], [], " ", label=text)
+        reason = str(law.get("reason") or "no slope")
+        ax.plot([], [], " ", label=f"no law printed: {reason.split(':')[0]}")
         return
     slope, intercept = law["slope_points_per_doubling"], law["intercept_points"]
     xs = [law["fit_from_log2_tokens"], law["fit_to_log2_tokens"]]
@@ -155,6 +154,34 @@ def _law(ax: plt.Axes, law: dict) -> None:
         label += f" (95% CI {law['slope_lo']:+.1f} to {law['slope_hi']:+.1f})"
     ax.plot(xs, [intercept + slope * x for x in xs], "-", color="#444444", linewidth=1.2, alpha=0.8, zorder=3,
             label=label)
+
+
+REFERENCE_COLOR = "#555555"
+REFERENCE_NOTE = "published, aggregate only: no interval, no paired test"
+
+
+def _reference(ax: plt.Axes, reference: dict | None) -> None:
+    """A published curve (data/references/): hollow markers, one sample per problem joined by a thin line,
+    its votes as hollow squares; the legend says it has no interval (no per-problem data was published)."""
+    if not reference:
+        return
+    points = pd.DataFrame(reference["points"])
+    points = points[points["mean_tokens"] > 0]
+    single = points[points["k"] == 1].sort_values("mean_tokens")
+    votes = points[points["k"] > 1].sort_values("mean_tokens")
+    name = reference.get("label") or reference.get("name", "reference")
+    ax.plot(single["mean_tokens"].map(math.log2), 100 * single["accuracy"], "o-", color=REFERENCE_COLOR,
+            markerfacecolor="white", linewidth=0.8, alpha=0.9, zorder=4, label=f"{name}, k=1 ({REFERENCE_NOTE})")
+    if len(votes):
+        joined = pd.concat([single.tail(1), votes])
+        ax.plot(joined["mean_tokens"].map(math.log2), 100 * joined["accuracy"], "s--", color=REFERENCE_COLOR,
+                markerfacecolor="white", linewidth=0.8, alpha=0.9, zorder=4, label=f"{name}: majority vote")
+
+
+def reference_x(reference: dict | None) -> list[float]:
+    if not reference:
+        return []
+    return [math.log2(p["mean_tokens"]) for p in reference["points"] if p["mean_tokens"] > 0]
 
 
 def _after_saturation_label(law: dict) -> str:
@@ -168,7 +195,7 @@ def _after_saturation_label(law: dict) -> str:
 
 
 def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
-                    metrics: dict) -> tuple[plt.Figure, stats.Regions]:
+                    metrics: dict, reference: dict | None = None) -> tuple[plt.Figure, stats.Regions]:
     """Every number drawn is read from the vote stage's files: `table` (curve.csv), `front` (frontier.csv),
     `metrics` (metrics.json: the law, the crossover, what follows saturation). The legend sits outside the
     axes, so it never covers a point."""
@@ -179,8 +206,8 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
     reg = figure_regions(table, params, controllable_to, law)
     fig, ax = plt.subplots(figsize=(11, 4.8), layout="constrained")
     pad = 0.3
-    right = max(reg.end, float(table["log2_tokens"].max())) + pad
-    left = min(reg.start, float(table["log2_tokens"].min())) - pad
+    right = max(reg.end, float(table["log2_tokens"].max()), *reference_x(reference)) + pad
+    left = min(reg.start, float(table["log2_tokens"].min()), *reference_x(reference)) - pad
     spans = [
         ("budget control", left, min(reg.vote_start, reg.saturation) if reg.saturated else reg.vote_start),
         ("majority vote", reg.vote_start, reg.saturation if reg.saturated else right),
@@ -200,6 +227,7 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
     _stopping_rules(ax, metrics.get("adaptive") or {})
     _law(ax, law)
     _crossover(ax, crossover, right)
+    _reference(ax, reference)
     for _, row in vote.iterrows():
         ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_hi"]),
                     textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7, color="#d0641c")
@@ -207,7 +235,7 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
         ax.annotate(f"{as_budget(row['budget'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
                     textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=7, color="#1f5fa8")
     ax.set_xlabel("tokens used at test time per problem (log2)")
-    ax.set_ylabel("accuracy (%), 95% bootstrap interval over problems")
+    ax.set_ylabel("accuracy (%), 95% score interval over problems")
     ax.set_ylim(-4, 104)
     ax.set_xlim(left, right)
     ax.set_title(title, fontsize=10)
@@ -312,7 +340,9 @@ def run(params: Params) -> None:
         title += "\nprompted thinking (<think> asked for in the system turn), not trained"
     controllable = summary["controllable_range"]
     metrics = read_json(METRICS)
-    fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics)
+    reference = params.plot.reference_path
+    published = json.loads(reference.read_text(encoding="utf-8")) if reference else None
+    fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics, published)
     _save(fig, ACCURACY_PNG)
     _save(thinking_figure(metrics.get("thinking") or {}, title), THINKING_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
@@ -326,34 +356,77 @@ def run(params: Params) -> None:
     print(f"plot: {ACCURACY_PNG}, {CALIBRATION_PNG}, {THINKING_PNG}")
 
 
-def save_comparison(table: pd.DataFrame, calibration: pd.DataFrame, path: object) -> None:
-    """`harness compare`: each run's single-sample curve (solid) and majority-vote curve (dashed); next to
-    it, each run's requested vs. used tokens (the calibration), when any run has token budgets."""
+def save_comparison(table: pd.DataFrame, calibration: pd.DataFrame, pairs: list[dict], reference: dict | None,
+                    path: object) -> None:
+    """`harness compare`: each run's single-sample curve (solid) and majority-vote curve (dashed), with a
+    published reference beside them (hollow); below, each pair's difference B - A with its 95% band at
+    matched spend and at each shared budget (compare.json); next to it, each run's requested vs. used
+    tokens (the calibration), when any run has token budgets."""
     _style()
-    panels = 2 if not calibration.empty else 1
-    fig, axes = plt.subplots(1, panels, figsize=(7.5 + 5 * (panels - 1), 4.8), squeeze=False)
-    ax = axes[0][0]
+    paired = [p for p in pairs if p.get("matched_spend") or p.get("budgets")]
+    top = ["accuracy", "calibration"] if not calibration.empty else ["accuracy"]
+    mosaic = [top, ["difference"] * len(top)] if paired else [top]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(6.5 * len(top) + 1, 5.6 + 4.2 * (len(mosaic) - 1)),  # type: ignore[arg-type]
+                                   height_ratios=[5.6, 4.2][:len(mosaic)], layout="constrained")
+    ax = axes["accuracy"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color_of = {}
-    for i, (run, rows) in enumerate(table.groupby("run", sort=False)):
+    for i, (run, rows_of_run) in enumerate(table.groupby("run", sort=False)):
         color = color_of[run] = colors[i % len(colors)]
-        single = rows[rows["k"] == 1].sort_values("log2_tokens")
-        vote = rows[rows["series"] == "vote"].sort_values("k")
+        single = rows_of_run[rows_of_run["k"] == 1].sort_values("log2_tokens")
+        vote = rows_of_run[rows_of_run["series"] == "vote"].sort_values("k")
         ax.plot(single["log2_tokens"], 100 * single["maj_at_k"], "o-", color=color, label=f"{run}")
         if not vote.empty:
-            top = single[single["budget"] == largest(single["budget"])]
-            vote = pd.concat([top, vote])
+            top_point = single[single["budget"] == largest(single["budget"])]
+            vote = pd.concat([top_point, vote])
             ax.plot(vote["log2_tokens"], 100 * vote["maj_at_k"], "s--", color=color, alpha=0.8,
                     label=f"{run}: majority vote")
+    _reference(ax, reference)
     ax.set_xlabel("tokens used at test time per problem (log2)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
-    if panels == 2:
-        _calibration_panel(axes[0][1], calibration, color_of)
-    fig.tight_layout()
+    _legend_below(ax)
+    if "calibration" in axes:
+        _calibration_panel(axes["calibration"], calibration, color_of)
+    if paired:
+        _difference_panel(axes["difference"], paired, color_of)
     _save(fig, path)
+
+
+def _legend_below(ax: plt.Axes) -> None:
+    """Run labels are long (model, method, dataset): the legend goes under the axes, never over a point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), borderaxespad=0, fontsize=7, framealpha=0.9)
+
+
+def _difference_panel(ax: plt.Axes, pairs: list[dict], color_of: dict) -> None:
+    """B - A per pair: a line with its 95% band at matched spend, points with bars at shared budgets."""
+    for p in pairs:
+        color = color_of.get(p["b"], "#444444")
+        spend = [r for r in p["matched_spend"] if r["delta"] is not None]
+        if spend:
+            x = [r["log2_tokens"] for r in spend]
+            ax.plot(x, [100 * r["delta"] for r in spend], "o-", color=color, label=f"{p['b']} - {p['a']}")
+            lo = [100 * r["lo"] if r["lo"] is not None else float("nan") for r in spend]
+            hi = [100 * r["hi"] if r["hi"] is not None else float("nan") for r in spend]
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
+            ax.errorbar(x, [100 * r["delta"] for r in spend],
+                        yerr=[[max(0.0, 100 * r["delta"] - v) for r, v in zip(spend, lo)],
+                              [max(0.0, v - 100 * r["delta"]) for r, v in zip(spend, hi)]],
+                        fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
+        at = [r for r in p["budgets"] if r["delta"] is not None and r.get("b_log2_tokens") is not None]
+        if at:
+            y = [100 * r["delta"] for r in at]
+            lower = [y_ - 100 * r["lo"] if r["lo"] is not None else 0.0 for y_, r in zip(y, at)]
+            upper = [100 * r["hi"] - y_ if r["hi"] is not None else 0.0 for y_, r in zip(y, at)]
+            ax.errorbar([r["b_log2_tokens"] for r in at], y, yerr=[lower, upper], fmt="D", color=color,
+                        markerfacecolor="white", capsize=3,
+                        label=None if spend else f"{p['b']} - {p['a']}")
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xlabel("tokens used per problem (log2): circles at matched spend, diamonds at B's budgets")
+    ax.set_ylabel("B - A (points), 95% paired interval")
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax)
 
 
 def _calibration_panel(ax: plt.Axes, calibration: pd.DataFrame, color_of: dict) -> None:
@@ -373,4 +446,4 @@ def _calibration_panel(ax: plt.Axes, calibration: pd.DataFrame, color_of: dict) 
     ax.set_xlabel("requested tokens (log2)")
     ax.set_ylabel("actual tokens used (log2), mean with p10-p90")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    _legend_below(ax)

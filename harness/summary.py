@@ -152,9 +152,7 @@ def _duration(seconds: float) -> str:
 def _law(law: dict[str, Any]) -> str:
     slope = law.get("slope_points_per_doubling")
     if law.get("identified") is False:
-        bound = law.get("slope_bound_points_per_doubling")
-        return (f"not identified: too few problems to fit a law (the slope's interval reaches past +-{bound:.1f} "
-                "points per doubling, the steepest rise possible over the fitted range)")
+        return f"not printed: {law.get('reason', 'the data do not carry a slope')}"
     if slope is None:
         return f"no slope ({law.get('reason', 'too few points rise above the floor')})"
     lo, hi = law.get("slope_lo"), law.get("slope_hi")
@@ -165,12 +163,12 @@ def _law(law: dict[str, Any]) -> str:
 def _saturation(law: dict[str, Any]) -> str:
     at = law.get("saturation_log2_tokens")
     if at is None:
-        return "unknown"
+        return "not located (the law's rise was not measured: see law)"
     where = f"log2 tokens {at:.2f} (~{2 ** at:,.0f} tokens)"
     lo, hi = law.get("saturation_log2_tokens_lo"), law.get("saturation_log2_tokens_hi")
-    interval = f" (95% CI {lo:.2f} to {hi:.2f})" if lo is not None and hi is not None else ""
+    interval = f" (95% CI {lo:.2f} to {hi:.2f})" if lo is not None and hi is not None else " (no interval)"
     if not law.get("saturated"):
-        return f"not reached: still rising at {where}"
+        return f"not reached in the measured tokens: the fitted rise ends at {where}"
     gain, g_lo, g_hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
     after = law.get("after_saturation")
     if not after or gain is None or g_lo is None or g_hi is None:

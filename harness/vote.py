@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import adaptive, confidence, frontier, grade, majority, stats, thinking_measures
+from . import adaptive, confidence, frontier, grade, majority, paired, stats, thinking_measures
+from . import law as law_fit
 from .bill import cost_section
 from .budget_axis import Budget, as_budget, budget_rank, largest, ordered
 from .confidence import LOGPROB_COLUMN
@@ -192,17 +193,15 @@ def _replicates(values: np.ndarray, seed: int) -> np.ndarray:
 
 
 def curve_from(points: Points, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The curve table with intervals, and the maj@k bootstrap replicates (for the law's intervals)."""
+    """The curve table with each point's 95% score interval over problems (stats.accuracy_intervals), and
+    the maj@k bootstrap replicates (the frontier and the crossover are selections: they keep the bootstrap,
+    re-selected in every replicate)."""
     table = pd.DataFrame(points.rows)
-    problems = table["problems"].to_numpy()
-    maj_boot = _replicates(points.maj, seed)
-    pass_boot = _replicates(points.passed, seed)
-    for name, values, boot in (("maj", points.maj, maj_boot), ("pass", points.passed, pass_boot)):
-        estimate = np.nanmean(values, axis=0)
-        lo, hi = stats.intervals(estimate, boot, problems)
+    for name, values in (("maj", points.maj), ("pass", points.passed)):
+        lo, hi = stats.accuracy_intervals(values)
         column = "maj_at_k" if name == "maj" else "pass_at_k"
-        table[column], table[f"{name}_lo"], table[f"{name}_hi"] = estimate, lo, hi
-    return table[CURVE_COLUMNS], maj_boot
+        table[column], table[f"{name}_lo"], table[f"{name}_hi"] = np.nanmean(values, axis=0), lo, hi
+    return table[CURVE_COLUMNS], _replicates(points.maj, seed)
 
 
 def curve(samples: pd.DataFrame, min_samples: int, seed: int) -> pd.DataFrame:
@@ -391,11 +390,11 @@ def crossover_statement(out: dict[str, Any], written: pd.DataFrame, single: np.n
     return text
 
 
-def law(table: pd.DataFrame, maj_boot: np.ndarray, vote_budget: Budget) -> stats.Law:
+def law(table: pd.DataFrame, points: Points, vote_budget: Budget) -> law_fit.Law:
+    """The law fitted to the seed's path, from every problem's value at each of its points."""
     rows = seed_path(table, vote_budget)
     positions = table.index.get_indexer(rows)
-    return stats.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), table.loc[rows, "maj_at_k"].to_numpy(),
-                         maj_boot[:, positions], int(table.loc[rows, "problems"].min()))
+    return law_fit.fit_law(table.loc[rows, "log2_tokens"].to_numpy(), points.maj[:, positions])
 
 
 SEED_SCHEME = ("nested: the seed's cache is keyed by sample index, so its k = 1 point at a budget reads "
@@ -424,18 +423,32 @@ def first_k_values(graded: pd.DataFrame, vote_budget: Budget, ks: list[int]) -> 
     return np.array(rows, dtype=float)
 
 
-def halfwidth_ratio_vs_first_k(table: pd.DataFrame, graded: pd.DataFrame, vote_budget: Budget,
-                               seed: int) -> dict[str, float | None]:
-    """At equal tokens (the same pool), our all-subsets interval half-width over the seed's first-k one,
-    per vote k: below 1 means the same samples give a narrower interval. Both intervals are built alike
-    (the same seeded bootstrap over problems, the same widening)."""
-    vote = table[table["budget"] == vote_budget].sort_values("k")
-    ks = [int(k) for k in vote["k"]]
-    values = first_k_values(graded, vote_budget, ks)
+def all_subsets_values(graded: pd.DataFrame, vote_budget: Budget, ks: list[int], seed: int) -> np.ndarray:
+    """Our estimator at the vote budget, per problem (rows, sorted ids) and k: maj@k over every k-subset of
+    the pool (NaN where the pool has fewer than k), as the curve's points are scored."""
+    at = graded[graded["budget"] == vote_budget].sort_values(["problem_id", "sample"], kind="stable")
+    rows = []
+    for _, g in at.groupby("problem_id", sort=True):
+        p = majority.pool(g["answer"].tolist(), g["correct"].tolist())
+        rows.append([majority.maj_at_k_pool(p, k, seed).value if p.size >= k else np.nan for k in ks])
+    return np.array(rows, dtype=float)
+
+
+def _bootstrap_halfwidths(values: np.ndarray, seed: int) -> np.ndarray:
     boot = stats.bootstrap_means(values, stats.bootstrap_indices(values.shape[0], seed))
     lo, hi = stats.intervals(np.nanmean(values, axis=0), boot, np.sum(~np.isnan(values), axis=0))
-    ours = (vote["maj_hi"].to_numpy() - vote["maj_lo"].to_numpy()) / 2
-    theirs = (hi - lo) / 2
+    return (hi - lo) / 2
+
+
+def halfwidth_ratio_vs_first_k(table: pd.DataFrame, graded: pd.DataFrame, vote_budget: Budget,
+                               seed: int) -> dict[str, float | None]:
+    """At equal tokens (the same pool), the spread of our all-subsets estimator over that of the seed's
+    first-k one, per vote k, as the half-widths of the same seeded bootstrap interval over problems: below 1
+    means the same samples estimate maj@k more precisely. (The printed score intervals depend only on the
+    accuracy and the problem count, so they cannot show this; the bootstrap measures the spread itself.)"""
+    ks = [int(k) for k in table.loc[table["budget"] == vote_budget, "k"].sort_values()]
+    ours = _bootstrap_halfwidths(all_subsets_values(graded, vote_budget, ks, seed), seed)
+    theirs = _bootstrap_halfwidths(first_k_values(graded, vote_budget, ks), seed)
     return {str(k): _num(o / t, 4) if t > 0 else None for k, o, t in zip(ks, ours, theirs)}
 
 
@@ -479,7 +492,7 @@ def points_missing_problems(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def metrics(
-    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: stats.Law, seed: int = 0,
+    table: pd.DataFrame, samples: pd.DataFrame, vote_budget: Budget, fitted: law_fit.Law, seed: int = 0,
     graded: pd.DataFrame | None = None, prices: PriceParams | None = None,
 ) -> dict[str, Any]:
     single = table[table["k"] == 1].set_index("budget")
@@ -502,13 +515,14 @@ def metrics(
         "tokens_by_k": {str(k): round(float(v), 3) for k, v in vote["mean_tokens"].items()},
         "best_accuracy": round(float(table["maj_at_k"].max()), 6),
         "law": {
-            # a slope whose interval no accuracy curve could have is not printed: `identified` false, reason
+            # a slope the data do not carry (too few problems, no measured point inside the rise, an interval
+            # no accuracy curve could have) is not printed: `identified` false, `reason` says why
             "identified": fitted.identified,
             "slope_points_per_doubling": _num(fitted.slope, 3) if fitted.identified else None,
             "slope_lo": _num(fitted.slope_lo, 3) if fitted.identified else None,
             "slope_hi": _num(fitted.slope_hi, 3) if fitted.identified else None,
             "intercept_points": _num(fitted.intercept, 3) if fitted.identified else None,
-            "slope_bound_points_per_doubling": _num(stats.slope_bound(fitted.x_from, fitted.x_to), 3),
+            "slope_bound_points_per_doubling": _num(law_fit.slope_bound(fitted.x_from, fitted.x_to), 3),
             "fit_from_log2_tokens": _num(fitted.x_from, 4),
             "fit_to_log2_tokens": _num(fitted.x_to, 4),
             "fit_points": fitted.points,
@@ -520,8 +534,10 @@ def metrics(
             "gain_after_saturation_lo": _num(fitted.gain_lo),
             "gain_after_saturation_hi": _num(fitted.gain_hi),
             # what the data show past the saturation point: the region's name on the figure
-            "after_saturation": stats.after_saturation(fitted),
-            "method": "floor-rise-plateau least squares, breakpoints re-chosen in every bootstrap replicate",
+            "after_saturation": law_fit.after_saturation(fitted),
+            "floor": _num(fitted.floor),
+            "plateau": _num(fitted.plateau),
+            "method": law_fit.METHOD,
             # why a value above is null; absent when none is (DVC drops null metrics)
             **({"reason": fitted.reason} if fitted.reason else {}),
         },
@@ -544,7 +560,7 @@ def compute(samples: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[s
     points = point_values(samples, params.vote.min_samples, seed, lambda a: grade.vote_key(a, integer))
     table, maj_boot = curve_from(points, seed)
     vote_budget = vote_budget_of(table, params.vote_budget)
-    fitted = law(table, maj_boot, vote_budget)
+    fitted = law(table, points, vote_budget)
     summary = metrics(table, samples, vote_budget, fitted, seed, points.graded, params.prices)
     return table, {**summary, **frontier_metrics(table, points, maj_boot, seed),
                    **issue24_metrics(samples, points, params, vote_budget, seed)}
@@ -646,7 +662,8 @@ def confidence_metrics(samples: pd.DataFrame, graded: pd.DataFrame, params: Para
                        seed: int) -> dict[str, Any]:
     """metrics.json `confidence_vote`: at the vote budget, per k, maj@k with every vote weighted by its
     answer's confidence (confidence.DEFINITION) beside plain maj@k, and the change with its bootstrap
-    interval over problems (paired: the same resampled problems for both). Or one line saying why not."""
+    paired interval over problems (paired_intervals: each problem's plain and weighted vote side by side). Or
+    one line saying why not."""
     reason = confidence_skip_reason(samples, params)
     if reason:
         return {"confidence_vote": {"skipped": reason}}
@@ -675,10 +692,9 @@ def confidence_metrics(samples: pd.DataFrame, graded: pd.DataFrame, params: Para
                                                                       seed=[seed, i, k])
                 methods.add(method)
     change = weighted - plain
-    boot = _replicates(change, seed)
     estimate = np.nanmean(change, axis=0)
     counts = np.sum(~np.isnan(change), axis=0)
-    lo, hi = (_clip_free_intervals(estimate, boot, counts))
+    lo, hi = paired_intervals(plain, weighted)
     by_k = {str(k): {"maj_at_k": _num(float(np.nanmean(plain[:, j]))),
                      "weighted_maj_at_k": _num(float(np.nanmean(weighted[:, j]))),
                      "change": _num(float(estimate[j])), "change_lo": _num(lo[j]), "change_hi": _num(hi[j]),
@@ -687,9 +703,13 @@ def confidence_metrics(samples: pd.DataFrame, graded: pd.DataFrame, params: Para
                                 "estimator": "exact" if methods == {"exact"} else "sampled", "by_k": by_k}}
 
 
-def _clip_free_intervals(estimate: np.ndarray, boot: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, ...]:
-    """A change in accuracy may be negative: stats.widened per k (no [0, 1] clip), NaN for one problem."""
-    pairs = [stats.widened(float(e), boot[:, j], int(p)) for j, (e, p) in enumerate(zip(estimate, problems))]
+def paired_intervals(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the 95% interval of mean(after) - mean(before) on the problems that have both: the
+    paired score interval of `harness compare` (paired.difference_interval), NaN for one problem."""
+    pairs = []
+    for j in range(before.shape[1]):
+        both = ~np.isnan(before[:, j]) & ~np.isnan(after[:, j])
+        pairs.append(paired.difference_interval(before[both, j], after[both, j]))
     return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 

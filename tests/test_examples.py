@@ -83,6 +83,19 @@ def test_the_comparison_figure_has_every_method():
     assert table["run"].nunique() == len(RUNS)
 
 
+def test_the_methods_readme_quotes_the_differences_their_pairing_establishes():
+    """compare.json pairs every method with the seed's prompt on the same 12 problems; the README names the
+    differences whose 95% interval excludes zero, and only those."""
+    report = json.loads((EXAMPLES / "outputs" / "compare.json").read_text(encoding="utf-8"))
+    assert [p["b"] for p in report["pairs"]] == ["cap (max_tokens)", "forcing", "forcing + Wait"]
+    established = [(p["b"], r["budget"], r) for p in report["pairs"] for r in p["budgets"]
+                   if r["lo"] > 0 or r["hi"] < 0]
+    assert [(b, budget) for b, budget, _ in established] == [("cap (max_tokens)", 256), ("cap (max_tokens)", 512)]
+    flat = " ".join((EXAMPLES / "README.md").read_text(encoding="utf-8").split())
+    for _, _, r in established:
+        assert f"{100 * r['delta']:+.1f}" in flat and f"{100 * r['lo']:+.1f} to {100 * r['hi']:+.1f}" in flat
+
+
 def test_the_compute_optimal_grid_is_what_its_readme_says():
     """30 problems, a pool of at least 8 at every budget, every k up to it, and the crossover the README
     quotes is the one in metrics.json."""
@@ -129,9 +142,36 @@ def test_the_reasoning_run_is_the_grid_its_readme_describes(monkeypatch):
     metrics = json.loads((REASONING / "outputs" / "metrics.json").read_text(encoding="utf-8"))
     assert " ".join(metrics["crossover"]["statement"].split()) in flat
     law = metrics["law"]
-    assert f"{law['slope_points_per_doubling']:+.1f} accuracy points per doubling" in flat
+    assert not law["identified"] and law["reason"].startswith("the fitted rise (log2 tokens 12.2 to 24.3) lies mostly")
+    assert "not printed" in flat and "2^12.2 and 2^24.3 tokens" in flat
     baseline = pd.read_csv(REASONING / "baseline" / "outputs" / "curve.csv")
     assert len(baseline) == 1 and f"| {baseline['maj_at_k'].iloc[0]:.1%} |" in flat
+
+
+def test_the_reasoning_readme_quotes_its_paired_comparison_with_the_baseline(tmp_path, monkeypatch):
+    """The README's paired table is outputs/compare.json, and the command it gives writes that very file
+    (and the figure with the seed's points) again, byte for byte."""
+    report = json.loads((REASONING / "outputs" / "compare.json").read_text(encoding="utf-8"))
+    (pair,) = report["pairs"]
+    assert pair["problems"] == 30 and report["reference"]["name"] == "seed-o1-mini"
+    flat = " ".join((REASONING / "README.md").read_text(encoding="utf-8").split())
+    rows = {(r["budget_a"], r["budget_b"]): r for r in pair["budgets"]}
+    for row in (rows[(1024, 512)], rows[(1024, 1024)], pair["matched_spend"][0]):
+        interval = f"{100 * row['lo']:+.1f} to {100 * row['hi']:+.1f}".replace("-", "−")
+        assert f"{100 * row['delta']:+.1f} points | {interval} |".replace("-", "−") in flat, row
+        assert f"{row['discordant'][0]} / {row['discordant'][1]} |" in flat
+    assert pair["efficiency"]["ratio_bound"] == ">= 1.62" and "at least 1.6 times" in flat
+    shutil.copytree(REASONING, tmp_path / "run", symlinks=True, ignore=shutil.ignore_patterns("store", "live.log"))
+    monkeypatch.chdir(tmp_path / "run")
+    (tmp_path / "run" / "harness").unlink()  # the package is imported, not the link
+    (tmp_path / "run" / "data" / "references").unlink()  # a link to the repository's data/references
+    shutil.copytree(REPO / "data" / "references", tmp_path / "run" / "data" / "references")
+    for name in ("compare.json", "compare.csv", "compare.png"):
+        (tmp_path / "run" / "outputs" / name).unlink()
+    assert main(["compare", "baseline", ".", "--label", "baseline: own template, cap 1024",
+                 "--label", "prompted thinking, forced", "--reference", "seed-o1-mini"]) == 0
+    for name in ("compare.json", "compare.csv", "compare.png"):
+        assert (tmp_path / "run" / "outputs" / name).read_bytes() == (REASONING / "outputs" / name).read_bytes(), name
 
 
 def test_the_reasoning_pipeline_is_the_root_pipeline_run_in_its_own_dvc_project():

@@ -1,5 +1,5 @@
 """The accuracy figure draws what the vote stage wrote: the frontier as frontier.csv holds it, the crossover
-of metrics.json as a marked point with its interval, the law or "too few problems to fit a law", the region
+of metrics.json as a marked point with its interval, the law or why none is printed, the region
 past saturation named by its evidence, and a legend that covers no data."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from grids import near_equal_spend_grid
 
+from harness import law as law_fit
 from harness import plot, vote
 from harness.params import Params
 
@@ -74,10 +75,10 @@ def test_the_region_past_saturation_is_named_by_its_gain_interval(crossing_grid)
 def test_a_law_that_is_not_identified_is_not_drawn_and_the_figure_says_so(crossing_grid):
     table, front, metrics = crossing_grid
     law = {**metrics["law"], "identified": False, "slope_points_per_doubling": None, "slope_lo": None,
-           "slope_hi": None}
+           "slope_hi": None, "reason": law_fit.too_few_problems_reason(12)}
     fig, _ = plot.accuracy_figure(table, front, PARAMS, "t", 256, {**metrics, "law": law})
     ax = fig.axes[0]
-    assert _labelled(ax, "too few problems to fit a law")
+    assert _labelled(ax, "no law printed: too few problems to fit a law")
     assert not _labelled(ax, "fit:")
     identified = {**metrics["law"], "identified": True, "slope_points_per_doubling": 10.0, "slope_lo": 5.0,
                   "slope_hi": 15.0, "intercept_points": 0.0}

@@ -70,11 +70,11 @@ def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fa
     assert live["tokens"] == f"{completion:,} completion, {prompt:,} prompt"
     assert live["cost"] == f"${(prompt * 1.0 + completion * 10.0) / 1e6:,.2f}"
     law = json.loads(Path("outputs/metrics.json").read_text())["law"]
-    assert live["law"].startswith(f"{law['slope_points_per_doubling']:+.1f} accuracy points per doubling")
+    # six problems: too few for a law (its slope and saturation intervals under-cover below 16), and it says so
+    assert not law["identified"] and live["law"] == f"not printed: {law['reason']}"
+    assert law["reason"].startswith("too few problems to fit a law: 6")
     assert f"{law['saturation_log2_tokens']:.2f}" in live["saturation"]
-    if law.get("saturated"):
-        assert f"(95% CI {law['saturation_log2_tokens_lo']:.2f} to {law['saturation_log2_tokens_hi']:.2f})" in (
-            live["saturation"])
+    assert law["saturation_log2_tokens_lo"] is None and "(no interval)" in live["saturation"]
     assert live["figures"] == ("outputs/accuracy_vs_tokens.png, outputs/requested_vs_actual.png, "
                                "outputs/thinking_tokens.png")
     assert live["thinking"].startswith("4: ") and "capped, median" in live["thinking"]
@@ -229,8 +229,12 @@ def test_compare_puts_several_runs_on_one_figure(project, fake_model, tmp_path):
     assert table["run"].nunique() == 2 and set(table["series"]) == {"budget", "vote"}
     assert Path("outputs/compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = Path("outputs/compare.png").read_bytes()
-    width = int.from_bytes(first[16:20], "big")
-    assert width == int(12.5 * 120), width  # two panels: accuracy, and requested vs. used tokens per run
+    width, height = int.from_bytes(first[16:20], "big"), int.from_bytes(first[20:24], "big")
+    # accuracy beside requested vs. used tokens, and under them the difference panel of the paired runs
+    assert (width, height) == ((14 * 120), int(9.8 * 120)), (width, height)
+    pairs = json.loads(Path("outputs/compare.json").read_text())["pairs"]
+    assert [(p["a"], p["b"]) for p in pairs] == [tuple(table["run"].unique())]
+    assert pairs[0]["problems"] == 6 and [r["budget"] for r in pairs[0]["budgets"]] == [4, 16, 64]
     assert main(["compare", *runs]) == 0
     assert Path("outputs/compare.png").read_bytes() == first
     assert main(["compare", str(tmp_path / "nowhere")]) == 2

@@ -1,7 +1,7 @@
-"""maj@k, pass@k, the bootstrap and the law: checked against brute-force enumeration, hand-computed
-cases and a coverage simulation. Brute force lives here only; harness/majority.py counts."""
+"""maj@k, pass@k, a point's accuracy interval and the bootstrap: checked against brute-force enumeration,
+hand-computed cases and coverage simulations. Brute force lives here only; harness/majority.py counts.
+(The law: tests/test_law.py.)"""
 
-import importlib.util
 import itertools
 import math
 import random
@@ -9,7 +9,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 from harness import majority, stats
 
@@ -146,9 +145,10 @@ def _true_maj_iid(q, k, wrong=3):
 
 
 @pytest.mark.parametrize("problems", [12, 30])
-def test_95_percent_intervals_cover_the_true_value_in_93_to_97_percent_of_1000_replications(problems):
+def test_accuracy_intervals_cover_the_true_value_in_at_least_93_percent_of_1000_replications(problems):
     """A population of problems of varying difficulty; each replication draws `problems` of them, a pool
-    of 8 samples each, and bootstraps maj@1 and maj@4. The truth is the population's expected maj@k."""
+    of 8 samples each, scores maj@1 and maj@4 and takes the points' score interval. The truth is the
+    population's expected maj@k. (benchmarks/coverage_points.py sweeps pools, sizes and accuracies.)"""
     population = np.random.default_rng(12345).beta(1.5, 1.5, size=2000)
     ks = (1, 4)
     truth = np.array([np.mean([_true_maj_iid(q, k) for q in population]) for k in ks])
@@ -161,13 +161,44 @@ def test_95_percent_intervals_cover_the_true_value_in_93_to_97_percent_of_1000_r
             drawn = np.where(rng.random(8) < q, 0, rng.integers(1, 4, size=8))
             p = majority.pool([str(a) for a in drawn], [a == 0 for a in drawn])
             values[i] = [majority.maj_at_k_pool(p, k).value for k in ks]
-        estimate = values.mean(axis=0)
-        boot = stats.bootstrap_means(values, stats.bootstrap_indices(problems, r))
-        lo, hi = stats.intervals(estimate, boot, np.full(len(ks), problems))
+        lo, hi = stats.accuracy_intervals(values)
         covered += (lo <= truth) & (truth <= hi)
     coverage = covered / replications
     print(f"coverage with {problems} problems, maj@1 and maj@4: {coverage}")
-    assert np.all((0.93 <= coverage) & (coverage <= 0.97)), coverage
+    # pools of 8 average away most of a problem's noise: the binomial-safe interval over-covers them (up to
+    # 1.0; docs/statistics.md measures a variance-adaptive one that dipped to 0.84 instead)
+    assert np.all(coverage >= 0.93), coverage
+
+
+def test_the_score_interval_covers_at_least_95_percent_for_every_binomial_accuracy():
+    """One sample per problem is the worst case: the sum of 0/1 scores is Binomial(P, p) whatever the
+    problems' difficulties, so coverage is an exact finite sum. The bootstrap it replaced covered 0.11
+    near p = 0.01 and 0.83 on average at 12 problems."""
+    from scipy.stats import binom
+
+    for n in (12, 30):
+        x = np.arange(n + 1, dtype=float)
+        lo, hi = stats.score_interval(x, n)
+        truths = np.linspace(0.005, 0.995, 199)
+        inside = (lo[None, :] <= truths[:, None]) & (truths[:, None] <= hi[None, :])
+        coverage = (binom.pmf(x[None, :], n, truths[:, None]) * inside).sum(axis=1)
+        assert coverage.min() >= 0.95, (n, truths[coverage.argmin()], coverage.min())
+
+
+def test_score_intervals_of_fractional_scores_nest_and_one_problem_has_none():
+    values = np.array([[0.0, 0.5, 1.0], [0.0, 0.25, 1.0], [0.0, 0.75, 1.0]])
+    lo, hi = stats.accuracy_intervals(values)
+    assert lo[0] == 0.0 and 0 < hi[0] < 1  # all wrong: from 0, never a zero-width bar
+    assert hi[2] == 1.0 and 0 < lo[2] < 1
+    assert lo[1] < 0.5 < hi[1]
+    wide_lo, wide_hi = stats.score_interval(1.5, 3)
+    narrow_lo, narrow_hi = stats.score_interval(15.0, 30)
+    assert wide_lo < narrow_lo < 0.5 < narrow_hi < wide_hi  # more problems, a narrower interval
+    one_lo, one_hi = stats.score_interval(np.array([1.0]), np.array([1]))
+    assert math.isnan(one_lo[0]) and math.isnan(one_hi[0])
+    missing = np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 1.0]])
+    lo, hi = stats.accuracy_intervals(missing)
+    assert (lo[1], hi[1]) == tuple(v[0] for v in stats.score_interval(np.array([2.0]), np.array([2])))
 
 
 def test_bootstrap_means_skip_problems_without_a_value():
@@ -189,66 +220,21 @@ def test_intervals_contain_the_estimate_and_stay_in_zero_one():
     assert hi[1] - lo[1] > 0.3  # twelve coin flips leave a wide interval
 
 
+def test_one_problem_has_no_bootstrap_interval_not_a_zero_width_one():
+    lo, hi = stats.intervals(np.array([0.5, 0.5]), np.full((100, 2), 0.5), np.array([1, 12]))
+    assert math.isnan(lo[0]) and math.isnan(hi[0]) and lo[1] == hi[1] == 0.5
+
+
 def test_t_over_z_tends_to_one():
     assert stats.t_over_z(np.array([12]))[0] == pytest.approx(2.201 / 1.960, abs=2e-3)
     assert stats.t_over_z(np.array([1000]))[0] == pytest.approx(1.0, abs=2e-3)
 
 
-# --- the law and the regions ---------------------------------------------------------------------------
-
-def test_fit_law_measures_points_per_doubling_in_the_rising_region_and_finds_saturation():
-    x = np.arange(8.0)
-    y = np.array([0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.505])  # floor, +10 points per doubling, plateau
-    replicates = y + np.random.default_rng(0).normal(0, 0.01, size=(500, 8))
-    law = stats.fit_law(x, y, replicates, problems=500)
-    assert (law.x_from, law.x_to, law.points) == (1.0, 5.0, 5)
-    assert law.slope == pytest.approx(10.0, abs=0.2)  # the floor is part of the fit, not of the rise
-    assert law.slope_lo < law.slope < law.slope_hi
-    assert law.saturated and law.saturation_x == 5.0
-    assert law.saturation_lo <= 5.0 <= law.saturation_hi
-    assert law.gain_after_saturation == pytest.approx(0.005)
-    assert law.gain_lo < law.gain_after_saturation < law.gain_hi
-    assert law.reason is None
-
-
-def test_a_flat_curve_has_a_zero_slope_and_one_point_has_none_with_a_reason():
-    flat = stats.fit_law([1.0, 2.0, 3.0], [0.5, 0.5, 0.5], np.full((10, 3), 0.5), problems=10)
-    assert flat.slope == pytest.approx(0.0)
-    one = stats.fit_law([1.0], [0.5], np.full((10, 1), 0.5), problems=10)
-    assert math.isnan(one.slope) and "no slope" in one.reason
-
-
-def test_fit_law_refuses_a_frontier_point_without_tokens():
-    with pytest.raises(ValueError, match=r"frontier points \[1\] have no tokens"):
-        stats.fit_law([1.0, float("nan"), 3.0], [0.1, 0.2, 0.3], np.zeros((10, 3)), problems=10)
-
-
-def test_one_problem_has_no_interval_not_a_zero_width_one():
-    lo, hi = stats.intervals(np.array([0.5, 0.5]), np.full((100, 2), 0.5), np.array([1, 12]))
-    assert math.isnan(lo[0]) and math.isnan(hi[0]) and lo[1] == hi[1] == 0.5
-    law = stats.fit_law([1.0, 2.0, 3.0], [0.0, 0.5, 1.0], np.tile([0.0, 0.5, 1.0], (10, 1)), problems=1)
-    assert math.isnan(law.slope_lo) and math.isnan(law.saturation_lo) and "one problem" in law.reason
-
+# --- the regions ---------------------------------------------------------------------------------------
 
 def test_correct_samples_are_counted_per_sample_not_per_answer():
     assert majority.pool(["5", "5"], [True, False]).correct_samples == 1
     assert majority.pool(["5", "5", None], [True, True, False]).correct_samples == 2
-
-
-def _coverage_benchmark():
-    spec = importlib.util.spec_from_file_location("coverage_law", REPO / "benchmarks" / "coverage_law.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("curve", ["seed", "audit2"])
-def test_slope_interval_covers_the_true_slope_on_seed_shaped_curves(curve):
-    """A small seeded run of benchmarks/coverage_law.py (the full one is in docs/statistics.md): with the
-    window held fixed the slope interval covered 35-80% of 60 runs here; re-chosen per replicate, >= 90%."""
-    result = _coverage_benchmark().coverage(curve, problems=30, samples=4, reps=60)
-    print(curve, result)
-    assert result["slope"] >= 0.9 and result["saturation"] >= 0.9 and result["gain"] >= 0.9, result
 
 
 def test_controllable_range_finds_where_tokens_grow():
@@ -276,31 +262,3 @@ def test_regions_end_the_vote_region_at_the_laws_saturation_point():
     assert reg.saturated and reg.takeover_budget == 256
     rising = stats.regions([4, 5, 6], saturation_x=6, saturated=False, takeover_x=5, takeover=64)
     assert not rising.saturated and rising.saturation == 6
-
-
-def test_a_slope_interval_wider_than_accuracy_allows_is_not_identified():
-    """Rise from log2 6 to 9 (3 doublings): no curve can rise faster than 100/3 = 33.3 points per doubling
-    there. Replicates whose slopes spread past that (a dozen problems) leave the slope not identified, with
-    the reason; replicates that agree leave it printed."""
-    x = np.array([4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
-    y = np.array([0.1, 0.1, 0.1, 0.3, 0.5, 0.7, 0.7])
-    rng = np.random.default_rng(0)
-    tight = y + rng.normal(0, 0.01, size=(500, x.size))
-    law = stats.fit_law(x, y, tight, problems=300)
-    assert law.identified and law.reason is None and law.slope == pytest.approx(20.0)
-    assert stats.slope_bound(law.x_from, law.x_to) == pytest.approx(100 / 3)
-    steep = np.tile(y, (500, 1))
-    steep[::2, 3:] = [0.9, 0.9, 0.9, 0.9]  # half the replicates jump 80 points in one doubling
-    wide = stats.fit_law(x, y, steep, problems=12)
-    assert not wide.identified and wide.slope_hi > 100 / 3
-    assert wide.reason is not None and wide.reason.startswith("too few problems to fit a law")
-    assert math.isfinite(wide.saturation_x)  # the saturation point keeps its own interval
-
-
-def test_the_region_past_saturation_is_named_by_the_gain_interval():
-    base = stats.Law(10, 5, 15, 0, 6, 9, 4, True, 9, 8, 10, 0.07, -0.01, 0.25)
-    assert stats.after_saturation(base) == "no significant gain (95%)"
-    assert stats.after_saturation(base.__class__(**{**base.__dict__, "gain_lo": 0.02})) == "still rising (95%)"
-    assert stats.after_saturation(base.__class__(**{**base.__dict__, "gain_hi": -0.02, "gain_after_saturation": -0.1,
-                                                    "gain_lo": -0.2})) == "falling (95%)"
-    assert stats.after_saturation(base.__class__(**{**base.__dict__, "saturated": False})) is None

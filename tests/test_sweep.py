@@ -37,6 +37,7 @@ def sweep_repo(tmp_path, fake_model) -> Iterator[Path]:
     repo.mkdir()
     shutil.copytree(REPO / "harness", repo / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(REPO / "data" / "references", repo / "data" / "references")  # the plot stage's published curves
     (repo / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in arithmetic_problems(4)))
     params = yaml.safe_load((REPO / "params.yaml").read_text())  # every key the stages name
     params["model"].update(base_url=fake_model.url, name="fake")

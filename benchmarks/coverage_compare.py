@@ -1,0 +1,130 @@
+"""Coverage of `harness compare`'s numbers: the paired difference's 95% interval, the exact tests' false
+alarms, and the efficiency ratio's interval, on simulated pairs of runs over the same problems.
+
+    python benchmarks/coverage_compare.py [--reps N] [--quick]
+
+The simulated pair: P problems, each with a skill z ~ N(0, 1) shared by both runs (the same problem is
+hard for both: that correlation is what pairing uses); a sample of run A is right with probability
+Phi(a + s z), of run B with Phi(b + s z), with a and b set so the population accuracies are m_A and
+m_A + delta (s = 2.0: most problems almost always right or almost always wrong, as on AIME; s = 1.2: a
+softer spread). Each problem gets n samples per run, averaged (the problem is the unit). The truth is
+the population difference. Reported per cell: the interval's coverage (the minimum over the grid of
+accuracies is what counts), and with delta = 0 the share of runs whose p-value is below 0.05 (a valid
+test stays at or under 0.05).
+
+The efficiency ratio: both runs' single-sample accuracy rises along a logistic in log2 tokens at seven
+budgets, B one doubling later than A (it needs exactly twice the tokens for any accuracy); tokens per
+problem vary around 2^x. The truth is 2 at a fixed target of 0.5 (both curves cross it inside their
+budgets); reported: coverage of the paired-bootstrap interval and how often it is open.
+
+Defaults: 2,000 runs per cell for the interval and the tests, 300 for the ratio (~10 min on one core);
+`--quick` a tenth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import norm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import efficiency, paired
+
+PROBLEMS = (12, 30)
+SAMPLES = (1, 2, 4, 8)
+SPREADS = (2.0, 1.2)
+A_MEANS = (0.1, 0.3, 0.5, 0.7)
+DELTAS = (0.0, 0.1, 0.2, -0.2)
+
+
+def _offset(mean: float, spread: float) -> float:
+    """a with E[Phi(a + s z)] = mean for z ~ N(0, 1): Phi(a / sqrt(1 + s^2)) = mean."""
+    return float(norm.ppf(mean) * math.sqrt(1 + spread**2))
+
+
+def difference_coverage(problems: int, samples: int, a_mean: float, delta: float, spread: float, reps: int,
+                        seed: int = 0) -> dict[str, float]:
+    """Coverage of the paired interval of B - A and the share of p-values below 0.05."""
+    b_mean = a_mean + delta
+    a, b = _offset(a_mean, spread), _offset(b_mean, spread)
+    rng = np.random.default_rng([seed, problems, samples, round(100 * a_mean), round(100 * delta) + 100, round(10 * spread)])
+    covered = rejected = 0
+    for _ in range(reps):
+        z = rng.normal(size=problems)
+        scores_a = rng.binomial(samples, norm.cdf(a + spread * z)) / samples
+        scores_b = rng.binomial(samples, norm.cdf(b + spread * z)) / samples
+        found = paired.compare_scores(scores_a, scores_b, seed=int(rng.integers(1 << 30)))
+        covered += bool(found.lo - 1e-12 <= delta <= found.hi + 1e-12)
+        rejected += found.p_value < 0.05
+    return {"interval": covered / reps, "p below 0.05": rejected / reps}
+
+
+def difference_table(reps: int) -> None:
+    print(f"### The paired difference: {reps} seeded runs per cell\n")
+    print("| skill spread | problems | samples per problem | min coverage (over accuracy and delta) | at (m_A, delta) "
+          "| mean coverage | p < 0.05 when delta = 0 (max over m_A) |")
+    print("|---|---|---|---|---|---|---|")
+    for spread in SPREADS:
+        for problems in PROBLEMS:
+            for samples in SAMPLES:
+                start = time.process_time()
+                cells = {(m, d): difference_coverage(problems, samples, m, d, spread, reps)
+                         for m in A_MEANS for d in DELTAS if 0.02 <= m + d <= 0.98}
+                worst = min(cells, key=lambda c: cells[c]["interval"])
+                alarms = max(v["p below 0.05"] for (m, d), v in cells.items() if d == 0)
+                mean = np.mean([v["interval"] for v in cells.values()])
+                print(f"| {spread} | {problems} | {samples} | {cells[worst]['interval']:.3f} | {worst} | {mean:.3f} "
+                      f"| {alarms:.3f} |", flush=True)
+                print(f"  ({time.process_time() - start:.0f} s CPU)", file=sys.stderr)
+
+
+def _chance(x: np.ndarray, shift: float, skill: np.ndarray) -> np.ndarray:
+    """A problem's chance of a right sample at log2 tokens x, `shift` doublings later than run A's."""
+    return 1 / (1 + np.exp(-1.2 * (x - 7.0 - shift) - 1.5 * skill))
+
+
+def ratio_coverage(problems: int, reps: int, seed: int = 0, budgets: int = 7) -> dict[str, float]:
+    """Coverage of the efficiency ratio's interval when B needs exactly twice A's tokens."""
+    rng = np.random.default_rng([seed, problems])
+    x = np.arange(4.0, 4.0 + budgets)
+    covered = open_ended = point_hits = 0
+    for _ in range(reps):
+        skill = rng.normal(size=(problems, 1))
+        scores_a = (rng.random((problems, budgets)) < _chance(x, 0.0, skill)).astype(float)
+        scores_b = (rng.random((problems, budgets)) < _chance(x, 1.0, skill)).astype(float)
+        noise = rng.lognormal(0, 0.3, size=(problems, budgets))
+        tokens_a, tokens_b = 2**x * noise, 2**x * rng.lognormal(0, 0.3, size=(problems, budgets))
+        found = efficiency.compare_efficiency(scores_a, tokens_a, scores_b, tokens_b, target=0.5,
+                                              seed=int(rng.integers(1 << 30)), replicates=500)
+        covered += bool(found.interval_lo - 1e-12 <= 1.0 <= found.interval_hi + 1e-12)
+        open_ended += not (math.isfinite(found.interval_lo) and math.isfinite(found.interval_hi))
+        point_hits += found.a.kind == found.b.kind == efficiency.EXACT
+    return {"coverage": covered / reps, "open": open_ended / reps, "both crossings": point_hits / reps}
+
+
+def ratio_table(reps: int) -> None:
+    print(f"\n### The efficiency ratio (B needs 2x A's tokens, target 0.5): {reps} seeded runs per row\n")
+    print("| problems | interval covers 2 | interval open (a bound) | both runs cross the target |")
+    print("|---|---|---|---|")
+    for problems in PROBLEMS:
+        r = ratio_coverage(problems, reps)
+        print(f"| {problems} | {r['coverage']:.3f} | {r['open']:.3f} | {r['both crossings']:.3f} |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=None, help="runs per cell of the difference table")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    reps = args.reps or (200 if args.quick else 2000)
+    difference_table(reps)
+    ratio_table(max(30, reps // 7))
+
+
+if __name__ == "__main__":
+    main()
