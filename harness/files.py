@@ -34,6 +34,7 @@ ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
 THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget (issue 24)
 COMPARE_PNG, COMPARE_CSV = OUTPUTS / "compare.png", OUTPUTS / "compare.csv"  # compare
+REPORT = OUTPUTS / "report.html"  # report: the page to read a run's samples in a browser
 
 
 def store_dir() -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from . import majority
 from .budget_axis import Budget, budget_rank
@@ -176,4 +177,4 @@ def flips(problem_id: str, verdicts: Iterable[tuple[Budget, float | None]]) -> l
     vote on, is skipped over, so right at 256, a tie at 512 and wrong at 1024 is one flip, 256 -> 1024."""
     decided = [(b, v) for b, v in sorted(verdicts, key=lambda item: budget_rank(item[0])) if v in (0.0, 1.0)]
     return [Flip(problem_id, b0, b1, RIGHT_TO_WRONG if v0 == 1.0 else WRONG_TO_RIGHT)
-            for (b0, v0), (b1, v1) in zip(decided, decided[1:]) if v0 != v1]
+            for (b0, v0), (b1, v1) in pairwise(decided) if v0 != v1]

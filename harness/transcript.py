@@ -10,6 +10,7 @@ model's own "Wait," too, and miss a cue that differs from the configured one. Pu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from .chain import INSERTIONS, REASONING_FIELD
 from .thinking import thinking_bounds
@@ -45,7 +46,7 @@ def pieces(segments: Sequence[tuple[str, str]]) -> list[Piece]:
             continue
         bounds = (thinking.start, thinking.stop, answer.start, answer.stop)
         cuts = sorted({start, end, *(b for b in bounds if start < b < end)})
-        out += [(_region(a, b, thinking, answer), kind, text[a:b]) for a, b in zip(cuts, cuts[1:])]
+        out += [(_region(a, b, thinking, answer), kind, text[a:b]) for a, b in pairwise(cuts)]
     return out
 
 

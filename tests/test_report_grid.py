@@ -7,9 +7,27 @@ import itertools
 import pytest
 
 from harness import grade
-from harness.report_grid import (CORRECT, FAILED, NO_ANSWER, RIGHT_TO_WRONG, WRONG, WRONG_TO_RIGHT, Flip, Graded, cell,
-                                 classed, difficulty, disagrees, flips, hardest_first, maj_at_k, majority_verdict,
-                                 tick, vote_groups, winners)
+from harness.report_grid import (
+    CORRECT,
+    FAILED,
+    NO_ANSWER,
+    RIGHT_TO_WRONG,
+    WRONG,
+    WRONG_TO_RIGHT,
+    Flip,
+    Graded,
+    cell,
+    classed,
+    difficulty,
+    disagrees,
+    flips,
+    hardest_first,
+    maj_at_k,
+    majority_verdict,
+    tick,
+    vote_groups,
+    winners,
+)
 
 
 def pool(*answers, gold="1/2", failed=(), integer=False):

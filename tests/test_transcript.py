@@ -16,8 +16,16 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from harness.chain import (ANSWER_CUE, MODEL_TEXT, REASONING_FIELD, THINK_CLOSE_INSERTED, WAIT_CUE, Job, replay,
-                           template_of)
+from harness.chain import (
+    ANSWER_CUE,
+    MODEL_TEXT,
+    REASONING_FIELD,
+    THINK_CLOSE_INSERTED,
+    WAIT_CUE,
+    Job,
+    replay,
+    template_of,
+)
 from harness.params import load_params
 from harness.store import ResponseStore
 from harness.thinking import split_thinking, thinking_bounds
