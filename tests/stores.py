@@ -18,13 +18,40 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from conftest import REPO
 
 from harness.chain import Job, stored, walk
+from harness.cli import main
 from harness.params import load_params
 from harness.store import SCHEMA_VERSION, ResponseStore, canonical_json, request_key
 
 # (problem id, budget, sample, step number in the chain, response text) -> the text to store instead
 Edit = Callable[[str, Any, int, int, str], str]
+
+THINK = REPO / "examples" / "think-tags" / "qwen3_wait"  # small (12 samples), think tags, Wait and forced answers
+PAYLOADS = {  # what a hostile response says, by where in the chain it says it
+    "thinking": '</script><script>window.__pwned = "script"</script>',
+    "wait": "\u2028</SCRIPT ><!-- <svg onload=\"window.__pwned = 'svg'\"> &lt;b&gt; &amp;",
+    "answer": "<img src=x onerror=\"window.__pwned = 'img'\">",
+}
+PLANTED = ("chain_sum-2", 256, 0)  # its chain: the thinking, two Wait continuations, the forced answer
+
+
+def plant(dest: Path, monkeypatch: Any) -> Path:
+    """A copy of the think-tag run whose responses carry PAYLOADS where a hostile model would write them,
+    its sample table regraded from them (so the planted answer is also the extracted one)."""
+    def edit(pid, budget, sample, step, text):
+        where = {0: "thinking", 1: "wait", 3: "answer"}.get(step) if (pid, budget, sample) == PLANTED else None
+        if where is None:
+            return text
+        return PAYLOADS["answer"] + "}" if where == "answer" else text + PAYLOADS[where]
+
+    run = planted_copy(THINK, dest, edit)
+    monkeypatch.chdir(run)
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    for stage in ("sample", "vote"):  # the table the grid reads is graded from the planted text
+        assert main([stage]) == 0
+    return run
 
 
 def planted_copy(run: Path, dest: Path, edit: Edit) -> Path:

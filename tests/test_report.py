@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO
-from stores import planted_copy
+from stores import PAYLOADS, THINK, plant, planted_copy
 
 from harness import redact, report_page
 from harness.chain import first_request
@@ -24,14 +24,6 @@ from harness.cli import main
 from harness.params import load_params
 from harness.report import metric_tables
 from harness.store import request_key
-
-THINK = REPO / "examples" / "think-tags" / "qwen3_wait"  # small (12 samples), think tags, Wait and forced answers
-PAYLOADS = {  # where a hostile response puts them: (step of the chain, text appended there)
-    "thinking": '</script><script>window.__pwned = "script"</script>',
-    "wait": "\u2028</SCRIPT ><!-- <svg onload=\"window.__pwned = 'svg'\"> &lt;b&gt; &amp;",
-    "answer": "<img src=x onerror=\"window.__pwned = 'img'\">",
-}
-PLANTED = ("chain_sum-2", 256, 0)  # its chain: the thinking, two Wait continuations, the forced answer
 
 
 def cells(html: str) -> dict[str, object]:
@@ -53,22 +45,6 @@ def build(run: Path, monkeypatch, *args: str) -> str:
     monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
     assert main(["report", *args]) == 0
     return (run / "outputs" / "report.html").read_text(encoding="utf-8")
-
-
-def plant(dest: Path, monkeypatch) -> Path:
-    """A copy of the think-tag run whose responses carry PAYLOADS, its sample table regraded from them."""
-    def edit(pid, budget, sample, step, text):
-        where = {0: "thinking", 1: "wait", 3: "answer"}.get(step) if (pid, budget, sample) == PLANTED else None
-        if where is None:
-            return text
-        return PAYLOADS["answer"] + "}" if where == "answer" else text + PAYLOADS[where]
-
-    run = planted_copy(THINK, dest, edit)
-    monkeypatch.chdir(run)
-    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
-    for stage in ("sample", "vote"):  # the table the grid reads is graded from the planted text
-        assert main([stage]) == 0
-    return run
 
 
 def test_the_same_store_gives_the_same_bytes_wherever_it_is_built(tmp_path, monkeypatch):
