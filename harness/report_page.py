@@ -9,7 +9,7 @@ Why each rule:
   containers, with `<`, `>`, `&` and U+2028/U+2029 written as JSON escapes (a response holding
   `</script><script>` cannot close its container), and the page's script puts it on screen with
   `textContent` only.
-- Each cell's samples are compressed on their own (raw deflate, fixed level, base64) and decoded by the
+- Each cell's samples are compressed on their own (raw deflate, fixed level, base85) and decoded by the
   browser (`DecompressionStream`) only when the cell is opened: a run of 100 MB of text stays a file a
   browser opens in a second. Past `SINGLE_FILE_LIMIT` the page is an index and the cells move to
   per-problem script files beside it (`fetch` is refused on `file://`, a `<script src>` is not).
@@ -29,10 +29,13 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-COMPRESSION_LEVEL = 6  # zlib's default: within 3% of level 9 on model text, at half its time
-# Above this many bytes of encoded cells the report becomes an index page plus per-problem files:
-# benchmarks/README.md ("the report") measured where one file stops opening quickly.
-SINGLE_FILE_LIMIT = 256 * 1024 * 1024
+import numpy as np
+
+COMPRESSION_LEVEL = 6  # zlib's default: 2% larger than level 9 on model text, in 55% of its time
+# Above this many bytes of encoded cells the report becomes an index page plus per-problem files. Chromium
+# draws the grid of any page in ~0.1 s (the cells come after the script), but a cell opens only once the
+# whole file is parsed: 2.2 s for 563 MB, 9.6 s for 2.2 GB (benchmarks/README.md, "The report").
+SINGLE_FILE_LIMIT = 500_000_000
 ASSETS = "report_assets"
 CSP_SINGLE = ("default-src 'none'; script-src '{script}'; style-src '{style}'; img-src data: blob:; "
               "base-uri 'none'; form-action 'none'")
@@ -54,18 +57,42 @@ def compact_json(obj: Any) -> str:
 
 
 def packed(text: str) -> str:
-    """One cell's payload (its compact JSON text) as the page carries it: raw deflate, then base64 (only
-    [A-Za-z0-9+/=], safe anywhere in HTML). The browser inflates it with DecompressionStream('deflate-raw').
-    Text, not an object: whatever must never reach the page (an API key) is taken out of the text first,
-    since nothing can find it once compressed."""
+    """One cell's payload (its compact JSON text) as the page carries it: raw deflate, then `base85`. The
+    browser inflates it with DecompressionStream('deflate-raw'). Text, not an object: whatever must never
+    reach the page (an API key) is taken out of the text first, since nothing can find it once compressed."""
     deflate = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
-    data = deflate.compress(text.encode("utf-8")) + deflate.flush()
-    return base64.b64encode(data).decode("ascii")
+    return base85(deflate.compress(text.encode("utf-8")) + deflate.flush())
 
 
 def unpacked(text: str) -> Any:
     """The inverse of `packed` (tests, and anyone reading a report with a script)."""
-    return json.loads(zlib.decompress(base64.b64decode(text), -15).decode("utf-8"))
+    return json.loads(zlib.decompress(unbase85(text), -15).decode("utf-8"))
+
+
+# 85 printable characters with none of < > & " ' \ / : base85 text is inert anywhere in HTML (it can spell
+# neither a closing tag nor `<!--`), and 5 characters per 4 bytes instead of base64's 6 per 4 make the
+# 4,800-sample benchmark run 6% smaller (benchmarks/README.md).
+BASE85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%()*+-;=?@^_`{|}~,.:"
+_POWERS = np.array([85**4, 85**3, 85**2, 85, 1], dtype=np.uint64)
+
+
+def base85(data: bytes) -> str:
+    """Bytes as text, 4 bytes -> 5 characters of BASE85 (a last group of r bytes -> r + 1 characters)."""
+    rest = len(data) % 4
+    words = np.frombuffer(data + b"\0" * (-len(data) % 4), dtype=">u4").astype(np.uint64)
+    digits = (words[:, None] // _POWERS) % 85
+    text = np.frombuffer(BASE85.encode("ascii"), dtype=np.uint8)[digits.ravel()].tobytes().decode("ascii")
+    return text[: len(text) - (4 - rest) if rest else len(text)]
+
+
+def unbase85(text: str) -> bytes:
+    rest = len(text) % 5
+    table = np.zeros(128, dtype=np.uint64)
+    table[np.frombuffer(BASE85.encode("ascii"), dtype=np.uint8)] = np.arange(85, dtype=np.uint64)
+    codes = np.frombuffer((text + BASE85[-1] * (-len(text) % 5)).encode("ascii"), dtype=np.uint8)
+    words = (table[codes].reshape(-1, 5) * _POWERS).sum(axis=1).astype(">u4")
+    data = words.tobytes()
+    return data[: len(data) - (5 - rest) if rest else len(data)]
 
 
 def csp_hash(text: str) -> str:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 from conftest import REPO
-from stores import PAYLOADS, PLANTED, plant
+from stores import PAYLOADS, PLANTED, THINK, plant
 
 from harness.chain import WAIT_CUE, Job, replay
 from harness.cli import main
@@ -296,4 +296,24 @@ def test_two_runs_side_by_side_highlight_the_cells_that_differ(page, tmp_path, m
     marked = tab.evaluate("document.querySelectorAll('.cell.budget.differs[data-r=A]').length")
     assert marked >= differ > 0  # every budget cell whose share differs (a changed verdict alone also counts)
     assert tab.locator(".cell.budget[data-r=B]").count() == tab.locator(".cell.budget[data-r=A]").count()
+    watch.clean()
+
+
+def test_a_split_report_loads_each_problems_file_on_demand(page, tmp_path, monkeypatch):
+    """Past the single-file limit the cells live in per-problem scripts beside the page, loaded by <script>
+    tags (fetch is refused on file://), still under the page's content-security policy."""
+    tab, watch = page
+    run = shutil.copytree(THINK, tmp_path / "run")
+    monkeypatch.chdir(run)
+    assert beside_the_browser(main, ["report", "--split"]) == 0
+    url = (run / "outputs" / "report.html").as_uri()
+    ready(tab, url + "#p=chain_sum-3&b=256&s=0")
+    seen = transcript(tab, "chain_sum-3", 256, 0)
+    laid = walked(THINK, "chain_sum-3", 256, 0)
+    assert seen["thinking"] == "".join(p[2] for p in laid if p[0] == THINKING)
+    cell(tab, "chain_sum-3", 64).click()  # the same problem's file, already loaded
+    tab.locator('.sample-row[data-s="0"]').click()
+    assert transcript(tab, "chain_sum-3", 64, 0)["grade"]
+    loaded = tab.evaluate("() => [...document.scripts].filter(s => s.src).map(s => s.src.split('/').slice(-2).join('/'))")
+    assert loaded == ["report_files/A-3.js"]
     watch.clean()

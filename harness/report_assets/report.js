@@ -78,37 +78,50 @@
 
   // ---- cells' payloads: decoded on demand, a few dozen kept ----
   const cache = new Map();
-  const waiting = new Map();
-  window.harnessReportCells = function (id, text) { // a split report's per-problem files call this
-    const done = waiting.get(id);
-    if (done) { waiting.delete(id); done(text); } else waiting.set(id, text);
-  };
+  const texts = new Map(); // a split report's cells, as its per-problem files delivered them
+  window.harnessReportCells = function (id, text) { texts.set(id, text); };
   function afterParse() {
     return document.readyState === "loading" ?
       new Promise((ok) => document.addEventListener("DOMContentLoaded", ok, { once: true })) : Promise.resolve();
   }
-  const loadedFiles = new Map();
-  function cellText(run, ci) {
-    const id = "cell-" + run.id + "-" + ci;
-    if (!INDEX.split) {
-      return afterParse().then(() => {
-        const el = document.getElementById(id);
-        if (!el) throw new Error("cell " + id + " is missing from the page");
-        return el.textContent;
-      });
-    }
-    const held = waiting.get(id);
-    if (typeof held === "string") { waiting.delete(id); return Promise.resolve(held); }
-    const file = INDEX.split + "/" + run.id + "-" + run.cells[ci].p + ".js";
-    return new Promise((ok, fail) => {
-      waiting.set(id, ok);
-      if (!loadedFiles.has(file)) {
-        const tag = h("script", { src: file });
-        tag.addEventListener("error", () => fail(new Error(file + " could not be loaded: keep it beside the page")));
-        loadedFiles.set(file, tag);
+  const files = new Map(); // per-problem file -> the promise of its loading
+  function loadFile(name) {
+    if (!files.has(name)) {
+      files.set(name, new Promise((ok, fail) => {
+        const tag = h("script", { src: name });
+        tag.addEventListener("load", ok);
+        tag.addEventListener("error", () => fail(new Error(name + " could not be loaded: keep the " + INDEX.split +
+          " folder beside the page")));
         document.head.append(tag);
-      }
-    });
+      }));
+    }
+    return files.get(name);
+  }
+  async function cellText(run, ci) {
+    const id = "cell-" + run.id + "-" + ci;
+    if (INDEX.split) {
+      if (!texts.has(id)) await loadFile(INDEX.split + "/" + run.id + "-" + run.cells[ci].p + ".js");
+      if (!texts.has(id)) throw new Error("cell " + id + " is missing from its file");
+      return texts.get(id);
+    }
+    await afterParse();
+    const el = document.getElementById(id);
+    if (!el) throw new Error("cell " + id + " is missing from the page");
+    return el.textContent;
+  }
+  // report_page.BASE85: 4 bytes in 5 characters, none of them markup
+  const BASE85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%()*+-;=?@^_`{|}~,.:";
+  const DIGIT = new Uint8Array(128);
+  for (let i = 0; i < BASE85.length; i++) DIGIT[BASE85.charCodeAt(i)] = i;
+  function unbase85(text) {
+    const rest = text.length % 5, groups = Math.ceil(text.length / 5);
+    const out = new Uint8Array(groups * 4);
+    for (let g = 0, at = 0; g < groups; g++) {
+      let v = 0;
+      for (let j = 0; j < 5; j++, at++) v = v * 85 + (at < text.length ? DIGIT[text.charCodeAt(at)] : 84);
+      out[4 * g] = v >>> 24; out[4 * g + 1] = (v >>> 16) & 255; out[4 * g + 2] = (v >>> 8) & 255; out[4 * g + 3] = v & 255;
+    }
+    return out.subarray(0, rest ? out.length - (5 - rest) : out.length);
   }
   async function loadCell(r, ci) {
     const key = r + "|" + ci;
@@ -118,10 +131,7 @@
       cache.set(key, hit);
       return hit;
     }
-    const text = await cellText(RUNS[r], ci);
-    const binary = atob(text);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    const bytes = unbase85(await cellText(RUNS[r], ci));
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
     const payload = JSON.parse(await new Response(stream).text());
     cache.set(key, payload);
@@ -566,7 +576,13 @@
     let done = 0, hits = 0;
     for (const run of RUNS) {
       for (let ci = 0; ci < run.cells.length; ci++) {
-        const payload = await loadCell(run.r, ci);
+        let payload;
+        try {
+          payload = await loadCell(run.r, ci);
+        } catch (err) {
+          status.textContent = "search stopped: " + err.message;
+          return;
+        }
         if (ticket !== searching) return;
         const counts = payload.samples.map((t) => count(t.pieces, needle));
         const bySample = new Map(payload.samples.map((t, i) => [t.sample, counts[i]]));
@@ -762,6 +778,7 @@
   overview();
   controls();
   drawGrid();
+  performance.mark("report-grid"); // benchmarks/bench_report.py: when the grid was drawn
   drawFlips();
   drawList();
   $("grid-scroll").addEventListener("scroll", () => { if (!drawQueued) { drawQueued = true; requestAnimationFrame(drawRows); } });
