@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -101,8 +102,9 @@ def write_report(runs: list[Path], out: Path, split: bool | None = None) -> Path
         split = sum(len(text) for cells in payloads.values() for text in cells) > report_page.SINGLE_FILE_LIMIT
     files_dir = out.with_name(out.stem + "_files")
     page = report_page.page(index, payloads, split, files_dir.name)
+    if files_dir.is_dir() and all(re.fullmatch(r"[A-Z]-\d+\.js", f.name) for f in files_dir.iterdir()):
+        shutil.rmtree(files_dir)  # an earlier split page's cells must not linger beside this one
     if page.files:
-        shutil.rmtree(files_dir, ignore_errors=True)  # cells of an earlier, larger run must not linger
         for name, text in sorted(page.files.items()):
             write_bytes(files_dir / name, scrub(text).encode("utf-8"))
     write_bytes(out, scrub(page.html).encode("utf-8"))

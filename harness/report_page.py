@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-COMPRESSION_LEVEL = 6  # zlib's default: 2% larger than level 9 on model text, in 55% of its time
+COMPRESSION_LEVEL = 6  # zlib's default: 2% larger than level 9 on model text, in 56% of its time
 # Above this many bytes of encoded cells the report becomes an index page plus per-problem files. Chromium
 # draws the grid of any page in ~0.1 s (the cells come after the script), but a cell opens only once the
 # whole file is parsed: 2.2 s for 563 MB, 9.6 s for 2.2 GB (benchmarks/README.md, "The report").

@@ -166,6 +166,7 @@ def test_a_split_report_moves_each_problems_cells_into_a_script_file_beside_it(t
             loaded[cid] = report_page.unpacked(text)
     assert loaded == cells(single)
     assert index_of(split)["split"] == "report_files"
+    assert build(run, monkeypatch) == single and not (run / "outputs" / "report_files").exists()
 
 
 def test_metrics_are_laid_out_by_their_shape_so_a_new_metric_shows_without_code():
