@@ -1,4 +1,4 @@
-"""Sessions: `nox -s lint typecheck tests replay` is what CI runs; `nox -s reproduce` is the main job.
+"""Sessions: `nox -s lint typecheck tests replay browser` is what CI runs; `nox -s reproduce` is the main job.
 
 Every session installs from the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
@@ -26,7 +26,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "replay"]
+nox.options.sessions = ["lint", "typecheck", "tests", "replay", "browser"]
 nox.options.reuse_venv = "yes"
 
 ENV = {"DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -47,6 +47,10 @@ EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
 _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # = harness.llama_server.NO_AMX (tests/test_docker.py)
 CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
 WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
+# The report's browser tests drive Debian's chromium through Playwright (which downloads no browser here).
+CHROMIUM = Path("/usr/bin/chromium")
+# Sessions of their own: the end-to-end replay, and the report in a browser (only `browser` needs chromium).
+OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py")
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
@@ -138,13 +142,12 @@ def tests(session: nox.Session) -> None:
         fast_lane = "not embedded" in " ".join(session.posargs)
         install(session, embedded=not fast_lane)
         # real-model tests each start a server that wants every core: those run one at a time
-        session.run("pytest", "--ignore=tests/test_replay.py", *(PARALLEL if fast_lane else ()), *session.posargs,
-                    env=ENV)
+        session.run("pytest", *OWN_SESSIONS, *(PARALLEL if fast_lane else ()), *session.posargs, env=ENV)
         return
     install(session)
     with ThreadPoolExecutor(max_workers=1) as pool:
         wheel = pool.submit(embedded_wheel, session.create_tmp())
-        session.run("pytest", "--ignore=tests/test_replay.py", "-m", "not embedded", *PARALLEL, env=ENV)
+        session.run("pytest", *OWN_SESSIONS, "-m", "not embedded", *PARALLEL, env=ENV)
         install_embedded(session, wheel.result())
     session.run("pytest", "-m", "embedded and not llama_server", env=ENV)
 
@@ -165,6 +168,17 @@ def replay(session: nox.Session) -> None:
     """The fixture-based end-to-end replay: `dvc repro -f` on the committed store equals committed outputs."""
     install(session)
     session.run("pytest", "tests/test_replay.py", *session.posargs, env=ENV)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The report in a real browser (tests/test_browser.py): the committed 1.5B run's page opened from
+    file:// with every other request aborted, clicked through, deep-linked, searched; injected markup shown
+    as text. Fails, never skips, where Debian's chromium is missing."""
+    if not CHROMIUM.exists():
+        session.error(f"{CHROMIUM} not found: install Debian's chromium with `apt-get install -y chromium`")
+    install(session)
+    session.run("pytest", "tests/test_browser.py", *session.posargs, env=ENV)
 
 
 @nox.session

@@ -53,6 +53,16 @@ from .thinking import (
 
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 
+# What `walk` put into a sample's text, piece by piece (Outcome.segments): the model's own words and each
+# insertion the harness made, recorded where `walk` makes it. A reader (the HTML report) marks the
+# insertions from these, never by searching the text for a cue the model may also have written itself.
+MODEL_TEXT = "model"  # what a response said, as appended to the sample's text
+REASONING_FIELD = "reasoning"  # a server's separate reasoning field: the thinking, but never part of `text`
+WAIT_CUE = "wait"  # budgets.wait_cue, appended when the model stopped before its budget
+THINK_CLOSE_INSERTED = "think-close"  # the template's close tag, written by the harness at the budget
+ANSWER_CUE = "answer-cue"  # budgets.answer_cue, appended before the forced answer
+INSERTIONS = (WAIT_CUE, THINK_CLOSE_INSERTED, ANSWER_CUE)
+
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
@@ -328,6 +338,9 @@ class Outcome:
     answer: str = ""  # the part of `text` after the thinking: the only part graded and voted on
     reasoning_count: str | None = None  # how reasoning_tokens was counted (thinking.COUNT_*)
     answer_logprob: float | None = None  # mean log-probability of the answer tokens (confidence.answer_logprob)
+    # (kind, text) in the order `walk` produced them: MODEL_TEXT, REASONING_FIELD or one of INSERTIONS;
+    # the texts of every kind but REASONING_FIELD join to `text`
+    segments: list[tuple[str, str]] = field(default_factory=list)
 
 
 def seed_of(params: Params, job: Job) -> int:
@@ -426,14 +439,17 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     outcome = Outcome(job=job, seed=seed)
     part = await _pick_choice(first, job.sample % params.sampling.n_per_request, fetch, outcome)
     parts = [_thinking_part(params, part)]
+    segments = _said(parts[0])
     text = parts[0]["text"]
     used, waits = part.get("completion_tokens") or 0, 0
     while should_wait(params, parts[-1]["finish_reason"], used, job.budget, waits):
         waits += 1
         text += params.budgets.wait_cue
+        segments.append((WAIT_CUE, params.budgets.wait_cue))
         more = await _ask(fetch, continue_request(first, text, int(job.budget) - used, seed), "wait")
         outcome.requests += 1
         parts.append(_thinking_part(params, more))
+        segments += _said(parts[-1])
         text += parts[-1]["text"]
         used += more.get("completion_tokens") or 0
     forced = needs_forced_answer(params, parts[-1]["finish_reason"])
@@ -441,8 +457,11 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
         answer = await _ask(fetch, answer_request(params, first, text, seed), "answer")
         outcome.requests += 1
         parts.append(answer)
-        text = text + template_of(params).think_close + params.budgets.answer_cue + answer["text"]
+        close, cue = template_of(params).think_close, params.budgets.answer_cue
+        segments += [(THINK_CLOSE_INSERTED, close), (ANSWER_CUE, cue), *_said(answer)]
+        text = text + close + cue + answer["text"]
     outcome.text = text
+    outcome.segments = [(kind, piece) for kind, piece in segments if piece]
     outcome.parts = parts
     outcome.finish_reason = parts[-1]["finish_reason"]
     outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
@@ -455,6 +474,11 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     _separate_thinking(params, outcome, forced)
     outcome.answer_logprob = _answer_logprob(parts[-1])
     return outcome
+
+
+def _said(part: dict[str, Any]) -> list[tuple[str, str]]:
+    """One response's segments: its separate reasoning field (if the server sent one), then its text."""
+    return [(REASONING_FIELD, part.get("reasoning") or ""), (MODEL_TEXT, part["text"])]
 
 
 def _answer_logprob(part: dict[str, Any]) -> float | None:

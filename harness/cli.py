@@ -19,7 +19,7 @@ from .preflight import preflight
 from .redact import ScrubbedStream, register, scrub
 from .store import count_records
 
-STAGES = ("fetch", "calibrate", "sample", "vote", "plot")
+STAGES = ("fetch", "calibrate", "sample", "vote", "plot", "report")
 EXIT_USAGE = 2
 EXIT_IO = 1
 EXIT_INTERRUPTED = 130
@@ -46,12 +46,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .embedded import EmbeddedError
     from .engine import NoAnswers, RunRejected
     from .files import MissingInput
+    from .report import ReportError
     from .store import StoreError
     from .thinking import LimitIgnored
     from .vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored)
+            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -104,12 +105,19 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="harness",
-        description="Measure test-time compute scaling: fetch -> calibrate -> sample -> vote -> plot.",
+        description="Measure test-time compute scaling: fetch -> calibrate -> sample -> vote -> plot, report.",
     )
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in STAGES:
+    for name in STAGES[:-1]:
         sub.add_parser(name, help=f"run the {name} stage")
+    report = sub.add_parser("report", help="the offline HTML page to read every sample (outputs/report.html); "
+                            "two runs: side by side")
+    report.add_argument("runs", nargs="*", metavar="RUN", help="run directories (default: this project)")
+    report.add_argument("-o", "--output", help="the page to write (default: RUN/outputs/report.html for one "
+                        "run, outputs/report_compare.html for two)")
+    report.add_argument("--split", action="store_true", help="cells in per-problem files beside the page "
+                        "(automatic past the size one file holds)")
     sub.add_parser("run", help="run every stage in order, without DVC")
     sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
     comp = sub.add_parser("compare", help="several finished runs on one accuracy-vs-tokens figure")
@@ -129,6 +137,11 @@ def _main(argv: list[str] | None) -> int:
             from .compare import run as compare_runs
 
             compare_runs(args.runs, args.label, args.reference, args.target)
+            return 0
+        if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
+            from .report import report_command
+
+            report_command(args.runs, args.output, args.split)
             return 0
         params = load_params(args.params)
         if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it

@@ -35,6 +35,7 @@ ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
 THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget (issue 24)
 COMPARE_PNG, COMPARE_CSV, COMPARE_JSON = (  # compare
     OUTPUTS / "compare.png", OUTPUTS / "compare.csv", OUTPUTS / "compare.json")
+REPORT = OUTPUTS / "report.html"  # report: the page to read a run's samples in a browser
 
 
 def store_dir() -> Path:

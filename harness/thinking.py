@@ -24,17 +24,21 @@ def split_thinking(text: str) -> tuple[str, str]:
     our forced think-tag prompts' shape (the template opened the block). An opening tag that never
     closes is thinking cut off by the token limit: there is no answer part at all.
     """
+    thinking, answer = thinking_bounds(text)
+    return text[thinking], text[answer]
+
+
+def thinking_bounds(text: str) -> tuple[slice, slice]:
+    """Where `split_thinking` finds the thinking and the answer in `text`, as (thinking, answer) slices: the
+    report lays a sample's pieces out by these, so it splits exactly where the grader did."""
     close = text.rfind(THINK_CLOSE)
     if close >= 0:
-        thinking = text[:close]
-        start = thinking.find(THINK_OPEN)
-        if start >= 0:
-            thinking = thinking[start + len(THINK_OPEN):]
-        return thinking, text[close + len(THINK_CLOSE):]
+        start = text.find(THINK_OPEN, 0, close)
+        return slice(start + len(THINK_OPEN) if start >= 0 else 0, close), slice(close + len(THINK_CLOSE), len(text))
     start = text.find(THINK_OPEN)
     if start >= 0:
-        return text[start + len(THINK_OPEN):], text[:start]
-    return "", text
+        return slice(start + len(THINK_OPEN), len(text)), slice(0, start)
+    return slice(0, 0), slice(0, len(text))
 
 
 # How `reasoning_tokens` was obtained, in the sample table's `reasoning_count` column.

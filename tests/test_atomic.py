@@ -27,6 +27,7 @@ STAGE_OUTPUTS = {
     "sample": ["samples.csv"],
     "vote": ["curve.csv", "metrics.json"],
     "plot": ["accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json"],
+    "report": ["report.html"],
 }
 ATTEMPTS = 12  # kills per stage until one lands while a temp file exists
 

@@ -19,7 +19,7 @@ from harness.cli import main
 EXAMPLES = REPO / "examples" / "embedded-methods"
 RUNS = ("prompt", "cap", "forcing", "forcing_wait")
 OUTPUTS = ("samples.csv", "curve.csv", "frontier.csv", "metrics.json", "calibration.csv", "calibration.json",
-           "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json")
+           "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json", "report.html")
 COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 

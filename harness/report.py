@@ -1,0 +1,402 @@
+"""`harness report [RUN_A [RUN_B]]` and the `report` stage: one offline HTML page per run
+(`outputs/report.html`) to read what the model thought, sample by sample.
+
+What it reads, for each run directory: params.yaml, the fetched problems and their fingerprint
+(outputs/problems.jsonl, outputs/dataset.json), the graded sample table (outputs/samples.csv), the curve and
+the metrics of the vote stage (outputs/curve.csv, outputs/metrics.json), and the response store. Every
+sample's transcript comes from walking its request chain over the store, as the replay does
+(`chain.walk` with `chain.stored`), so each "Wait,", forced `</think>` and answer cue is marked where the
+harness inserted it (`Outcome.segments`), and nothing is ever sent. Two runs give one page with both
+grids on the problems they share.
+
+The numbers on the page are the run's own: the grid's from the sample table (report_grid.py, the vote
+stage's rules), the summary read by key from metrics.json, the curve from curve.csv. The page itself
+(escaping, the content-security policy, compression) is report_page.py's; its HTML, CSS and script are
+package files (report_assets/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import grade, report_grid, report_page
+from .budget_axis import Budget, as_budget, budget_rank, largest, ordered
+from .chain import INSERTIONS, Job, Missing, Outcome, first_request, stored, walk
+from .confidence import LOGPROB_COLUMN
+from .data import integer_answers, read_problems
+from .files import CURVE, DATASET_INFO, METRICS, REPORT, SAMPLES, read_json, require, store_dir, write_bytes
+from .params import Params, load_params
+from .redact import register, scrub
+from .store import ResponseStore
+from .thinking_measures import hit_cap
+from .transcript import pieces
+
+# One sample of the page's index, as an array in this order (field names once, not 4,800 times).
+SAMPLE_FIELDS = ("sample", "status", "tick", "answer", "vote_class", "correct", "completion_tokens",
+                 "reasoning_tokens", "reasoning_count", "prompt_tokens", "input_tokens", "cached_input_tokens",
+                 "finish_reason", "requests", "latency_s", "error", "answer_logprob", "hit_budget", "disagrees",
+                 "insertions")
+RUN_IDS = ("A", "B")
+COMPARE_REPORT = REPORT.with_name("report_compare.html")
+
+
+class ReportError(RuntimeError):
+    """A run cannot be reported as it is; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything one run's page section is made of, read from its directory."""
+
+    label: str
+    params: Params
+    problems: list[dict[str, str]]
+    samples: pd.DataFrame
+    curve: pd.DataFrame
+    metrics: dict[str, Any]
+    dataset: dict[str, Any]
+    store: dict[str, Any]
+    outcomes: dict[tuple[str, Budget, int], Outcome | Missing]
+
+
+def run(params: Params) -> None:
+    """The `report` stage: this project's page, outputs/report.html."""
+    write_report([Path(".")], REPORT)
+
+
+def report_command(runs: list[str], output: str | None, split: bool) -> Path:
+    """`harness report [RUN_A [RUN_B]] [-o PAGE] [--split]`: one run's page goes into its own outputs/, two
+    runs' page into this directory's outputs/report_compare.html."""
+    paths = [Path(r) for r in runs] or [Path(".")]
+    if output is not None:
+        out = Path(output)
+    else:
+        out = paths[0] / REPORT if len(paths) == 1 else COMPARE_REPORT
+    return write_report(paths, out.resolve(), True if split else None)
+
+
+def write_report(runs: list[Path], out: Path, split: bool | None = None) -> Path:
+    """Read each run, build the page, write it (atomically; a split page's files first, then the page)."""
+    if not 1 <= len(runs) <= len(RUN_IDS):
+        raise ReportError(f"report: give one run, or two to compare side by side (got {len(runs)})")
+    built = [build_run(RUN_IDS[i], read_run(path)) for i, path in enumerate(runs)]
+    if len(runs) > 1:  # which run is which, as the command named them (relative paths stay the same anywhere)
+        for entry, path in zip((b[0] for b in built), runs):
+            entry["label"] = f"{path.as_posix()}: {entry['label']}"
+    index: dict[str, Any] = {"runs": [b[0] for b in built], "sample_fields": list(SAMPLE_FIELDS)}
+    payloads = {b[0]["id"]: b[1] for b in built}
+    if split is None:
+        split = sum(len(text) for cells in payloads.values() for text in cells) > report_page.SINGLE_FILE_LIMIT
+    files_dir = out.with_name(out.stem + "_files")
+    page = report_page.page(index, payloads, split, files_dir.name)
+    if files_dir.is_dir() and all(re.fullmatch(r"[A-Z]-\d+\.js", f.name) for f in files_dir.iterdir()):
+        shutil.rmtree(files_dir)  # an earlier split page's cells must not linger beside this one
+    if page.files:
+        for name, text in sorted(page.files.items()):
+            write_bytes(files_dir / name, scrub(text).encode("utf-8"))
+    write_bytes(out, scrub(page.html).encode("utf-8"))
+    where = f" and {len(page.files)} cell files in {files_dir}/" if page.files else ""
+    entries = [b[0] for b in built]
+    print(f"report: {sum(len(r['cells']) for r in entries)} cells, "
+          f"{sum(len(r['problems']) for r in entries)} problem rows -> {out}{where}")
+    return out
+
+
+@contextlib.contextmanager
+def _inside(path: Path) -> Iterator[None]:
+    """Read a run from its own directory, as every stage does (its params name files relative to it)."""
+    if not path.is_dir():
+        raise ReportError(f"report: {path}: not a directory; give a run directory (one with params.yaml)")
+    with contextlib.chdir(path):
+        yield
+
+
+def read_run(path: Path) -> RunData:
+    with _inside(path):
+        params = load_params("params.yaml")
+        if params.model.api_key_env:  # the key itself never reaches the page, even if a response echoed it
+            register(os.environ.get(params.model.api_key_env))
+        problems = read_problems()
+        samples = pd.read_csv(require(SAMPLES, "sample"), dtype={"problem_id": str, "answer": str, "gold": str,
+                                                                  "error": str, "status": str},
+                              keep_default_na=False, na_values=[""])
+        curve = pd.read_csv(require(CURVE, "vote"))
+        root = store_dir()
+        store = ResponseStore(root, "sample", readonly=True)
+        outcomes = asyncio.run(_walk_all(params, problems, samples, store))
+        shards = sorted(root.glob("*.jsonl"))
+        store_info = {"responses": len(store), "bytes": sum(p.stat().st_size for p in shards),
+                      "shards": [p.name for p in shards]}
+        return RunData(label=run_label(params), params=params, problems=problems, samples=samples,
+                       curve=curve, metrics=read_json(METRICS), dataset=read_json(DATASET_INFO), store=store_info,
+                       outcomes=outcomes)
+
+
+def run_label(params: Params) -> str:
+    """model · method · dataset, from params alone: never the directory, whose name and place differ from
+    one checkout to the next while the page must not."""
+    return f"{params.model.name} · {params.budgets.method} · {params.data.source}"
+
+
+def _job(row: Any, problems: dict[str, dict[str, str]]) -> Job:
+    problem = problems.get(str(row.problem_id))
+    if problem is None:
+        raise ReportError(f"report: {SAMPLES} names problem {row.problem_id!r}, which outputs/problems.jsonl does "
+                          "not have; rerun the pipeline (`dvc repro`) so the two agree")
+    return Job(problem["id"], problem["problem"], problem["answer"], as_budget(row.budget), int(row.sample))
+
+
+async def _walk_all(params: Params, problems: list[dict[str, str]], samples: pd.DataFrame,
+                    store: ResponseStore) -> dict[tuple[str, Budget, int], Outcome | Missing]:
+    """Every sample's chain walked over the store alone (nothing is sent): its outcome, or where it stops."""
+    by_id = {p["id"]: p for p in problems}
+    fetch = stored(store)
+    walked: dict[tuple[str, Budget, int], Outcome | Missing] = {}
+    missing = []
+    for row in samples.itertuples(index=False):
+        job = _job(row, by_id)
+        try:
+            walked[job.problem_id, job.budget, job.sample] = await walk(params, job, fetch)
+        except Missing as gap:
+            walked[job.problem_id, job.budget, job.sample] = gap
+            if not str(row.status).startswith("failed"):
+                missing.append(f"{job.problem_id} at {job.budget} sample {job.sample} ({gap.step} request)")
+    if missing:
+        raise ReportError(
+            f"report: {len(missing)} answered sample(s) of {SAMPLES} have no complete chain in {store_dir()}/ "
+            f"(first: {missing[0]}); the report reads every transcript from the store: restore it "
+            "(`git checkout store`, `dvc pull`) or rerun `harness sample`")
+    return walked
+
+
+# ---- assembly: the run's data -> the page's index and its cells' payloads ----
+
+def build_run(run_id: str, data: RunData) -> tuple[dict[str, Any], list[str]]:
+    """One run's part of the page: its index entry, and its cells' packed payloads in cell order."""
+    params, frame = data.params, data.samples
+    budgets = ordered(frame["budget"]) if len(frame) else []
+    ids = [p["id"] for p in data.problems if p["id"] in set(frame["problem_id"].astype(str))]
+    integer = integer_answers(params)
+    frame = frame.assign(_budget=[as_budget(b) for b in frame["budget"]], _hit=_hit_budget(frame, params))
+    cells: list[dict[str, Any]] = []
+    payloads: list[str] = []
+    fractions: dict[tuple[str, Budget], float | None] = {}
+    verdicts: dict[str, list[tuple[Budget, float | None]]] = {}
+    vote_budget = _vote_budget(data.metrics, budgets)
+    ks = sorted(int(k) for b, k in zip(data.curve["budget"], data.curve["k"]) if as_budget(b) == vote_budget and k > 1)
+    votes: dict[str, list[float | None]] = {}
+    groups = {key: g for key, g in frame.groupby(["problem_id", "_budget"], sort=False)}
+    for p, pid in enumerate(ids):
+        for b, budget in enumerate(budgets):
+            rows = groups.get((pid, budget))
+            if rows is None:
+                continue
+            rows = rows.sort_values("sample", kind="stable")
+            graded = report_grid.classed((_graded(r) for r in rows.itertuples(index=False)),
+                                         lambda a: grade.vote_key(a, integer))
+            cell = report_grid.cell(graded)
+            fractions[pid, budget] = cell.fraction
+            verdicts.setdefault(pid, []).append((budget, cell.verdict))
+            if budget == vote_budget:
+                votes[pid] = [report_grid.maj_at_k(graded, k, params.sampling.seed) for k in ks]
+            cells.append(_cell_entry(p, b, cell, graded, rows, data.outcomes))
+            payloads.append(report_page.packed(scrub(report_page.compact_json(_payload(params, data, pid, budget,
+                                                                                            rows)))))
+    difficulties = [report_grid.difficulty(fractions.get((pid, b)) for b in budgets) for pid in ids]
+    flips = [f for pid in ids for f in report_grid.flips(pid, verdicts.get(pid, []))]
+    problems = {p["id"]: p for p in data.problems}
+    entry = {
+        "id": run_id,
+        "label": data.label,
+        "provenance": provenance(data),
+        "params": params.model_dump(mode="json"),
+        "metrics": data.metrics,
+        "summary": metric_tables(data.metrics, budgets),
+        "curve": curve_points(data.curve),
+        "budgets": [str(b) for b in budgets],
+        "vote": {"budget": None if vote_budget is None else str(vote_budget), "ks": ks,
+                 "values": [votes.get(pid, [None] * len(ks)) for pid in ids]},
+        "problems": [{"id": pid, "gold": problems[pid]["answer"], "difficulty": difficulties[i]}
+                     for i, pid in enumerate(ids)],
+        "hardest_first": report_grid.hardest_first(difficulties),
+        "cells": cells,
+        "flips": [{"p": ids.index(f.problem_id), "before": str(f.before), "after": str(f.after),
+                   "direction": f.direction} for f in flips],
+    }
+    return entry, payloads
+
+
+def _vote_budget(metrics: dict[str, Any], budgets: list[Budget]) -> Budget | None:
+    """Where the votes are: metrics.json's vote budget when it is one of the run's, else the largest."""
+    if not budgets:
+        return None
+    named = metrics.get("vote_budget")
+    return as_budget(named) if named is not None and as_budget(named) in budgets else largest(budgets)
+
+
+def _hit_budget(frame: pd.DataFrame, params: Params) -> list[bool]:
+    """thinking_measures.hit_cap per row (the metrics' own "capped"); a failed sample hit nothing."""
+    if not len(frame):
+        return []
+    failed = frame["status"].astype(str).str.startswith("failed")
+    return [bool(h) and not f for h, f in zip(hit_cap(frame, params.budgets.method), failed)]
+
+
+def _truth(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in {"true", "1", "1.0"}
+
+
+def _graded(row: Any) -> report_grid.Graded:
+    failed = str(row.status).startswith("failed")
+    answer = None if failed or _blank(row.answer) else str(row.answer)
+    return report_grid.Graded(int(row.sample), str(row.status), None if failed else _truth(row.correct), answer)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """A table value as JSON has it: None for blanks, Python numbers for numpy's."""
+    if _blank(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _cell_entry(p: int, b: int, cell: report_grid.Cell, graded: list[report_grid.Graded], rows: pd.DataFrame,
+                outcomes: dict[tuple[str, Budget, int], Outcome | Missing]) -> dict[str, Any]:
+    top = list(cell.winners)
+    samples = []
+    for g, row in zip(graded, rows.to_dict("records")):
+        walked = outcomes[str(row["problem_id"]), row["_budget"], g.sample]
+        values = {
+            "sample": g.sample, "status": g.status, "tick": report_grid.tick(g), "answer": g.answer,
+            "vote_class": g.vote_class, "correct": g.correct, "hit_budget": bool(row["_hit"]),
+            "disagrees": report_grid.disagrees(g, top), "insertions": _insertions(walked),
+            "answer_logprob": _plain(row.get(LOGPROB_COLUMN)),
+        }
+        for name in SAMPLE_FIELDS:
+            if name not in values:
+                values[name] = _plain(row.get(name))
+        samples.append([values[name] for name in SAMPLE_FIELDS])
+    return {"p": p, "b": b, "graded": cell.graded, "correct": cell.correct, "ticks": cell.ticks,
+            "verdict": cell.verdict, "winners": top, "tie": cell.tie,
+            "groups": [{"class": g.vote_class, "spellings": list(g.spellings), "samples": list(g.samples),
+                        "correct": g.correct} for g in cell.groups],
+            "samples": samples}
+
+
+def _payload(params: Params, data: RunData, pid: str, budget: Budget, rows: pd.DataFrame) -> dict[str, Any]:
+    """What a cell's transcripts need and the grid does not: the prompt and each sample's pieces."""
+    problem = next(p for p in data.problems if p["id"] == pid)
+    prompt = prompt_text(first_request(params, problem["problem"], pid, budget, int(rows["sample"].iloc[0])))
+    transcripts: list[dict[str, Any]] = []
+    for sample in rows["sample"]:
+        walked = data.outcomes[pid, budget, int(sample)]
+        if isinstance(walked, Missing):
+            transcripts.append({"sample": int(sample), "pieces": None,
+                                "missing": f"the store has no response to this sample's {walked.step} request"})
+        else:
+            transcripts.append({"sample": int(sample), "pieces": [list(p) for p in pieces(walked.segments)]})
+    return {"prompt": prompt, "samples": transcripts}
+
+
+def _insertions(walked: Outcome | Missing) -> dict[str, int]:
+    """How many of each insertion the harness made in the sample (none for a chain the store lacks)."""
+    if isinstance(walked, Missing):
+        return {}
+    return dict(sorted(Counter(kind for kind, _ in walked.segments if kind in INSERTIONS).items()))
+
+
+def prompt_text(request: dict[str, Any]) -> str:
+    """What the model was shown first: the completions prompt as sent (chat template and all), or the chat
+    messages one after another with their roles."""
+    if "prompt" in request:
+        return str(request["prompt"])
+    return "\n\n".join(f"[{m.get('role', '?')}]\n{m['content'] if isinstance(m.get('content'), str) else json.dumps(m.get('content'))}"
+                       for m in request.get("messages", []))
+
+
+def provenance(data: RunData) -> dict[str, Any]:
+    """Where the run's numbers come from: the model and its server, the method, the dataset and its
+    sha256, the store. The API key is never here: params hold only the name of its variable."""
+    p = data.params
+    return {
+        "model": p.model.name, "server": p.model.base_url, "api_key_env": p.model.api_key_env,
+        "chat_template": p.model.chat_template, "method": p.budgets.method,
+        "budgets": [str(b) for b in p.budgets.requested],
+        "dataset": data.dataset.get("source", p.data.source), "dataset_sha256": data.dataset.get("fingerprint"),
+        "problems": data.dataset.get("problems"), "samples": len(data.samples),
+        "store_responses": data.store["responses"], "store_bytes": data.store["bytes"],
+        "store_shards": data.store["shards"],
+    }
+
+
+def curve_points(curve: pd.DataFrame) -> list[dict[str, Any]]:
+    """curve.csv's points in budget order, with the columns the page draws (whichever the table has)."""
+    keep = [c for c in ("budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "mean_tokens", "log2_tokens",
+                        "problems", "samples") if c in curve.columns]
+    rows = [{c: _plain(v) for c, v in zip(keep, values)} for values in curve[keep].itertuples(index=False)]
+    for row in rows:
+        row["budget"] = str(as_budget(row["budget"]))
+    return sorted(rows, key=lambda r: (budget_rank(r["budget"]), r.get("k", 1)))
+
+
+def metric_tables(metrics: dict[str, Any], budgets: list[Budget]) -> dict[str, Any]:
+    """metrics.json laid out for reading, by shape and never by a fixed list of names (the statistics
+    grow): the sentences it states, its top-level numbers, its per-budget and per-k maps as two tables,
+    and each other section's own numbers. Pure."""
+    names = {str(b) for b in budgets}
+    sentences, scalars, sections = [], [], []
+    by_budget: dict[str, dict[str, Any]] = {}
+    by_k: dict[str, dict[str, Any]] = {}
+    for key, value in sorted(metrics.items()):
+        if _is_scalar(value):
+            scalars.append([key, value])
+        elif not isinstance(value, dict) or not value:
+            continue  # a list or an empty map: in the page's full metrics.json only
+        elif all(_is_scalar(v) or _is_interval(v) for v in value.values()) and (
+                set(value) <= names or all(k.isdigit() for k in value)):
+            (by_budget if set(value) <= names else by_k)[key] = {k: _shown(v) for k, v in value.items()}
+        else:
+            said = value.get("statement") or value.get("reason")
+            if isinstance(said, str):
+                sentences.append([key, said])
+            leaves = [[k, _shown(v)] for k, v in sorted(value.items())
+                      if (_is_scalar(v) or _is_interval(v)) and k not in ("statement", "reason")]
+            if leaves:
+                sections.append([key, leaves])
+    budget_rows = [[str(b), *[by_budget[m].get(str(b)) for m in by_budget]] for b in budgets]
+    k_names = sorted({k for m in by_k.values() for k in m}, key=int)
+    return {"sentences": sentences, "scalars": scalars, "sections": sections,
+            "by_budget": {"columns": list(by_budget), "rows": budget_rows},
+            "by_k": {"columns": list(by_k), "rows": [[k, *[by_k[m].get(k) for m in by_k]] for k in k_names]}}
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"lo", "hi"} and all(_is_scalar(v) for v in value.values())
+
+
+def _shown(value: Any) -> Any:
+    return [value["lo"], value["hi"]] if _is_interval(value) else value
