@@ -38,11 +38,18 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from . import stats
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .params import Params
+
+from . import majority, stats
+from .budget_axis import Budget, as_budget, ordered
+from .files import json_number
 
 # A pool with at most this many distinct orderings of its vote classes is evaluated on all of them.
 EXACT_ORDERINGS = 5000
@@ -279,7 +286,7 @@ class RuleSummary:
 
     rule: Rule
     accuracy: float
-    lo: float  # 95% bootstrap interval over problems (NaN with one problem)
+    lo: float  # 95% score interval over problems (NaN with one problem)
     hi: float
     samples: float  # expected samples per problem
     tokens: float  # expected tokens per problem
@@ -318,9 +325,7 @@ def _token_interval(estimate: float, replicates: np.ndarray, problems: int) -> t
 
 def as_dict(summary: RuleSummary, pool_accuracy: float, pool_tokens: float, pool_size: float) -> dict[str, Any]:
     """The JSON of one rule at one budget, beside the vote over the whole pool (what the rule saves)."""
-    def num(v: float, digits: int = 6) -> float | None:
-        return None if not math.isfinite(v) else round(float(v), digits)
-
+    num = json_number
     return {"accuracy": num(summary.accuracy), "lo": num(summary.lo), "hi": num(summary.hi),
             "mean_samples": num(summary.samples, 4), "mean_tokens": num(summary.tokens, 3),
             "tokens_lo": num(summary.tokens_lo, 3), "tokens_hi": num(summary.tokens_hi, 3),
@@ -328,3 +333,82 @@ def as_dict(summary: RuleSummary, pool_accuracy: float, pool_tokens: float, pool
             "whole_pool": {"maj_at_k": num(pool_accuracy), "mean_samples": num(pool_size, 4),
                            "mean_tokens": num(pool_tokens, 3)},
             "tokens_saved": num(1.0 - summary.tokens / pool_tokens, 4) if pool_tokens > 0 else None}
+
+
+# --- a run's pools: every rule at every budget -----------------------------------------------------------
+
+DEFINITION = (
+    "samples drawn one at a time in uniformly random order without replacement from each problem's pool at "
+    "that budget; the rule stops the draw (at the pool size or max_samples at the latest) and the drawn "
+    "samples vote (equivalence classes, ties split); accuracy, samples and tokens are expectations over "
+    "orderings (estimator exact: every distinct ordering; sampled: seeded random orderings, mc_se its "
+    "Monte-Carlo standard error), the accuracy's interval the points' score interval over problems, the "
+    "tokens' the bootstrap over problems")
+
+
+@dataclass(frozen=True)
+class RuleRun:
+    """One rule replayed at one budget on every problem's pool there: per problem, and summarised."""
+
+    rule: Rule
+    budget: Budget
+    problems: list[str]  # the problems of `per_problem`, in order
+    per_problem: list[Stopped]
+    summary: RuleSummary
+    whole_pool: tuple[float, float, float]  # the vote over the whole pool: accuracy, tokens, samples (means)
+
+
+def rules_of(params: Params) -> list[Rule]:
+    """`vote.adaptive`'s rules, in params order: unanimity windows, then posterior thresholds."""
+    a = params.vote.adaptive
+    return ([Rule("unanimity", window=w, max_samples=a.max_samples) for w in a.unanimity_window]
+            + [Rule("posterior", threshold=p, prior=a.posterior_prior, max_samples=a.max_samples)
+               for p in a.posterior_threshold])
+
+
+def replay_rules(graded: pd.DataFrame, params: Params, seed: int) -> list[RuleRun]:
+    """Every rule at every budget whose pools hold two samples or more (with one sample there is nothing to
+    stop early). `graded`: one row per answered-or-not sample (points.graded_samples). Each problem's
+    orderings are seeded by (seed, budget position, problem position): the same inputs give the same
+    numbers."""
+    rules = rules_of(params)
+    if not rules:
+        return []
+    runs = []
+    problems = sorted(graded["problem_id"].unique())
+    for b_index, budget in enumerate(ordered(graded["budget"].unique())):
+        at = graded[graded["budget"] == budget].sort_values(["problem_id", "sample"], kind="stable")
+        groups = list(at.groupby("problem_id", sort=True))
+        if max(len(g) for _, g in groups) < 2:
+            continue
+        per_rule: list[list[Stopped]] = [[] for _ in rules]
+        whole = []
+        for pid, g in groups:
+            answers, correct, tokens = g["answer"].tolist(), g["correct"].tolist(), g["tokens"].tolist()
+            found = stop_early(answers, correct, tokens, rules, seed=[seed, b_index, problems.index(pid)],
+                               orderings=params.vote.adaptive.orderings)
+            for bucket, result in zip(per_rule, found):
+                bucket.append(result)
+            truth = majority.correct_answers(answers, correct)
+            whole.append((majority.vote_score(answers, truth), float(np.sum(tokens)), len(answers)))
+        pool_acc, pool_tokens, pool_size = (float(np.mean(col)) for col in zip(*whole))
+        ids = [str(pid) for pid, _ in groups]
+        for rule, results in zip(rules, per_rule):
+            runs.append(RuleRun(rule, as_budget(budget), ids, results, summarise(rule, results, seed),
+                                (pool_acc, pool_tokens, pool_size)))
+    return runs
+
+
+def adaptive_metrics(runs: list[RuleRun], params: Params) -> dict[str, Any]:
+    """metrics.json `adaptive`: every rule's knobs and, by budget, its expected accuracy, samples and tokens
+    beside the vote over the whole pool."""
+    rules = rules_of(params)
+    out: dict[str, Any] = {
+        "definition": DEFINITION, "orderings": params.vote.adaptive.orderings,
+        "exact_up_to_orderings": EXACT_ORDERINGS,
+        "rules": {r.label: {"rule": r.kind, **({"window": r.window} if r.kind == "unanimity" else
+                                              {"threshold": r.threshold, "prior": r.prior}),
+                            "max_samples": r.max_samples, "by_budget": {}} for r in rules}}
+    for run in runs:
+        out["rules"][run.rule.label]["by_budget"][str(run.budget)] = as_dict(run.summary, *run.whole_pool)
+    return {"adaptive": out}

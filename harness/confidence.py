@@ -13,7 +13,7 @@ None: no answer, which casts no vote), sums the weights per class and picks the 
 within a relative 1e-12 of the top tie and score 1 / (number tied), as majority.vote_score. With equal
 weights it is exactly maj@k (tests/test_confidence.py checks it against majority.py and brute force).
 
-Pure: lists in, numbers out.
+Pure: lists in, numbers out; and a run's pools at the vote budget in, metrics.json `confidence_vote` out.
 """
 
 from __future__ import annotations
@@ -21,10 +21,19 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
+from . import majority, paired
+from .budget_axis import Budget, as_budget
+from .files import json_number
 from .thinking import THINK_CLOSE
+
+if TYPE_CHECKING:
+    from .params import Params
 
 # samples.csv column, written only when `sampling.logprobs` is true (the tables of runs without
 # log-probabilities keep their bytes): the answer's mean log-probability, empty when none came back
@@ -92,3 +101,82 @@ def weighted_maj_at_k(classes: Sequence[Hashable | None], correct: Sequence[bool
         chosen = rng.permuted(np.broadcast_to(np.arange(n), (subsets, n)), axis=1)[:, :k]
         method = "sampled"
     return float(weighted_vote_scores(labels[chosen], w[chosen], right).mean()), method
+
+
+# --- a run's votes at the vote budget, weighted ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WeightedVotes:
+    """Every problem's plain and confidence-weighted maj@k at the vote budget (rows: `problems`; columns:
+    `ks`; NaN where the pool has fewer than k samples)."""
+
+    budget: Budget
+    ks: list[int]
+    problems: list[str]
+    plain: np.ndarray
+    weighted: np.ndarray
+    method: str  # exact when every value was counted over all subsets, else sampled
+
+
+def skip_reason(samples: pd.DataFrame, params: Params) -> str | None:
+    """Why there is no confidence-weighted vote, in one line (None: there is one)."""
+    if params.budgets.method == "effort":
+        return ("OpenAI's reasoning models (o-series, budgets.method effort) return no log-probabilities: the "
+                "confidence-weighted vote is skipped")
+    if LOGPROB_COLUMN not in samples:
+        return ("no log-probabilities in the sample table: set sampling.logprobs: true (every request changes, "
+                "so the store pays for them once) to weigh votes by confidence")
+    if pd.to_numeric(samples[LOGPROB_COLUMN], errors="coerce").isna().all():
+        return "the server returned no log-probabilities (sampling.logprobs is set): check that it supports `logprobs`"
+    return None
+
+
+def weighted_votes(answered: pd.DataFrame, graded: pd.DataFrame, params: Params, vote_budget: Budget,
+                   seed: int) -> WeightedVotes | str:
+    """At the vote budget, per problem and k, plain maj@k and maj@k with every vote weighted by its answer's
+    confidence (DEFINITION); or one line saying why not. `answered`: the sample table without failed samples
+    (points.valid_samples), row for row with `graded` (points.graded_samples)."""
+    reason = skip_reason(answered, params)
+    if reason:
+        return reason
+    frame = graded.assign(logprob=pd.to_numeric(answered[LOGPROB_COLUMN], errors="coerce"))
+    at = frame[(frame["budget"] == vote_budget) & frame["answer"].notna()]
+    missing = int(at["logprob"].isna().sum())
+    if missing:
+        return (f"{missing} answered samples at budget {vote_budget} have no log-probability (the server sent none "
+                "for them); the weighted vote needs every one")
+    at = frame[frame["budget"] == vote_budget].sort_values(["problem_id", "sample"], kind="stable")
+    groups = list(at.groupby("problem_id", sort=True))
+    ks = majority.vote_ks(max(len(g) for _, g in groups))
+    plain = np.full((len(groups), len(ks)), np.nan)
+    weighted = np.full((len(groups), len(ks)), np.nan)
+    methods: set[str] = set()
+    for i, (_, g) in enumerate(groups):
+        answers, correct = g["answer"].tolist(), g["correct"].tolist()
+        weights = np.exp(g["logprob"].fillna(0.0).to_numpy())  # no answer: casts no vote, any weight does
+        p = majority.pool(answers, correct)
+        for j, k in enumerate(ks):
+            if len(answers) >= k:
+                plain[i, j] = majority.maj_at_k_pool(p, k, seed).value
+                weighted[i, j], method = weighted_maj_at_k(answers, correct, weights.tolist(), k, seed=[seed, i, k])
+                methods.add(method)
+    return WeightedVotes(as_budget(vote_budget), ks, [str(pid) for pid, _ in groups], plain, weighted,
+                         "exact" if methods == {"exact"} else "sampled")
+
+
+def confidence_metrics(votes: WeightedVotes | str) -> dict[str, Any]:
+    """metrics.json `confidence_vote`: per k, plain and weighted maj@k and the change with its paired
+    interval over problems (paired.difference_intervals: each problem's plain and weighted vote side by
+    side). Or `skipped` with the reason."""
+    if isinstance(votes, str):
+        return {"confidence_vote": {"skipped": votes}}
+    change = votes.weighted - votes.plain
+    estimate = np.nanmean(change, axis=0)
+    counts = np.sum(~np.isnan(change), axis=0)
+    lo, hi = paired.difference_intervals(votes.plain, votes.weighted)
+    by_k = {str(k): {"maj_at_k": json_number(float(np.nanmean(votes.plain[:, j]))),
+                     "weighted_maj_at_k": json_number(float(np.nanmean(votes.weighted[:, j]))),
+                     "change": json_number(float(estimate[j])), "change_lo": json_number(lo[j]),
+                     "change_hi": json_number(hi[j]), "problems": int(counts[j])} for j, k in enumerate(votes.ks)}
+    return {"confidence_vote": {"definition": DEFINITION, "budget": votes.budget, "estimator": votes.method,
+                                "by_k": by_k}}

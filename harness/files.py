@@ -11,6 +11,7 @@ its writer is gone (two runs sharing a checkout may be writing the same output a
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -29,10 +30,11 @@ PROBLEMS, DATASET_INFO = OUTPUTS / "problems.jsonl", OUTPUTS / "dataset.json"  #
 CALIBRATION, CALIBRATION_SUMMARY = OUTPUTS / "calibration.csv", OUTPUTS / "calibration.json"  # calibrate
 SAMPLES = OUTPUTS / "samples.csv"  # sample
 CURVE, METRICS = OUTPUTS / "curve.csv", OUTPUTS / "metrics.json"  # vote
-FRONTIER = OUTPUTS / "frontier.csv"  # vote: the compute-optimal frontier of the curve
+STRATEGIES = OUTPUTS / "strategies.csv"  # vote: every strategy point (fixed k, stopping rules, confidence votes)
+FRONTIER = OUTPUTS / "frontier.csv"  # vote: the strategy points nothing beats
 ACCURACY_PNG, CALIBRATION_PNG, REGIONS_JSON = (  # plot
     OUTPUTS / "accuracy_vs_tokens.png", OUTPUTS / "requested_vs_actual.png", OUTPUTS / "regions.json")
-THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget (issue 24)
+THINKING_PNG = OUTPUTS / "thinking_tokens.png"  # plot: thinking tokens per budget
 COMPARE_PNG, COMPARE_CSV, COMPARE_JSON = (  # compare
     OUTPUTS / "compare.png", OUTPUTS / "compare.csv", OUTPUTS / "compare.json")
 REPORT = OUTPUTS / "report.html"  # report: the page to read a run's samples in a browser
@@ -79,6 +81,12 @@ def require(path: Path, made_by: str) -> Path:
 def read_json(path: Path) -> dict[str, Any]:
     """An optional JSON output (metrics, dataset record): its content, or {} before its stage has run."""
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}  # type: ignore[no-any-return]
+
+
+def json_number(v: float | None, digits: int = 6) -> float | None:
+    """A number as the JSON outputs hold it: rounded (the same inputs give the same bytes), and null where
+    it does not exist (no fit, no interval: JSON has no NaN)."""
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -34,12 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from .files import json_number
 from .stats import CONFIDENCE, NO_INTERVAL_ONE_PROBLEM
 
 RISE_SHARE = 0.8  # the slope is averaged over the middle 80% of the rise: from 10% to 90% of the way
@@ -255,3 +257,34 @@ def after_saturation(law: Law) -> str | None:
     if law.gain_hi < 0:
         return "falling (95%)"
     return "no significant gain (95%)"
+
+
+def law_metrics(fitted: Law) -> dict[str, Any]:
+    """metrics.json `law`: the slope only where the data carry it (`identified`; `reason` says why not),
+    the rise, the saturation point and the gain after it, each with its interval, and the method."""
+    shown = fitted.identified
+    return {
+        "identified": fitted.identified,
+        "slope_points_per_doubling": json_number(fitted.slope, 3) if shown else None,
+        "slope_lo": json_number(fitted.slope_lo, 3) if shown else None,
+        "slope_hi": json_number(fitted.slope_hi, 3) if shown else None,
+        "intercept_points": json_number(fitted.intercept, 3) if shown else None,
+        "slope_bound_points_per_doubling": json_number(slope_bound(fitted.x_from, fitted.x_to), 3),
+        "fit_from_log2_tokens": json_number(fitted.x_from, 4),
+        "fit_to_log2_tokens": json_number(fitted.x_to, 4),
+        "fit_points": fitted.points,
+        "saturated": fitted.saturated,
+        "saturation_log2_tokens": json_number(fitted.saturation_x, 4),
+        "saturation_log2_tokens_lo": json_number(fitted.saturation_lo, 4),
+        "saturation_log2_tokens_hi": json_number(fitted.saturation_hi, 4),
+        "gain_after_saturation": json_number(fitted.gain_after_saturation),
+        "gain_after_saturation_lo": json_number(fitted.gain_lo),
+        "gain_after_saturation_hi": json_number(fitted.gain_hi),
+        # what the data show past the saturation point: the region's name on the figure
+        "after_saturation": after_saturation(fitted),
+        "floor": json_number(fitted.floor),
+        "plateau": json_number(fitted.plateau),
+        "method": METHOD,
+        # why a value above is null; absent when none is (DVC drops null metrics)
+        **({"reason": fitted.reason} if fitted.reason else {}),
+    }

@@ -78,6 +78,17 @@ def difference_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFID
     return max(delta - below, -1.0), min(delta + above, 1.0)
 
 
+def difference_intervals(before: np.ndarray, after: np.ndarray, confidence: float = CONFIDENCE
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of (problems, columns) tables, the interval of mean(after) - mean(before) on the problems
+    that have both (difference_interval); NaN for fewer than two."""
+    pairs = []
+    for j in range(before.shape[1]):
+        both = ~np.isnan(before[:, j]) & ~np.isnan(after[:, j])
+        pairs.append(difference_interval(before[both, j], after[both, j], confidence))
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
 def mcnemar_mid_p(b_only: int, a_only: int) -> float:
     """Two-sided McNemar exact test with the mid-p correction: under "no difference" the discordant
     problems split as Binomial(b + c, 1/2); mid-p counts half the probability of the observed split."""

@@ -34,9 +34,10 @@ class RunFacts:
     law: dict[str, Any]
     seconds: float
     crossover: dict[str, Any] | None = None  # metrics.json's: its `statement` is the summary's line
-    thinking: dict[str, Any] = field(default_factory=dict)  # metrics.json `thinking` (issue 24)
+    thinking: dict[str, Any] = field(default_factory=dict)  # metrics.json `thinking`
     adaptive: dict[str, Any] = field(default_factory=dict)  # metrics.json `adaptive`
     vote_budget: Any = None  # metrics.json `vote_budget`: where the stopping rules are summarised
+    frontier: dict[str, Any] = field(default_factory=dict)  # metrics.json `frontier`: over every strategy
 
 
 def gather(sent: int, seconds: float) -> RunFacts:
@@ -60,6 +61,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
         thinking=metrics.get("thinking", {}),
         adaptive=metrics.get("adaptive", {}),
         vote_budget=metrics.get("vote_budget"),
+        frontier=metrics.get("frontier", {}),
     )
 
 
@@ -91,6 +93,7 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
         f"  wall time    {_duration(facts.seconds)}",
         f"  law          {_law(facts.law)}",
         f"  saturation   {_saturation(facts.law)}",
+        f"  frontier     {_frontier(facts.frontier)}",
         f"  crossover    {_crossover(facts.crossover)}",
         f"  thinking     {_thinking(facts.thinking)}",
         f"  stop early   {_stop_early(facts.adaptive, facts.vote_budget)}",
@@ -175,6 +178,19 @@ def _saturation(law: dict[str, Any]) -> str:
         return f"at {where}{interval}"
     return (f"at {where}{interval}; after it: {after}, {100 * gain:+.1f} points "
             f"(95% CI {100 * g_lo:+.1f} to {100 * g_hi:+.1f})")
+
+
+def _frontier(frontier: dict[str, Any]) -> str:
+    """The frontier over every strategy: how many points, from what to what, and which strategies beyond a
+    fixed vote are on it."""
+    points = sorted(frontier.get("points", {}).values(), key=lambda p: p["tokens"] or 0)
+    if not points:
+        return "not computed (no metrics.json)"
+    first, last = points[0], points[-1]
+    rules = sorted({p["rule"] for p in points if p.get("rule") not in (None, "fixed")})
+    on = f"; on it besides fixed votes: {', '.join(rules)}" if rules else ""
+    return (f"{len(points)} points, {100 * first['maj_at_k']:.1f}% at {first['tokens']:,.0f} tokens to "
+            f"{100 * last['maj_at_k']:.1f}% at {last['tokens']:,.0f} (outputs/frontier.csv){on}")
 
 
 def _crossover(crossover: dict[str, Any] | None) -> str:

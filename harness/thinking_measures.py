@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .budget_axis import ordered as budgets_in_order
+
 DEFINITION = ("thinking tokens: reasoning_tokens where known, else completion_tokens; capped: status truncated, "
               "or (forcing, cap, thinking) thinking tokens >= the budget; first_correct: completion tokens of a "
               "problem's samples in sample order up to and including its first correct one, mean over the "
@@ -96,3 +98,14 @@ def measure(frame: pd.DataFrame, method: str) -> dict[str, Any]:
                               "problems_with": len(tokens), "problems_without": without},
         }
     return out
+
+
+def thinking_metrics(answered: pd.DataFrame, graded: pd.DataFrame, method: str) -> dict[str, Any]:
+    """metrics.json `thinking`: per budget, the share of samples whose thinking hit the cap, the thinking-token
+    quantiles and the tokens to the first correct answer (`measure`). `answered`: the sample table without
+    failed samples, row for row with `graded` (points.graded_samples: parsed budgets, grades)."""
+    frame = answered.assign(budget=graded["budget"], correct=graded["correct"], sample=graded["sample"])
+    order = {b: i for i, b in enumerate(budgets_in_order(frame["budget"].unique()))}
+    frame = frame.assign(_order=frame["budget"].map(order)).sort_values("_order", kind="stable")
+    return {"thinking": {"method": method, "definition": DEFINITION,
+                         "by_budget": measure(frame.drop(columns="_order"), method)}}

@@ -18,13 +18,13 @@ from harness.cli import main
 
 EXAMPLES = REPO / "examples" / "embedded-methods"
 RUNS = ("prompt", "cap", "forcing", "forcing_wait")
-OUTPUTS = ("samples.csv", "curve.csv", "frontier.csv", "metrics.json", "calibration.csv", "calibration.json",
+OUTPUTS = ("samples.csv", "curve.csv", "strategies.csv", "frontier.csv", "metrics.json", "calibration.csv", "calibration.json",
            "accuracy_vs_tokens.png", "requested_vs_actual.png", "regions.json", "report.html")
 COMPUTE_OPTIMAL = REPO / "examples" / "compute-optimal"
 
 
 THINK = REPO / "examples" / "think-tags" / "qwen3_wait"
-# The 1.5B reasoning run (issue 23): hours on 2 cores, filled in over two sessions through the store's resume.
+# The 1.5B reasoning run: hours on 2 cores, filled in over two sessions through the store's resume.
 # It is also its own DVC pipeline, replayed with `dvc repro` in tests/test_replay.py.
 REASONING = REPO / "examples" / "reasoning-1.5b"
 REPLAYED = [EXAMPLES / name for name in RUNS] + [THINK, COMPUTE_OPTIMAL, REASONING, REASONING / "baseline"]
@@ -114,7 +114,7 @@ def test_the_compute_optimal_grid_is_what_its_readme_says():
 
 
 def test_the_reasoning_run_is_the_grid_its_readme_describes(monkeypatch):
-    """examples/reasoning-1.5b (issue 23): the 1.5B embedded model as a prompted thinker on its 30 committed
+    """examples/reasoning-1.5b: the 1.5B embedded model as a prompted thinker on its 30 committed
     problems, one sample at 32...512 and a pool of 4 at 1024, every sample answered; the thinking is the
     budget exactly in every sample (cut there, or extended to it by Wait: the README says so); and the
     accuracies, the law and the crossover sentence the README quotes are the ones in the outputs."""

@@ -1,5 +1,6 @@
 """The compute-optimal frontier and the crossover: against brute force on random grids, and end to end
-(frontier.csv is the upper envelope of curve.csv; pools grow without re-drawing a sample)."""
+(frontier.csv is the upper envelope of every strategy in strategies.csv; pools grow without re-drawing a
+sample)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ import pandas as pd
 import pytest
 from grids import near_equal_spend_grid
 
-from harness import frontier, vote
+from harness import crossover, frontier, vote
 from harness.cli import main
 from harness.params import Params
 
 
 def brute_force_envelope(tokens, accuracy) -> list[bool]:
-    """The definition itself: kept unless some other point has fewer or equal tokens and higher accuracy."""
+    """The definition itself: a point is kept unless another beats it (no more tokens and no less accuracy,
+    better in one of the two) or is the same point listed before it."""
     n = len(tokens)
     ok = [np.isfinite(tokens[i]) and np.isfinite(accuracy[i]) for i in range(n)]
-    return [ok[i] and not any(ok[j] and j != i and tokens[j] <= tokens[i] and accuracy[j] > accuracy[i]
-                              for j in range(n)) for i in range(n)]
+
+    def beats(j: int, i: int) -> bool:
+        no_worse = tokens[j] <= tokens[i] and accuracy[j] >= accuracy[i]
+        better = tokens[j] < tokens[i] or accuracy[j] > accuracy[i]
+        return no_worse and (better or j < i)
+
+    return [ok[i] and not any(ok[j] and j != i and beats(j, i) for j in range(n)) for i in range(n)]
 
 
 def random_grid(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +85,7 @@ def test_thinking_longer_at_equal_spend_equals_the_stated_rule_on_random_grids()
         tokens, accuracy = random_grid(rng, int(rng.integers(1, 12)))
         single = rng.random(tokens.size) < 0.6
         spend = rng.uniform(0.5, 20, 6)
-        got = frontier.thinking_longer_at(tokens, accuracy, single, spend)[0]
+        got = crossover.thinking_longer_at(tokens, accuracy, single, spend)[0]
         want = [brute_force_thinking_longer(tokens, accuracy, single, s) for s in spend]
         np.testing.assert_allclose(got, want, equal_nan=True, atol=1e-12)
 
@@ -98,7 +105,7 @@ def test_crossover_equals_brute_force_on_random_grids():
         accuracy = rng.integers(0, 6, n) / 5
         single = rng.random(n) < 0.4
         shorter_vote = ~single & (rng.random(n) < 0.7)
-        got = frontier.crossover_tokens(tokens, accuracy, shorter_vote, single)[0]
+        got = crossover.crossover_tokens(tokens, accuracy, shorter_vote, single)[0]
         want = brute_force_crossover(tokens, accuracy, shorter_vote, single)
         assert (np.isnan(got) and np.isnan(want)) or got == want
         found += not np.isnan(want)
@@ -129,34 +136,39 @@ def _written(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def test_frontier_csv_is_the_upper_envelope_of_curve_csv_on_random_grids(tmp_path):
+def test_frontier_csv_is_the_envelope_of_every_strategy_by_brute_force_on_random_grids(tmp_path):
+    """strategies.csv holds every strategy point (curve.csv's fixed votes, every stopping rule at every budget
+    with pools of two or more); frontier.csv is exactly the points of it nothing beats, checked by brute force
+    over all of them, in order of tokens, and `on_frontier` marks the same rows."""
     rng = np.random.default_rng(5)
     params = Params.model_validate({"data": {"answer_type": "any"}})
     for trial in range(6):
         budgets = sorted(rng.choice([8, 16, 32, 64, 128, 256], size=int(rng.integers(2, 5)), replace=False).tolist())
         samples = _grid_samples(rng, int(rng.integers(3, 12)), budgets, int(rng.integers(2, 9)))
-        table, summary = vote.compute(samples, params)
+        table, summary, every = vote.analyse(samples, params)
         curve = _written(tmp_path / f"curve{trial}.csv", table)
-        written = _written(tmp_path / f"frontier{trial}.csv", vote.frontier_with_rules(table, summary))
-        assert list(written.columns) == ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi",
-                                         "rule", "mean_samples", "estimator", "mc_se"]
-        # the fixed-k rows come first and are exactly the envelope; the stopping-rule rows follow, one per
-        # rule and budget with a pool of two or more, k empty
-        fixed = (written["rule"] == "fixed").to_numpy()
-        assert fixed[: fixed.sum()].all() and not fixed[fixed.sum():].any()
-        rules = written[~fixed]
+        strategies = _written(tmp_path / f"strategies{trial}.csv", every.assign(
+            on_frontier=every.index.isin(frontier.frontier_order(every))))
+        front = _written(tmp_path / f"frontier{trial}.csv", frontier.frontier_table(every))
+        assert list(front.columns) == ["budget", "k", "mean_tokens", "log2_tokens", "maj_at_k", "maj_lo", "maj_hi",
+                                       "rule", "mean_samples", "estimator", "mc_se"]
+        fixed = strategies[strategies["rule"] == "fixed"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(fixed[["budget", "k", "mean_tokens", "maj_at_k", "maj_lo", "maj_hi"]],
+                                      curve[["budget", "k", "mean_tokens", "maj_at_k", "maj_lo", "maj_hi"]],
+                                      check_dtype=False)
+        rules = strategies[strategies["rule"] != "fixed"]
         assert rules["k"].isna().all() and set(rules["rule"]) == {"unanimity w=2", "unanimity w=3",
                                                                   "posterior p=0.9", "posterior p=0.95"}
         assert (rules["mean_samples"] >= 1).all() and (rules["maj_lo"] <= rules["maj_at_k"]).all()
         assert len(rules) == 4 * len(summary["adaptive"]["rules"]["unanimity w=2"]["by_budget"])
-        front = written[fixed].drop(columns=["rule", "mean_samples", "estimator", "mc_se"]).reset_index(drop=True)
-        front["k"] = front["k"].astype(int)
-        assert (written[fixed]["mean_samples"] == front["k"]).all()
-        keep = brute_force_envelope(curve["mean_tokens"].tolist(), curve["maj_at_k"].tolist())
-        expected = curve[keep][front.columns].sort_values(["mean_tokens", "budget", "k"]).reset_index(drop=True)
-        pd.testing.assert_frame_equal(front, expected)
-        assert front["mean_tokens"].is_monotonic_increasing
-        assert set(summary["frontier"]["points"]) == {f"{b}/k={k}" for b, k in zip(front["budget"], front["k"])}
+        keep = brute_force_envelope(strategies["mean_tokens"].tolist(), strategies["maj_at_k"].tolist())
+        assert strategies["on_frontier"].tolist() == keep
+        expected = strategies[keep].drop(columns=["problems", "on_frontier"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(front.sort_values(["mean_tokens"], kind="stable").reset_index(drop=True),
+                                      expected.sort_values(["mean_tokens"], kind="stable").reset_index(drop=True),
+                                      check_dtype=False)
+        assert front["mean_tokens"].is_monotonic_increasing and front["maj_at_k"].is_monotonic_increasing
+        assert len(summary["frontier"]["points"]) == len(front)
         crossing = summary["crossover"]
         assert 0 <= crossing["replicates_with_crossover"] <= 1
         assert (crossing["tokens"] is None) == ("reason" in crossing)
@@ -178,7 +190,8 @@ def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_
                              "answer": "7" if right else f"{s + 10}", "gold": "7", "correct": right,
                              "finish_reason": "stop", "status": "ok", "requests": 1, "latency_s": 0.1,
                              "error": None})
-    _, summary = vote.compute(pd.DataFrame(rows), Params.model_validate({"data": {"answer_type": "any"}}))
+    no_rules = {"data": {"answer_type": "any"}, "vote": {"adaptive": {"unanimity_window": [], "posterior_threshold": []}}}
+    _, summary = vote.compute(pd.DataFrame(rows), Params.model_validate(no_rules))
     crossing = summary["crossover"]
     assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (16, 4, 68.0), crossing
     assert crossing["versus"] == {"budget": 64, "k": 1, "tokens": 68.0, "maj_at_k": 0.4}
@@ -187,6 +200,15 @@ def test_crossover_found_on_a_grid_where_votes_over_short_answers_beat_one_long_
     assert crossing["gain_over_thinking_longer"] == 0.25
     assert crossing["tokens_lo"] <= 68.0 <= crossing["tokens_hi"]
     assert crossing["replicates_with_crossover"] == 1.0
+    # with the stopping rules among the strategies, a vote over the short answers that stops once they agree
+    # wins earlier still: the crossover follows the frontier over every strategy
+    _, summary = vote.compute(pd.DataFrame(rows), Params.model_validate({"data": {"answer_type": "any"}}))
+    early = summary["crossover"]
+    assert early["budget"] == 16 and early["k"] is None and early["rule"] in {"unanimity w=2", "unanimity w=3",
+                                                                             "posterior p=0.9", "posterior p=0.95"}
+    assert early["tokens"] < 68.0 and early["maj_at_k"] > early["thinking_longer_at_equal_spend"]
+    assert early["statement"].startswith(f"votes over shorter answers beat thinking longer from {early['tokens']:,.0f} "
+                                         f"tokens: {early['rule']} at budget 16 has")
 
 
 def test_pools_grow_incrementally_asking_only_for_the_new_samples(project, fake_model):
@@ -236,9 +258,11 @@ def test_a_wrong_pool_map_stops_before_any_request(project, fake_model, capsys, 
 def test_a_vote_two_percent_dearer_than_the_longest_answer_is_compared_at_equal_spend():
     """The issue's case: maj@4 at budget 64 (288 tokens) against one budget-256 answer (283 tokens). The
     old rule (a vote must cost no more than the longest answer) reported no crossover; at equal spend the
-    vote's win is reported, with its interval, and the sentence says so with the numbers beside it."""
-    params = Params.model_validate({"data": {"answer_type": "any"}})
-    table, summary = vote.compute(near_equal_spend_grid(True), params)
+    vote's win is reported, with its interval, and the sentence says so with the numbers beside it. (Fixed
+    votes only: a stopping rule at budget 64 wins earlier still, which the next test checks.)"""
+    params = Params.model_validate({"data": {"answer_type": "any"},
+                                    "vote": {"adaptive": {"unanimity_window": [], "posterior_threshold": []}}})
+    _, summary = vote.compute(near_equal_spend_grid(True), params)
     crossing = summary["crossover"]
     assert (crossing["budget"], crossing["k"], crossing["tokens"]) == (64, 4, 288.0), crossing
     assert crossing["maj_at_k"] == 0.8 and crossing["thinking_longer_at_equal_spend"] == 0.5
@@ -249,24 +273,48 @@ def test_a_vote_two_percent_dearer_than_the_longest_answer_is_compared_at_equal_
     assert statement.startswith("votes over shorter answers beat thinking longer from 288 tokens")
     assert f"{100 * crossing['maj_at_k']:.1f}% against 50.0%" in statement
     assert "held from budget 256's answer" in statement
-    front = vote.frontier_table(table)
+    front = frontier.frontier_table(vote.analyse(near_equal_spend_grid(True), params)[2])
     assert ((front["budget"] == 64) & (front["k"] == 4)).any(), "the crossover is a point of frontier.csv"
+
+
+def test_with_the_stopping_rules_the_crossover_is_the_cheapest_winning_strategy_on_the_frontier():
+    params = Params.model_validate({"data": {"answer_type": "any"}})
+    _, summary, every = vote.analyse(near_equal_spend_grid(True), params)
+    crossing = summary["crossover"]
+    assert crossing["budget"] == 64 and crossing["rule"] != "fixed" and crossing["tokens"] < 288.0, crossing
+    assert crossing["maj_at_k"] > crossing["thinking_longer_at_equal_spend"]
+    front = frontier.frontier_table(every)
+    on = front[(front["budget"] == 64) & (front["rule"] == crossing["rule"])]
+    assert len(on) == 1 and on["mean_tokens"].iloc[0] == pytest.approx(crossing["tokens"], rel=1e-5)
+    cheaper_votes = every[(every["mean_tokens"] < crossing["tokens"]) & (every["budget"] < 256)
+                          & ((every["rule"] != "fixed") | (every["k"] >= 2))]
+    # no cheaper vote over shorter answers beats thinking longer at its own spend
+    single = (every["rule"] == "fixed") & (every["k"] == 1)
+    from harness import crossover as crossing_rule
+
+    longer = crossing_rule.thinking_longer_at(every["mean_tokens"], every["maj_at_k"], single.to_numpy(),
+                                              cheaper_votes["mean_tokens"].to_numpy())[0]
+    assert all(not (a > b) for a, b in zip(cheaper_votes["maj_at_k"], longer) if np.isfinite(b))
 
 
 def test_votes_that_amplify_a_shared_wrong_answer_give_no_crossover_and_say_why():
     params = Params.model_validate({"data": {"answer_type": "any"}})
-    table, summary = vote.compute(near_equal_spend_grid(False), params)
+    _, summary = vote.compute(near_equal_spend_grid(False), params)
     crossing = summary["crossover"]
     assert crossing["tokens"] is None and crossing["budget"] is None
     reason = crossing["reason"]
     assert reason.startswith("no vote over answers shorter than the longest budget beats thinking longer")
     # the sentence quotes the nearest vote and what thinking longer buys there: both are the data's numbers
-    written = vote.as_written(table)
-    nearest = next(r for _, r in written.iterrows() if f"maj@{int(r['k'])} at budget {r['budget']} "
-                   f"({r['mean_tokens']:,.0f} tokens)" in reason)
-    assert int(nearest["k"]) >= 2 and f"has {100 * nearest['maj_at_k']:.1f}% against" in reason
-    single = (written["k"] == 1).to_numpy()
-    longer = frontier.thinking_longer_at(written["mean_tokens"], written["maj_at_k"], single,
+    written = vote.analyse(near_equal_spend_grid(False), params)[2]
+
+    def named(r) -> str:  # how the reason names a strategy point
+        what = f"maj@{int(r['k'])}" if r["rule"] == "fixed" else str(r["rule"])
+        return f"{what} at budget {r['budget']} ({r['mean_tokens']:,.0f} tokens)"
+
+    nearest = next(r for _, r in written.iterrows() if named(r) in reason)
+    assert (nearest["rule"] != "fixed" or int(nearest["k"]) >= 2) and f"has {100 * nearest['maj_at_k']:.1f}% against" in reason
+    single = ((written["rule"] == "fixed") & (written["k"] == 1)).to_numpy(dtype=bool)
+    longer = crossover.thinking_longer_at(written["mean_tokens"], written["maj_at_k"], single,
                                          [nearest["mean_tokens"]])[0, 0]
     assert f"against {100 * longer:.1f}% for thinking longer" in reason
     assert nearest["maj_at_k"] <= longer

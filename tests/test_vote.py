@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness import majority, stats, vote
+from harness import majority, points, stats, vote
 from harness.cli import main
 
 REQUIRED = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "mean_tokens", "problems", "samples",
@@ -179,14 +179,14 @@ def _params(budgets, vote_samples):
 
 def test_pass_and_maj_columns_come_from_the_same_pools():
     table = sample_table(5, [32], {32: 6}, seed=5)
-    curve = vote.curve(table, 1, 0)
+    curve = points.curve(table, 1, 0)
     for _, row in curve.iterrows():
         expected = np.mean([majority.pass_at_k(6, int(g["correct"].sum()), int(row["k"]))
                             for _, g in table.groupby("problem_id")])
         assert row["pass_at_k"] == pytest.approx(expected, abs=1e-12)
 
 
-# --- issue 11: no silent wrong result -------------------------------------------------------------------
+# --- no silent wrong result ---------------------------------------------------------------------------
 
 def test_a_blank_token_count_stops_the_vote_and_names_the_row(workdir, capsys):
     table = sample_table(4, [16, 64], {16: 2, 64: 2}).astype({"completion_tokens": object})
