@@ -1,12 +1,13 @@
 """Plot stage: the seed's two figures, drawn from the vote and calibrate stages' files.
 
-1. `outputs/accuracy_vs_tokens.png`: accuracy vs. log2(tokens used at test time per problem), from
-   `curve.csv` (every point, 95% bootstrap intervals as error bars), `frontier.csv` (the compute-optimal
-   frontier, as written: never selected again here) and `metrics.json` (the fitted law, or "too few
-   problems to fit a law" when its slope is not identified; the crossover as a marked point with its
-   interval; the region past saturation named by its evidence, e.g. "no significant gain (95%)").
-   The regions ("budget control" | "majority vote" | past saturation) are placed from the calibration's
-   controllable range and the law's saturation point, not by hand. The legend sits outside the axes.
+1. `outputs/accuracy_vs_tokens.png`, as plain as the seed's: accuracy vs. log2(tokens used at test time per
+   problem) from `curve.csv` (one answer per budget and the votes at the vote budget, 95% intervals),
+   `frontier.csv` (the frontier over every strategy, as written: never selected again here),
+   `strategies.csv` (the stopping rules, one legend entry) and `metrics.json` (the law's rise where a slope
+   is printed, the crossover as a star with its interval). At most six legend entries; the regions
+   ("budget control" | "majority vote" | past saturation, named by its evidence) are named inside the axes
+   and placed from the calibration's controllable range and the law's saturation point, not by hand; the
+   law, the saturation and the crossover are one caption line under the axes (`caption`).
 2. `outputs/requested_vs_actual.png`: requested vs. actual tokens (log-log), mean with p10-p90 spread,
    the controllable range shaded.
 
@@ -37,6 +38,7 @@ from .files import (
     FRONTIER,
     METRICS,
     REGIONS_JSON,
+    STRATEGIES,
     THINKING_PNG,
     read_json,
     require,
@@ -44,10 +46,11 @@ from .files import (
     write_json,
 )
 from .params import Params
-from .vote import FIXED_RULE, seed_path, vote_budget_of
+from .points import seed_path, vote_budget_of
+from .strategies import CONFIDENCE_RULE, FIXED_RULE
 
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
-FRONTIER_COLOR, GRID_COLOR = "#2a8a3e", "#7a7a7a"
+FRONTIER_COLOR = "#2a8a3e"
 CROSSOVER_COLOR = "#b8236b"
 REGION_COLORS = {"budget control": "#dbe9f6", "majority vote": "#fde2c8", "after saturation": "#e6e6e6"}
 
@@ -83,7 +86,8 @@ def figure_regions(table: pd.DataFrame, params: Params, controllable_to: Budget,
 
 def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str) -> None:
     """Points with their intervals; a point without an interval (one problem) gets no bar at all, and a
-    point resting on fewer problems than the run has is drawn hollow (a different problem set)."""
+    point resting on fewer problems than the run has is drawn hollow (a different problem set; the caption
+    says so)."""
     y = 100 * rows["maj_at_k"]
     yerr = [(y - 100 * rows["maj_lo"]).clip(lower=0), (100 * rows["maj_hi"] - y).clip(lower=0)]
     ax.errorbar(rows["log2_tokens"], y, yerr=yerr, fmt=fmt, color=color, ecolor=color, elinewidth=1,
@@ -91,78 +95,70 @@ def _errorbar(ax: plt.Axes, rows: pd.DataFrame, fmt: str, color: str, label: str
     short = rows[rows["missing_problems"] > 0] if "missing_problems" in rows else rows.iloc[:0]
     if len(short):
         ax.plot(short["log2_tokens"], 100 * short["maj_at_k"], fmt[0], markerfacecolor="white",
-                markeredgecolor=color, zorder=5, label="hollow: fewer problems (curve.csv missing_problems)")
-
-
-def _grid(ax: plt.Axes, table: pd.DataFrame) -> None:
-    """One faint line per budget as k grows (iso-budget curves): where a budget's votes climb above the
-    longer budgets' single answers, voting starts to pay."""
-    for i, (budget, rows) in enumerate(_by_budget(table).groupby("budget", sort=False)):
-        rows = rows.sort_values("k")
-        if len(rows) < 2:
-            continue
-        ax.plot(rows["log2_tokens"], 100 * rows["maj_at_k"], ".-", color=GRID_COLOR, alpha=0.35, linewidth=0.9,
-                markersize=3, zorder=2, label="iso-budget: one budget, k = 1, 2, 4, ... (curve.csv)" if i == 0 else None)
-        last = rows.iloc[-1]
-        ax.annotate(f"{as_budget(budget)}\u00d7{int(last['k'])}", (last["log2_tokens"], 100 * last["maj_at_k"]),
-                    textcoords="offset points", xytext=(3, -3), fontsize=6, color=GRID_COLOR, alpha=0.8)
+                markeredgecolor=color, zorder=5)
 
 
 def _frontier(ax: plt.Axes, front: pd.DataFrame) -> None:
-    """The compute-optimal frontier as frontier.csv holds it (its fixed-k rows; the stopping rules' rows
-    are drawn by _stopping_rules), drawn as the step it is: the best accuracy any grid point buys at that
-    spend or less."""
-    if "rule" in front:
-        front = front[front["rule"] == FIXED_RULE]
+    """The frontier as frontier.csv holds it (never selected again here), drawn as the step it is: the best
+    accuracy any strategy buys at that spend or less."""
     ax.step(front["log2_tokens"], 100 * front["maj_at_k"], where="post", color=FRONTIER_COLOR, linewidth=1.6,
-            alpha=0.9, zorder=3, label="compute-optimal frontier (frontier.csv)")
+            alpha=0.9, zorder=3, label="frontier: the best any strategy buys")
     ax.plot(front["log2_tokens"], 100 * front["maj_at_k"], "D", color=FRONTIER_COLOR, markersize=3.5, zorder=5)
 
 
+def _stopping_rules(ax: plt.Axes, strategies: pd.DataFrame) -> None:
+    """Every stopping rule (strategies.csv), one legend entry for them all, drawn where it stops before the
+    pool's end on average (elsewhere it is the vote over the whole pool, a point already drawn)."""
+    if strategies.empty or "rule" not in strategies:
+        return
+    rules = strategies[~strategies["rule"].isin([FIXED_RULE, CONFIDENCE_RULE])]
+    if rules.empty:  # pools of one sample: nothing stops early
+        return
+    pools = strategies[strategies["rule"] == FIXED_RULE].groupby("budget")["k"].max()
+    early = rules[rules["mean_samples"].to_numpy(dtype=float) < rules["budget"].map(pools).to_numpy(dtype=float)]
+    if early.empty:
+        return
+    ax.plot(early["log2_tokens"], 100 * early["maj_at_k"], "^", color=RULE_COLOR, markerfacecolor="white",
+            markersize=5, linestyle="none", zorder=6, label="stop early (stopping rules, strategies.csv)")
+
+
 def _crossover(ax: plt.Axes, crossover: dict, right: float) -> None:
-    """The crossover of metrics.json as a marked point, its tokens' 95% interval as a horizontal bar (an
-    arrow to the edge when the interval is open above: some replicates have no crossover)."""
+    """The crossover of metrics.json as a star, its tokens' 95% interval as a horizontal bar (an arrow to the
+    edge when the interval is open above). Nothing is drawn when there is none: the caption says so."""
     tokens = crossover.get("tokens")
     if not tokens:
-        if crossover:
-            ax.plot([], [], " ", label="no crossover at equal spend (metrics.json crossover.reason)")
         return
     x, y = math.log2(tokens), 100 * crossover["maj_at_k"]
     lo, hi = crossover.get("tokens_lo"), crossover.get("tokens_hi")
-    label = (f"crossover: maj@{crossover['k']} at budget {crossover['budget']} beats thinking longer "
-             f"({100 * crossover['thinking_longer_at_equal_spend']:.0f}%) from {tokens:,.0f} tokens")
     if lo:
         x_hi = math.log2(hi) if hi else right
         ax.plot([math.log2(lo), x_hi], [y, y], "-", color=CROSSOVER_COLOR, linewidth=2.2, alpha=0.55, zorder=6)
         if not hi:
             ax.annotate("", (right, y), (x, y), arrowprops={"arrowstyle": "->", "color": CROSSOVER_COLOR}, zorder=6)
-        label += f"\n(95% CI {lo:,.0f} to {f'{hi:,.0f}' if hi else 'open above'} tokens)"
     ax.plot([x], [y], "*", color=CROSSOVER_COLOR, markersize=13, markeredgecolor="black", markeredgewidth=0.6,
-            zorder=7, label=label)
+            zorder=7, label="crossover: votes over shorter answers win")
 
 
 def _law(ax: plt.Axes, law: dict) -> None:
-    """The fitted rise of metrics.json, or, when its slope is not identified, a legend line saying so."""
+    """The fitted rise of metrics.json, where a slope is printed: named on the line, its number in the
+    caption (no legend entry: the legend keeps to six)."""
     if law.get("slope_points_per_doubling") is None:
-        reason = str(law.get("reason") or "no slope")
-        ax.plot([], [], " ", label=f"no law printed: {reason.split(':')[0]}")
         return
     slope, intercept = law["slope_points_per_doubling"], law["intercept_points"]
     xs = [law["fit_from_log2_tokens"], law["fit_to_log2_tokens"]]
-    label = f"fit: {slope:+.1f} points per doubling"
-    if law.get("slope_lo") is not None and law.get("slope_hi") is not None:
-        label += f" (95% CI {law['slope_lo']:+.1f} to {law['slope_hi']:+.1f})"
-    ax.plot(xs, [intercept + slope * x for x in xs], "-", color="#444444", linewidth=1.2, alpha=0.8, zorder=3,
-            label=label)
+    ys = [intercept + slope * x for x in xs]
+    ax.plot(xs, ys, "-", color="#444444", linewidth=1.2, alpha=0.8, zorder=3, label="_the law")
+    ax.annotate("law", (xs[1], ys[1]), textcoords="offset points", xytext=(4, -2), fontsize=7.5, color="#444444")
 
 
 REFERENCE_COLOR = "#555555"
 REFERENCE_NOTE = "published, aggregate only: no interval, no paired test"
 
 
-def _reference(ax: plt.Axes, reference: dict | None) -> None:
+def _reference(ax: plt.Axes, reference: dict | None, votes_entry: bool = True) -> None:
     """A published curve (data/references/): hollow markers, one sample per problem joined by a thin line,
-    its votes as hollow squares; the legend says it has no interval (no per-problem data was published)."""
+    its votes as hollow squares; the legend says it has no interval (no per-problem data was published).
+    `votes_entry`: the votes get a legend entry of their own (the lead figure keeps one for both)."""
     if not reference:
         return
     points = pd.DataFrame(reference["points"])
@@ -175,7 +171,8 @@ def _reference(ax: plt.Axes, reference: dict | None) -> None:
     if len(votes):
         joined = pd.concat([single.tail(1), votes])
         ax.plot(joined["mean_tokens"].map(math.log2), 100 * joined["accuracy"], "s--", color=REFERENCE_COLOR,
-                markerfacecolor="white", linewidth=0.8, alpha=0.9, zorder=4, label=f"{name}: majority vote")
+                markerfacecolor="white", linewidth=0.8, alpha=0.9, zorder=4,
+                label=f"{name}: majority vote" if votes_entry else "_nolegend_")
 
 
 def reference_x(reference: dict | None) -> list[float]:
@@ -184,27 +181,44 @@ def reference_x(reference: dict | None) -> list[float]:
     return [math.log2(p["mean_tokens"]) for p in reference["points"] if p["mean_tokens"] > 0]
 
 
-def _after_saturation_label(law: dict) -> str:
-    """The last region's legend entry: its name by evidence, with the gain it measured."""
-    name = law.get("after_saturation") or "no gains"
-    gain, lo, hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
-    if gain is None:
-        return f"past saturation: {name}"
-    interval = f" (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})" if lo is not None and hi is not None else ""
-    return f"past saturation: {name}, {100 * gain:+.1f} points{interval}"
+def caption(metrics: dict) -> str:
+    """The figure's one line under the axes: the law, the saturation point and what follows it, the
+    crossover; every number read from metrics.json as it is written there."""
+    law, crossing = metrics.get("law", {}), metrics.get("crossover") or {}
+    slope = law.get("slope_points_per_doubling")
+    if slope is not None:
+        parts = [f"law {slope:+.1f} points per doubling (95% CI {law['slope_lo']:+.1f} to {law['slope_hi']:+.1f})"]
+    else:
+        parts = [f"no law: {str(law.get('reason') or 'no slope').split(':')[0]}"]
+    at = law.get("saturation_log2_tokens")
+    if law.get("saturated") and at is not None:
+        gain = law.get("gain_after_saturation")
+        after = (f", then {law.get('after_saturation')} ({100 * gain:+.1f} points)"
+                 if gain is not None and law.get("after_saturation") else "")
+        parts.append(f"saturates at ~{2 ** at:,.0f} tokens{after}")
+    elif law.get("identified"):
+        parts.append("still rising where the measured tokens end")
+    if crossing.get("tokens"):
+        parts.append(f"crossover from {crossing['tokens']:,.0f} tokens "
+                     f"({100 * crossing['gain_over_thinking_longer']:+.1f} points)")
+    elif crossing:
+        parts.append("no crossover at equal spend")
+    return " | ".join(parts)
 
 
 def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, title: str, controllable_to: Budget,
-                    metrics: dict, reference: dict | None = None) -> tuple[plt.Figure, stats.Regions]:
-    """Every number drawn is read from the vote stage's files: `table` (curve.csv), `front` (frontier.csv),
-    `metrics` (metrics.json: the law, the crossover, what follows saturation). The legend sits outside the
-    axes, so it never covers a point."""
+                    metrics: dict, reference: dict | None = None, strategies: pd.DataFrame | None = None
+                    ) -> tuple[plt.Figure, stats.Regions]:
+    """The lead figure, as plain as the seed's: one answer per budget, the vote at the vote budget, the
+    frontier, the stopping rules as one entry, the law, the crossover, the regions named inside the axes,
+    and one caption line. Every number drawn is read from the vote stage's files: `table` (curve.csv),
+    `front` (frontier.csv), `strategies` (strategies.csv), `metrics` (metrics.json)."""
     law, crossover = metrics.get("law", {}), metrics.get("crossover") or {}
     vote_budget = vote_budget_of(table, params.vote_budget)
     single = _by_budget(table[table["k"] == 1])
     vote = table[table["budget"] == vote_budget].sort_values("k")
     reg = figure_regions(table, params, controllable_to, law)
-    fig, ax = plt.subplots(figsize=(11, 4.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 5.2), layout="constrained")
     pad = 0.3
     right = max(reg.end, float(table["log2_tokens"].max()), *reference_x(reference)) + pad
     left = min(reg.start, float(table["log2_tokens"].min()), *reference_x(reference)) - pad
@@ -215,19 +229,19 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
     ]
     for name, lo, hi in spans:
         if hi > lo:
-            label = _after_saturation_label(law) if name == "after saturation" else name
-            ax.axvspan(lo, hi, color=REGION_COLORS.get(name, REGION_COLORS["after saturation"]), zorder=0,
-                       label=label)
+            ax.axvspan(lo, hi, color=REGION_COLORS[name], zorder=0)
+            text = (law.get("after_saturation") or "past saturation") if name == "after saturation" else name
+            ax.text((lo + hi) / 2, 1.5, text.replace(" (95%)", ""), ha="center", va="bottom", fontsize=7.5,
+                    color="#555555", style="italic", zorder=1, clip_on=True)
     ax.fill_between(vote["log2_tokens"], 100 * vote["maj_lo"], 100 * vote["maj_hi"], color="#d0641c",
                     alpha=0.12, zorder=2, linewidth=0)
-    _grid(ax, table)
     _frontier(ax, front)
-    _errorbar(ax, single, "o-", "#1f5fa8", f"ask for more tokens ({params.budgets.method}), k=1")
-    _errorbar(ax, vote, "s--", "#d0641c", f"majority vote at budget {vote_budget} (95% interval)")
-    _stopping_rules(ax, metrics.get("adaptive") or {})
+    _errorbar(ax, single, "o-", "#1f5fa8", f"one answer per problem ({params.budgets.method})")
+    _errorbar(ax, vote, "s--", "#d0641c", f"majority vote of k answers at budget {vote_budget}")
+    _stopping_rules(ax, strategies if strategies is not None else pd.DataFrame())
     _law(ax, law)
     _crossover(ax, crossover, right)
-    _reference(ax, reference)
+    _reference(ax, reference, votes_entry=False)
     for _, row in vote.iterrows():
         ax.annotate(f"k={int(row['k'])}", (row["log2_tokens"], 100 * row["maj_hi"]),
                     textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7, color="#d0641c")
@@ -235,36 +249,17 @@ def accuracy_figure(table: pd.DataFrame, front: pd.DataFrame, params: Params, ti
         ax.annotate(f"{as_budget(row['budget'])}", (row["log2_tokens"], 100 * row["maj_at_k"]),
                     textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=7, color="#1f5fa8")
     ax.set_xlabel("tokens used at test time per problem (log2)")
-    ax.set_ylabel("accuracy (%), 95% score interval over problems")
+    ax.set_ylabel("accuracy (%), 95% interval over problems")
     ax.set_ylim(-4, 104)
     ax.set_xlim(left, right)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, zorder=1)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7.5, framealpha=0.9)
+    ax.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
+    fig.supxlabel(caption(metrics), fontsize=7.5, color="#333333")  # the layout keeps room for it under the axes
     return fig, reg
 
 
-RULE_MARKERS = ("^", "v", "P", "X", "<", ">", "*", "h")
 RULE_COLOR = "#7b3294"
-
-
-def _stopping_rules(ax: plt.Axes, adaptive: dict) -> None:
-    """Each stopping rule (metrics.json `adaptive`) as its own marker, with its 95% interval, at the budgets
-    where it stops before the pool's end on average (elsewhere it is the vote over the whole pool, a point
-    already drawn). Legend: "stop early: <rule>".
-    """
-    for marker, (label, rule) in zip(RULE_MARKERS * 4, adaptive.get("rules", {}).items()):
-        points = [r for r in rule["by_budget"].values()
-                  if r["mean_samples"] is not None and r["mean_samples"] < r["whole_pool"]["mean_samples"]]
-        points = [r for r in points if r["mean_tokens"] and r["accuracy"] is not None]
-        if not points:
-            continue
-        x = [math.log2(r["mean_tokens"]) for r in points]
-        y = [100 * r["accuracy"] for r in points]
-        lower = [max(0.0, 100 * (r["accuracy"] - r["lo"])) if r["lo"] is not None else 0.0 for r in points]
-        upper = [max(0.0, 100 * (r["hi"] - r["accuracy"])) if r["hi"] is not None else 0.0 for r in points]
-        ax.errorbar(x, y, yerr=[lower, upper], fmt=marker, color=RULE_COLOR, ecolor=RULE_COLOR, elinewidth=0.8,
-                    capsize=2, markersize=5, markerfacecolor="white", zorder=6, label=f"stop early: {label}")
 
 
 def thinking_figure(thinking: dict, title: str) -> plt.Figure:
@@ -342,7 +337,8 @@ def run(params: Params) -> None:
     metrics = read_json(METRICS)
     reference = params.plot.reference_path
     published = json.loads(reference.read_text(encoding="utf-8")) if reference else None
-    fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics, published)
+    every = pd.read_csv(STRATEGIES) if STRATEGIES.exists() else None
+    fig, reg = accuracy_figure(table, front, params, title, as_budget(controllable["to"]), metrics, published, every)
     _save(fig, ACCURACY_PNG)
     _save(thinking_figure(metrics.get("thinking") or {}, title), THINKING_PNG)
     _save(calibration_figure(calib, summary, title), CALIBRATION_PNG)
