@@ -29,6 +29,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -174,73 +175,14 @@ class Result:
     rejected: set[str] = field(default_factory=set)
 
 
-class BatchRunner:
-    """Submit, wait for, and store batches until every job's chain is in the store (or failed)."""
+class BatchAPI:
+    """One journal entry's batch at the provider: upload and create it (its id journaled the moment it
+    exists), find it again by its token, wait for it, download its answers into the store."""
 
-    def __init__(self, params: Params, store: ResponseStore, desc: str, sdk: openai.OpenAI | None = None):
-        self.params, self.store, self.desc = params, store, desc
-        m = params.model
-        self.sdk = sdk or openai.OpenAI(base_url=str(m.base_url), api_key=api_key_for(m, m.base_url),
-                                        timeout=m.request_timeout, max_retries=m.max_retries)
-        self.journal = Journal(store.root, stale_after=max(lease_seconds(), 5 * params.sampling.batch_poll_s))
-        self.attempts: Counter[str] = Counter()
-        self.errors: dict[str, str] = {}  # request key -> why it has no response (final for this run)
-        self.rejected: set[str] = set()
-        self.resubmitted = 0
+    def __init__(self, sdk: openai.OpenAI, journal: Journal, store: ResponseStore, poll_s: float,
+                 say: Callable[[str], None]):
+        self.sdk, self.journal, self.store, self.poll_s, self.say = sdk, journal, store, poll_s, say
         self.batches = 0
-
-    def say(self, text: str) -> None:
-        print(f"{self.desc}: {text}", file=sys.stderr, flush=True)
-
-    # --- the rounds -------------------------------------------------------------------------------------
-    def run(self, jobs: list[Job]) -> list[Outcome]:
-        while True:
-            mine, theirs = self.journal.adopt()
-            for entry in mine:  # a killed run's batches first: they are paid for, or about to be
-                for key in entry.requests:
-                    self.attempts[key] = max(self.attempts[key], int(entry.data.get("attempt", 1)))
-                self.finish(entry)
-            self.store.refresh()
-            needed = self.next_round(jobs)
-            waiting = {k for k in needed if k in theirs}
-            todo = {k: r for k, r in needed.items() if k not in theirs}
-            if not todo and not waiting:
-                break
-            if not todo:  # only requests another live run has in a batch: wait for its answers
-                time.sleep(self.params.sampling.batch_poll_s)
-                continue
-            for key in todo:
-                self.attempts[key] += 1
-            for part in chunks(todo):
-                self.finish(self.submit(part))
-        if self.resubmitted or self.errors:
-            self.say(f"{self.resubmitted} requests resubmitted after an unfinished batch; {len(self.errors)} "
-                     "still without a response (their samples are failed-after-retries, asked again by the "
-                     "next run)")
-        return asyncio.run(self.outcomes(jobs))
-
-    def next_round(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
-        """The next request of every sample whose chain is not stored yet (deduplicated by key), leaving
-        out the ones that have failed for good in this run."""
-
-        async def gather() -> dict[str, dict[str, Any]]:
-            out: dict[str, dict[str, Any]] = {}
-            for job in jobs:
-                missing = await first_missing(self.params, job, self.store)
-                if missing is not None and request_key(missing.request) not in self.errors:
-                    out.setdefault(request_key(missing.request), missing.request)
-            return out
-
-        return asyncio.run(gather())
-
-    # --- one batch --------------------------------------------------------------------------------------
-    def submit(self, requests: dict[str, dict[str, Any]]) -> Entry:
-        """Journal first, then upload and create: the batch id is on disk before anyone waits for it."""
-        endpoint = next(iter(requests.values()))["endpoint"]
-        attempt = max(self.attempts[k] for k in requests)
-        entry = self.journal.new(endpoint, requests, attempt)
-        self.create(entry)
-        return entry
 
     def create(self, entry: Entry) -> None:
         data = "".join(input_line(r) for r in entry.requests.values()).encode("utf-8")
@@ -255,8 +197,8 @@ class BatchRunner:
         self.journal.save(entry)
         self.batches += 1
         self.say(f"batch {batch.id} submitted: {len(entry.requests)} requests (attempt {entry.data['attempt']}); "
-                 f"polling every {self.params.sampling.batch_poll_s:g} s. Killed, a rerun waits for this batch "
-                 "instead of submitting again")
+                 f"polling every {self.poll_s:g} s. Killed, a rerun waits for this batch instead of submitting "
+                 "again")
 
     def find(self, entry: Entry) -> str | None:
         """A batch created for this journal entry whose id was not recorded (killed in between)."""
@@ -264,26 +206,6 @@ class BatchRunner:
             if (batch.metadata or {}).get("harness_token") == entry.data["token"]:
                 return batch.id
         return None
-
-    def finish(self, entry: Entry) -> None:
-        """Wait for the entry's batch, store its answers, note what it left unanswered, close the entry."""
-        if entry.data.get("batch_id") is None:
-            found = self.find(entry)
-            if found is None:
-                self.create(entry)  # never created: nothing was paid, submit it now
-            else:
-                entry.data["batch_id"] = found
-                self.journal.save(entry)
-        batch = self.wait(entry)
-        result = self.store_results(entry, batch)
-        for key, reason in result.unanswered.items():
-            if key in result.rejected or self.attempts[key] >= ATTEMPTS:
-                self.errors[key] = reason
-                if key in result.rejected:
-                    self.rejected.add(key)
-            else:
-                self.resubmitted += 1
-        self.journal.done(entry)
 
     def wait(self, entry: Entry) -> Any:
         batch_id, last = entry.data["batch_id"], None
@@ -298,7 +220,7 @@ class BatchRunner:
                 last = state
             if batch.status in TERMINAL:
                 return batch
-            time.sleep(self.params.sampling.batch_poll_s)
+            time.sleep(self.poll_s)
 
     def store_results(self, entry: Entry, batch: Any) -> Result:
         requests, result = entry.requests, Result()
@@ -343,7 +265,94 @@ class BatchRunner:
         text = self.sdk.files.content(file_id).text
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    # --- outcomes ---------------------------------------------------------------------------------------
+
+class BatchRunner:
+    """Rounds of batches until every job's chain is in the store (or failed): each round submits the next
+    request every unfinished chain needs, resumes a killed run's batches first, resubmits what a batch left
+    unanswered once."""
+
+    def __init__(self, params: Params, store: ResponseStore, desc: str, sdk: openai.OpenAI | None = None):
+        self.params, self.store, self.desc = params, store, desc
+        m = params.model
+        sdk = sdk or openai.OpenAI(base_url=str(m.base_url), api_key=api_key_for(m, m.base_url),
+                                   timeout=m.request_timeout, max_retries=m.max_retries)
+        self.journal = Journal(store.root, stale_after=max(lease_seconds(), 5 * params.sampling.batch_poll_s))
+        self.api = BatchAPI(sdk, self.journal, store, params.sampling.batch_poll_s, self.say)
+        self.attempts: Counter[str] = Counter()
+        self.errors: dict[str, str] = {}  # request key -> why it has no response (final for this run)
+        self.rejected: set[str] = set()
+        self.resubmitted = 0
+
+    def say(self, text: str) -> None:
+        print(f"{self.desc}: {text}", file=sys.stderr, flush=True)
+
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        while True:
+            mine, theirs = self.journal.adopt()
+            for entry in mine:  # a killed run's batches first: they are paid for, or about to be
+                for key in entry.requests:
+                    self.attempts[key] = max(self.attempts[key], int(entry.data.get("attempt", 1)))
+                self.finish(entry)
+            self.store.refresh()
+            needed = self.next_round(jobs)
+            waiting = {k for k in needed if k in theirs}
+            todo = {k: r for k, r in needed.items() if k not in theirs}
+            if not todo and not waiting:
+                break
+            if not todo:  # only requests another live run has in a batch: wait for its answers
+                time.sleep(self.params.sampling.batch_poll_s)
+                continue
+            for key in todo:
+                self.attempts[key] += 1
+            for part in chunks(todo):
+                self.finish(self.submit(part))
+        if self.resubmitted or self.errors:
+            self.say(f"{self.resubmitted} requests resubmitted after an unfinished batch; {len(self.errors)} "
+                     "still without a response (their samples are failed-after-retries, asked again by the "
+                     "next run)")
+        return asyncio.run(self.outcomes(jobs))
+
+    def next_round(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """The next request of every sample whose chain is not stored yet (deduplicated by key), leaving
+        out the ones that have failed for good in this run."""
+
+        async def gather() -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for job in jobs:
+                missing = await first_missing(self.params, job, self.store)
+                if missing is not None and request_key(missing.request) not in self.errors:
+                    out.setdefault(request_key(missing.request), missing.request)
+            return out
+
+        return asyncio.run(gather())
+
+    def submit(self, requests: dict[str, dict[str, Any]]) -> Entry:
+        """Journal first, then upload and create: the batch id is on disk before anyone waits for it."""
+        endpoint = next(iter(requests.values()))["endpoint"]
+        attempt = max(self.attempts[k] for k in requests)
+        entry = self.journal.new(endpoint, requests, attempt)
+        self.api.create(entry)
+        return entry
+
+    def finish(self, entry: Entry) -> None:
+        """Wait for the entry's batch, store its answers, note what it left unanswered, close the entry."""
+        if entry.data.get("batch_id") is None:
+            found = self.api.find(entry)
+            if found is None:
+                self.api.create(entry)  # never created: nothing was paid, submit it now
+            else:
+                entry.data["batch_id"] = found
+                self.journal.save(entry)
+        result = self.api.store_results(entry, self.api.wait(entry))
+        for key, reason in result.unanswered.items():
+            if key in result.rejected or self.attempts[key] >= ATTEMPTS:
+                self.errors[key] = reason
+                if key in result.rejected:
+                    self.rejected.add(key)
+            else:
+                self.resubmitted += 1
+        self.journal.done(entry)
+
     async def outcomes(self, jobs: list[Job]) -> list[Outcome]:
         """Every job from the store; a job whose chain stops at a request the batches could not answer
         is failed with the batch's reason (a 4xx as a rejection)."""

@@ -38,6 +38,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .llama_server import cached_binary
+from .machine import cache_dir, usable_cores
+
 
 @dataclass(frozen=True)
 class EmbeddedModel:
@@ -93,11 +96,6 @@ class EmbeddedError(RuntimeError):
     """The embedded model cannot run; the message says what to install or check."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "scaling-harness"
-
-
 def part_files(model: EmbeddedModel = DEFAULT_MODEL) -> list[Path]:
     """The model's weight parts, in order, from the installed PyPI packages."""
     parts = []
@@ -111,14 +109,6 @@ def part_files(model: EmbeddedModel = DEFAULT_MODEL) -> list[Path]:
             raise EmbeddedError(f"{path}: missing from package {package}; reinstall it")
         parts.append(path)
     return parts
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_path(model: EmbeddedModel = DEFAULT_MODEL) -> Path:
@@ -206,7 +196,6 @@ def llama_server_binary() -> Path | None:
     """The llama-server binary to start, or None for the Python server: `HARNESS_EMBEDDED_SERVER` (python |
     llama-server), else llama-server when a verified build is cached on this machine
     (harness/llama_server.py), else the Python server. (The check hashes the binary: ask once per start.)"""
-    from .llama_server import cached_binary
 
     wanted = os.environ.get(SERVER_ENV, "auto").strip() or "auto"
     if wanted not in ("auto", "python", "llama-server"):
@@ -237,14 +226,6 @@ def check_installed(why: str = "model.base_url = 'embedded'", model: EmbeddedMod
         raise EmbeddedError(
             f"{why} and the embedded model is not installed (missing {', '.join(missing)}); {install_hint(model)}"
         )
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. `taskset -c 0 harness run`), not every core
-    of the machine: llama.cpp's threads spin while they wait for each other, so a thread per core of a
-    machine shared with another run (or confined by a cpuset) makes both crawl."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity is not None else (os.cpu_count() or 1))
 
 
 def python_server_command(gguf: Path, port: int, model: EmbeddedModel, threads: int) -> list[str]:

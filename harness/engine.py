@@ -176,29 +176,94 @@ def _no_answers(params: Params, desc: str, failures: int, total: int, last_error
             "server answers")
 
 
+def _rejected(desc: str, problems: int, exc: RequestRejected) -> str:
+    return (f"{desc}: the server rejected the requests of the first {problems} problems and answered none ({exc}); "
+            "every request of this run has the same shape, so fix params.yaml first (reasoning models: "
+            "sampling.temperature: null, sampling.top_p: null, budgets.cap_field: max_completion_tokens; check "
+            "model.name). Nothing was stored for the rejected requests.")
+
+
 def _postfix(counters: Counters, elapsed: float) -> dict[str, str]:
     rate = f"{counters.completion_tokens / elapsed:.0f}" if elapsed else "-"
     return {"tok/s": rate, "retries": str(counters.retries), "failed": str(counters.failures)}
 
 
+class StoreFirstFetch:
+    """The chain's fetch in a live run: the store first, then the same request already in flight, then the
+    model. Each request sent is claimed first (another run asking for it waits for its response instead of
+    paying twice) and its response committed to the store before anyone uses it. Once a store write fails
+    (`halted`) nothing new is sent."""
+
+    def __init__(self, store: ResponseStore, client: Router):
+        self.store, self.client = store, client
+        self.commit = GroupCommit(store)
+        self.claims = Claims(store.root)
+        self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.halted: StoreWriteFailed | None = None  # the first store write that failed: nothing new is sent
+
+    async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        key = request_key(request)
+        record = self.store.get(key)
+        if record is not None:
+            return dict(record["response"])
+        if key in self.inflight:
+            return dict(await asyncio.shield(self.inflight[key]))
+        if self.halted:
+            raise Halted()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        try:
+            response = await self.send(key, request)
+            future.set_result(response)
+            return response
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            del self.inflight[key]
+
+    async def send(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Claim the request, ask the model, store the response, release the claim (in that order, so a
+        run that finds the claim gone finds the response in the store)."""
+        owner = self.claims.take(key)
+        self.store.refresh()  # stored by another run since we looked (before it released its claim)
+        record = self.store.get(key)
+        if record is not None:
+            self.claims.release(key)
+            return dict(record["response"])
+        if owner is not None:
+            raise Busy(owner)
+        try:
+            response = await self.client.complete(request)
+            await self.commit(request, response)  # persisted before anything else happens to it
+            return response
+        finally:
+            self.claims.release(key)
+
+    async def heartbeat(self) -> None:
+        while True:  # our claims stay fresh while their requests are in flight, however long they take
+            await asyncio.sleep(self.claims.lease_s / 4)
+            self.claims.heartbeat()
+
+
 class Engine:
-    """`sampling.concurrency` workers per endpoint, each carrying one sample through its whole chain.
+    """`sampling.concurrency` workers per endpoint, each carrying one sample through its whole chain, and
+    how the run stops: Ctrl-C, a full disk, a server that rejects or never answers.
 
     Workers (rather than one task per request behind a semaphore) keep a sample's requests back to
     back, so a forced answer reuses the server's cached prefix, and finished samples show up at once.
-    Identical requests in flight at the same time (samples sharing an `n`-choice request) are sent once.
+    Identical requests in flight at the same time (samples sharing an `n`-choice request) are sent once
+    (StoreFirstFetch).
     """
 
     def __init__(self, params: Params, store: ResponseStore, client: Router, desc: str):
         self.params, self.store, self.client, self.desc = params, store, client, desc
-        self.commit = GroupCommit(store)
-        self.claims = Claims(store.root)
+        self.fetch = StoreFirstFetch(store, client)
         self.stop = asyncio.Event()
-        self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.rejected_problems: set[str] = set()
         self.not_before: dict[int, float] = {}  # a job left for another run is retried from this time on
         self.others: set[str] = set()  # runs whose claims we waited for
-        self.halted: StoreWriteFailed | None = None  # the first store write that failed: nothing new is sent
         self.failures = 0
         self.workers = params.sampling.concurrency * len(client.clients)
         self.tasks: list[asyncio.Future[None]] = []
@@ -214,7 +279,7 @@ class Engine:
         self.bar = tqdm(total=len(todo), desc=self.desc, unit="sample", dynamic_ncols=True)
         loop = asyncio.get_running_loop()
         self.tasks = [asyncio.ensure_future(self.worker()) for _ in range(self.workers)]
-        beating = asyncio.ensure_future(self.heartbeat())
+        beating = asyncio.ensure_future(self.fetch.heartbeat())
         try:
             loop.add_signal_handler(signal.SIGINT, self.on_sigint)
         except (NotImplementedError, RuntimeError):  # not the main thread: plain KeyboardInterrupt applies
@@ -233,7 +298,7 @@ class Engine:
             except (NotImplementedError, RuntimeError):
                 pass
             beating.cancel()
-            self.claims.release_all()
+            self.fetch.claims.release_all()
             self.bar.close()
             await self.client.close()
         return self.finished()
@@ -285,13 +350,7 @@ class Engine:
         """A 4xx for this sample; for the first problems with no answer at all, the request shape is wrong."""
         self.rejected_problems.add(job.problem_id)
         if self.client.counters.responses == 0 and len(self.rejected_problems) >= REJECTIONS_BEFORE_STOP:
-            raise RunRejected(
-                f"{self.desc}: the server rejected the requests of the first {len(self.rejected_problems)} "
-                f"problems and answered none ({exc}); every request of this run has the same shape, so fix "
-                "params.yaml first (reasoning models: sampling.temperature: null, sampling.top_p: null, "
-                "budgets.cap_field: max_completion_tokens; check model.name). Nothing was stored for the "
-                "rejected requests."
-            ) from None
+            raise RunRejected(_rejected(self.desc, len(self.rejected_problems), exc)) from None
 
     def wait_for_other_run(self, index: int, owner: str) -> None:
         if owner not in self.others:
@@ -301,50 +360,9 @@ class Engine:
         self.not_before[index] = asyncio.get_running_loop().time() + CLAIM_POLL_S
         self.queue.put_nowait(index)
 
-    async def fetch(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The chain's fetch: the store, else the same request already in flight, else the model."""
-        key = request_key(request)
-        record = self.store.get(key)
-        if record is not None:
-            return dict(record["response"])
-        if key in self.inflight:
-            return dict(await asyncio.shield(self.inflight[key]))
-        if self.halted:
-            raise Halted()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.inflight[key] = future
-        try:
-            response = await self.send(key, request)
-            future.set_result(response)
-            return response
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
-            raise
-        finally:
-            del self.inflight[key]
-
-    async def send(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Claim the request, ask the model, store the response, release the claim (in that order, so a
-        run that finds the claim gone finds the response in the store)."""
-        owner = self.claims.take(key)
-        self.store.refresh()  # stored by another run since we looked (before it released its claim)
-        record = self.store.get(key)
-        if record is not None:
-            self.claims.release(key)
-            return dict(record["response"])
-        if owner is not None:
-            raise Busy(owner)
-        try:
-            response = await self.client.complete(request)
-            await self.commit(request, response)  # persisted before anything else happens to it
-            return response
-        finally:
-            self.claims.release(key)
-
     def halt(self, exc: StoreWriteFailed) -> None:
-        if not self.halted:
-            self.halted = exc
+        if not self.fetch.halted:
+            self.fetch.halted = exc
             self.stop.set()
             print(f"\n{self.desc}: stopping: cannot write {exc.what}; no new requests; waiting for the ones in "
                   "flight", file=sys.stderr)
@@ -358,19 +376,14 @@ class Engine:
         print(f"\n{self.desc}: stopping: no new requests; waiting for the ones in flight to land in the store "
               "(Ctrl-C again to stop now)", file=sys.stderr)
 
-    async def heartbeat(self) -> None:
-        while True:  # our claims stay fresh while their requests are in flight, however long they take
-            await asyncio.sleep(self.claims.lease_s / 4)
-            self.claims.heartbeat()
-
     def finished(self) -> list[Outcome]:
         """The outcomes, or why the run stopped before every sample was done."""
         left = sum(1 for r in self.results if r is None)
-        if self.halted:
-            failure = self.halted
+        failure, commit = self.fetch.halted, self.fetch.commit
+        if failure:
             raise StoreWriteFailed(failure.path, failure.error, message=(
-                f"{self.desc}: stopped spending: cannot write {failure.what}; {self.commit.unstored} response(s) "
-                f"received could not be stored and will be requested again, {self.commit.stored} stored by this "
+                f"{self.desc}: stopped spending: cannot write {failure.what}; {commit.unstored} response(s) "
+                f"received could not be stored and will be requested again, {commit.stored} stored by this "
                 f"run will not be; {left} of {len(self.jobs)} samples not done and no output written. "
                 f"{failure.advice}, then rerun `harness {self.desc}` to resume"
             ))

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from harness.embedded import cache_dir, sha256_file, usable_cores
+from harness.machine import cache_dir, sha256_file, usable_cores
 
 PACKAGE = "llama-cpp-python"
 LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"

@@ -145,7 +145,7 @@ def test_a_run_killed_before_recording_the_batch_id_finds_its_batch_by_token(pro
     from harness.store import request_key
 
     entry = runner.journal.new("completions", {request_key(request): request}, 1)
-    runner.create(entry)
+    runner.api.create(entry)
     entry.data["batch_id"] = None  # as if killed before the id reached the journal
     runner.journal.save(entry)
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.embedded import MODEL_SHA256, model_path, sha256_file
+from harness.embedded import MODEL_SHA256, model_path
+from harness.machine import sha256_file
 
 pytestmark = pytest.mark.embedded
 
