@@ -1,4 +1,4 @@
-"""Coverage of the stopping rules' intervals (issue 24): does the reported 95% interval of a rule's
+"""Coverage of the stopping rules' intervals: does the reported 95% interval of a rule's
 accuracy and of its tokens per problem contain the rule's true expected accuracy and tokens?
 
 Seeded; `--quick` runs 60 repetitions per case (~1 min), the default 200 (~4 min on one core). Run from

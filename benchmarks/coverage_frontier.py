@@ -1,4 +1,4 @@
-"""Coverage of the frontier's and the crossover's intervals (issue 13): does the reported 95% interval
+"""Coverage of the frontier's and the crossover's intervals: does the reported 95% interval
 contain the value the same selection finds on the true grid?
 
 Seeded; `--quick` runs 60 repetitions per case (under a minute), the default 300. Run from the
@@ -36,7 +36,7 @@ WRONG = (0.5, 0.3, 0.2)  # how the wrong answers split
 BUDGETS = [16, 32, 64, 128, 256]
 # (name, tokens per sample at each budget, true single-sample accuracy at each budget[, how wrong answers split])
 GRIDS = {
-    # issue 22's case: maj@4 at 64 costs 288 tokens, 2% more than one budget-256 answer (283); it beats
+    # the near-equal-spend case: maj@4 at 64 costs 288 tokens, 2% more than one budget-256 answer (283); it beats
     # thinking longer there (budget 64's own 60%: longer budgets did worse) by ~8 points
     "near-equal": ([18, 36, 72, 140, 283], [0.25, 0.35, 0.60, 0.50, 0.51], (0.34, 0.33, 0.33)),
     # votes amplify a shared wrong answer: four in five wrong answers are the same one

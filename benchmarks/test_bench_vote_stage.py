@@ -1,5 +1,5 @@
 """pytest-benchmark: the vote stage on 30 problems x 10 budgets x 1,024 samples per (problem, budget) pool,
-and how its time grows with the pool size (issue 4: under 5 s on 2 cores, linear in the sample count).
+and how its time grows with the pool size (the target: under 5 s on 2 cores, linear in the sample count).
 
 Run: `nox -s bench` or `pytest benchmarks/test_bench_vote_stage.py -p no:cacheprovider` (not in the default
 `pytest` run, which collects tests/ only). Numbers are written down in benchmarks/README.md.

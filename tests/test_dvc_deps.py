@@ -1,4 +1,4 @@
-"""dvc.yaml must never let a stage reuse a result computed by other code (issue 11).
+"""dvc.yaml must never let a stage reuse a result computed by other code.
 
 Each stage's deps must cover every harness module it runs: the import closure of `harness/cli.py` and the
 stage's module, lazy imports inside functions included (they run too), derived from the source with `ast`.

@@ -73,3 +73,14 @@ def test_documented_sample_statuses_are_the_ones_the_code_writes():
 
     assert _documented_statuses("README.md", "`status` is one of") == list(STATUSES)
     assert _documented_statuses("docs/methods.md", "Every sample ends with a `status`:") == list(STATUSES)
+
+
+def test_where_things_are_names_every_room_of_the_package_once():
+    """The README's table of rooms is the package: every module has its one sentence, and no sentence
+    describes a module that is gone."""
+    section = (REPO / "README.md").read_text().split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+\.py)` \| (.+) \|$", section, re.MULTILINE)
+    modules = sorted(p.name for p in (REPO / "harness").glob("*.py") if p.name != "__init__.py")
+    assert sorted(name for name, _ in listed) == modules
+    assert len({name for name, _ in listed}) == len(listed)
+    assert all(sentence.endswith(".") and sentence.count(". ") == 0 for _, sentence in listed), "one sentence each"

@@ -81,7 +81,7 @@ def _png_chunks(data: bytes) -> list[str]:
     return chunks
 
 
-REASONING = "examples/reasoning-1.5b"  # issue 23: the real 1.5B reasoning run, its own DVC pipeline
+REASONING = "examples/reasoning-1.5b"  # the real 1.5B reasoning run, its own DVC pipeline
 
 
 @pytest.mark.pinned
