@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import majority, paired
+from . import majority
 from .budget_axis import Budget, as_budget
 from .files import json_number
 from .thinking import THINK_CLOSE
@@ -168,12 +168,14 @@ def confidence_metrics(votes: WeightedVotes | str) -> dict[str, Any]:
     """metrics.json `confidence_vote`: per k, plain and weighted maj@k and the change with its paired
     interval over problems (paired.difference_intervals: each problem's plain and weighted vote side by
     side). Or `skipped` with the reason."""
+    from .paired import difference_intervals  # scipy: only the vote stage pays for it, not every chain walk
+
     if isinstance(votes, str):
         return {"confidence_vote": {"skipped": votes}}
     change = votes.weighted - votes.plain
     estimate = np.nanmean(change, axis=0)
     counts = np.sum(~np.isnan(change), axis=0)
-    lo, hi = paired.difference_intervals(votes.plain, votes.weighted)
+    lo, hi = difference_intervals(votes.plain, votes.weighted)
     by_k = {str(k): {"maj_at_k": json_number(float(np.nanmean(votes.plain[:, j]))),
                      "weighted_maj_at_k": json_number(float(np.nanmean(votes.weighted[:, j]))),
                      "change": json_number(float(estimate[j])), "change_lo": json_number(lo[j]),
