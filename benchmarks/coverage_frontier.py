@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import frontier, majority, vote
+from harness import crossover, frontier, majority, vote
 from harness.params import Params
 
 SKILL_SPREAD = 1.2
@@ -101,11 +101,11 @@ def truth(grid: pd.DataFrame) -> tuple[float, float, pd.Series]:
     t, a = grid["mean_tokens"].to_numpy(), grid["maj_at_k"].to_numpy()
     single = (grid["k"] == 1).to_numpy()
     shorter = ((grid["k"] >= 2) & (grid["budget"] != BUDGETS[-1])).to_numpy()
-    crossing = float(frontier.crossover_tokens(t, a, shorter, single)[0])
+    crossing = float(crossover.crossover_tokens(t, a, shorter, single)[0])
     gain = math.nan
     if math.isfinite(crossing):
         tied = np.flatnonzero((t == crossing) & shorter)  # the most accurate vote at that spend, as vote.py
-        gain = float(a[tied].max() - frontier.thinking_longer_at(t, a, single, [crossing])[0, 0])
+        gain = float(a[tied].max() - crossover.thinking_longer_at(t, a, single, [crossing])[0, 0])
     spends = np.unique(t)
     return crossing, gain, pd.Series(frontier.height_at(t, a, spends)[0], index=spends)
 
@@ -133,7 +133,9 @@ def simulate(rng: np.random.Generator, tokens: list[int], accuracy: list[float],
 def coverage(name: str, problems: int, pool: int, reps: int, seed: int = 13) -> dict[str, float]:
     tokens, accuracy, wrong = _grid(name)
     true_crossing, true_gain, true_height = truth(true_grid(tokens, accuracy, pool, wrong))
-    params = Params.model_validate({"data": {"answer_type": "any"}, "sampling": {"samples": pool}})
+    # the fixed-vote grid only (no stopping rules among the strategies): the truth is that grid's selection
+    params = Params.model_validate({"data": {"answer_type": "any"}, "sampling": {"samples": pool},
+                                    "vote": {"adaptive": {"unanimity_window": [], "posterior_threshold": []}}})
     rng = np.random.default_rng([seed, problems, pool])
     crossing_covered = crossing_found = height_covered = heights = gain_covered = gains = 0
     widths = []

@@ -111,6 +111,11 @@ def test_the_compute_optimal_grid_is_what_its_readme_says():
     assert f"{crossing['replicates_with_crossover']:.1%}" in readme
     if crossing["tokens"] is not None:
         assert f"{crossing['tokens']:.0f} tokens" in readme
+    front = pd.read_csv(COMPUTE_OPTIMAL / "outputs" / "frontier.csv")
+    assert f"The frontier (green step, {len(front)} points)" in readme
+    for _, rule in front[front["rule"] != "fixed"].iterrows():
+        assert f"{rule['maj_at_k']:.1%} at {rule['mean_tokens']:,.0f} tokens" in readme or (
+            f"({rule['maj_at_k']:.1%} at {rule['mean_tokens']:,.0f})" in readme), rule["rule"]
 
 
 def test_the_reasoning_run_is_the_grid_its_readme_describes(monkeypatch):
