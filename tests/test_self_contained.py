@@ -81,3 +81,20 @@ def test_the_scan_catches_what_it_is_for(tmp_path):
             m.group(0) for m in PARENT_PATH.finditer(line) if escapes(probe, m.group(0))
         ]
         assert bool(hits) is bad, (line, hits)
+
+
+# An issue of our own tracker named by its number in code, a test, a benchmark or a doc:
+# a newcomer has no tracker, so the thing is named by what it is instead. (Other projects' issues, cited as
+# evidence in prose, carry their project's name: "inspect_ai #1557".)
+OUR_ISSUE = re.compile(r"\bissues? ?#?\d+|\bissue[_-]\d+", re.IGNORECASE)
+
+
+def test_nothing_tracked_names_one_of_our_issues_by_number():
+    found = []
+    for path in tracked_text_files():
+        if path.suffix in {".lock", ".jsonl", ".html"} or path.name == "dvc.lock":
+            continue  # data and generated pages: model text may say anything
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if OUR_ISSUE.search(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:100]}")
+    assert not found, "\n".join(found[:10])
