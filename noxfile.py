@@ -13,14 +13,17 @@ revalidates the sdist, and uv then builds it again for each new environment.)
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import nox
@@ -45,11 +48,16 @@ PARTS_BY_MODEL = {
 }
 EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
 # Text only: the multimodal library (llava/mtmd) is a quarter of the compile and the embedded model never
-# loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores). No AMX: ggml's AMX matmul
-# segfaults on this project's machine on the first Q4_K graph (the 1.5B model; harness/llama_server.py
-# says more). Recorded beside the cached wheel: a wheel built with other arguments is built again.
+# loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores); nor llama.cpp's `common`, which
+# llama-cpp-python forces on for that library alone (TEXT_ONLY says how it is turned off: 175 s -> 85 s).
+# No AMX: ggml's AMX matmul segfaults on this project's machine on the first Q4_K graph (the 1.5B model;
+# harness/llama_server.py says more). Recorded beside the cached wheel (BUILD_RECORD, free of this clone's
+# path): a wheel built with other arguments is built again.
 _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # = harness.llama_server.NO_AMX (tests/test_docker.py)
 CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
+TEXT_ONLY = Path("scripts/llama-cpp-text-only.cmake")
+BUILD_RECORD = (f"{CMAKE_ARGS} -DCMAKE_PROJECT_llama.cpp_INCLUDE={TEXT_ONLY.name} "
+                f"(sha256 {hashlib.sha256(TEXT_ONLY.read_bytes()).hexdigest()[:16]})")
 WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaling-harness" / "wheels"
 # The report's browser tests drive Debian's chromium through Playwright (which downloads no browser here).
 CHROMIUM = Path("/usr/bin/chromium")
@@ -130,8 +138,8 @@ def lock_subset(directory: str, keep_name: Callable[[str], bool]) -> Path:
 def embedded_wheel(tmp: str) -> Path:
     """llama-cpp-python as a wheel built once per machine from the lock's sdist (hash checked).
 
-    Plain subprocesses, not session.run, so that `tests` can build it in a thread while the fast lane
-    runs; the build's output goes to a log file, printed only if the build fails.
+    Plain subprocesses, not session.run, so that the build can run in a thread beside the sessions; the
+    build's output goes to a log file, printed only if the build fails.
     """
     pin = next(line for line in LOCK.read_text().splitlines() if line.startswith(f"{LLAMA}=="))
     version = pin.split("==")[1].split()[0]
@@ -141,21 +149,32 @@ def embedded_wheel(tmp: str) -> Path:
         for wheel in sorted(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
             recorded = wheel.with_name(wheel.name + ".sha256")
             lines = recorded.read_text().splitlines() if recorded.exists() else []
-            if lines[:1] and lines[0].split()[0] == _sha256(wheel) and lines[1:2] == [f"cmake: {CMAKE_ARGS}"]:
+            if lines[:1] and lines[0].split()[0] == _sha256(wheel) and lines[1:2] == [f"cmake: {BUILD_RECORD}"]:
                 return wheel
             wheel.unlink()  # a half-written or altered wheel: build it again
             recorded.unlink(missing_ok=True)
         return _build_wheel(tmp, version)
 
 
+def cmake_args() -> str:
+    return f"{CMAKE_ARGS} -DCMAKE_PROJECT_llama.cpp_INCLUDE={TEXT_ONLY.resolve()}"
+
+
+_BUILDS: list[subprocess.Popen[bytes]] = []
+
+
 def _build_wheel(tmp: str, version: str) -> Path:
     sdists, log = Path(tmp) / "sdist", Path(tmp) / "llama-build.log"
-    print(f"nox > building {LLAMA} {version} once for this machine (~4 min on 2 cores; log: {log})", flush=True)
-    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {CMAKE_ARGS}".strip()}
+    sdists.mkdir(parents=True, exist_ok=True)
+    print(f"nox > building {LLAMA} {version} once for this machine (~2 min on 2 cores; log: {log})", flush=True)
+    env = {**os.environ, "CMAKE_ARGS": f"{os.environ.get('CMAKE_ARGS', '')} {cmake_args()}".strip()}
     with open(log, "w") as out:
         def step(*args: str) -> None:
-            command = [sys.executable, "-m", *args]
-            if subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
+            # a session of its own, so that nox ending early (a failed lint) stops the compiler with it
+            proc = subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            _BUILDS.append(proc)
+            if proc.wait():
                 raise RuntimeError(f"building {LLAMA} failed:\n" + "".join(log.read_text().splitlines(True)[-30:]))
 
         step("pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--require-hashes",
@@ -164,18 +183,70 @@ def _build_wheel(tmp: str, version: str) -> Path:
     built = next(sdists.glob(f"llama_cpp_python-{version}-*.whl"))
     wheel = WHEELS / built.name
     shutil.move(built, wheel)  # the sha256 beside it is written last: a wheel without one is rebuilt
-    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\ncmake: {CMAKE_ARGS}\n")
+    wheel.with_name(wheel.name + ".sha256").write_text(f"{_sha256(wheel)}  {wheel.name}\ncmake: {BUILD_RECORD}\n")
     return wheel
+
+
+@atexit.register
+def _stop_builds() -> None:
+    for proc in _BUILDS:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # no wheel is recorded without its sha256: nothing half-kept
+
+
+def wheel_in_background(tmp: str) -> Future[Path]:
+    """`embedded_wheel` in a daemon thread: nox exits when its sessions end (or one fails) without waiting
+    for a compile nobody will use."""
+    future: Future[Path] = Future()
+
+    def build() -> None:
+        try:
+            future.set_result(embedded_wheel(tmp))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the wheel
+            future.set_exception(exc)
+
+    threading.Thread(target=build, name="llama-cpp-python build", daemon=True).start()
+    return future
+
+
+def asked_for(name: str, argv: list[str]) -> bool:
+    """Whether this nox command line runs session `name` in full: named after -s/--session/-e, or among
+    the default sessions when none is named; not with `--` arguments (they may pick the fast lane only)
+    nor with -k/-t/-l (nox gives a noxfile no parsed view of its command line, so when unsure: no)."""
+    options, posargs = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    if posargs or any(a.split("=")[0] in ("-k", "--keywords", "-t", "--tags", "-l", "--list", "--list-sessions",
+                                         "--json", "-h", "--help", "--version") for a in options):
+        return False
+    named, taking = set(), False
+    for arg in options:
+        flag = arg.split("=")[0]
+        if flag in ("-s", "-e", "--session", "--sessions"):
+            taking = True
+            named.update(v for v in arg.split("=", 1)[1:] if v)
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            named.add(arg)
+    if not named and not any(a.split("=")[0] in ("-s", "-e", "--session", "--sessions") for a in options):
+        return name in nox.options.sessions
+    return name in named
+
+
+# The compile is the longest single step of the README's test command, and only the real-model tests (the
+# last part of `tests`) need it: when `tests` is asked for, it starts with nox, beside lint and typecheck.
+EARLY_WHEEL = wheel_in_background(".nox/embedded-build") if asked_for("tests", sys.argv[1:]) else None
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-# The fast lane waits more than it computes (servers, retries, kill -9, DVC's queue: 220 s of CPU in 490 s
-# of wall time on 2 cores), so three workers overlap the waits; a test module stays on one worker
-# (--dist loadfile), so its module-scoped repositories are built once.
-PARALLEL = ("-n", "3", "--dist", "loadfile")
+# The fast lane waits more than it computes (servers, retries, kill -9, DVC's queue: 211 s of CPU in 182 s
+# of wall time on 3 workers, 2 cores), so more workers than cores overlap the waits. Tests are handed out
+# one by one (--dist loadgroup), not a module per worker: the longest modules (the experiment queue's 58 s)
+# no longer set the lane's end; the modules whose module-scoped repositories are built once are kept on
+# one worker by their xdist_group mark.
+PARALLEL = ("-n", "4", "--dist", "loadgroup")
 
 
 @nox.session
@@ -192,10 +263,9 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *OWN_SESSIONS, *(PARALLEL if fast_lane else ()), *session.posargs, env=ENV)
         return
     install(session)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        wheel = pool.submit(embedded_wheel, session.create_tmp())
-        session.run("pytest", *OWN_SESSIONS, "-m", "not embedded", *PARALLEL, env=ENV)
-        install_embedded(session, wheel.result())
+    wheel = EARLY_WHEEL or wheel_in_background(session.create_tmp())
+    session.run("pytest", *OWN_SESSIONS, "-m", "not embedded", *PARALLEL, env=ENV)
+    install_embedded(session, wheel.result())
     session.run("pytest", "-m", "embedded and not llama_server", env=ENV)
 
 

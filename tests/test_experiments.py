@@ -19,6 +19,9 @@ import pytest
 from conftest import REPO
 from gitrepo import copy_repo, run
 
+# the module-scoped repositories below are built once: its tests stay on one xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("experiments")
+
 EXP = "fewer-budgets"
 BUDGETS = [32, 64, 128, 256]
 # The README's concise view: changed columns only, without dependency-hash columns.

@@ -17,6 +17,9 @@ from harness import frontier, plot, vote
 from harness import law as law_fit
 from harness.params import Params
 
+# the module-scoped grid below is analysed once: its tests stay on one xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("figure")
+
 matplotlib.use("Agg")
 PARAMS = Params.model_validate({"data": {"answer_type": "any"}, "budgets": {"requested": [16, 32, 64, 128, 256]}})
 MAX_LEGEND_ENTRIES = 6

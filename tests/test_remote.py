@@ -21,6 +21,9 @@ import pytest
 from conftest import REPO
 from gitrepo import GIT, SHARDS, copy_repo, env, hashes, outputs, run
 
+# the module-scoped repositories below are built once: its tests stay on one xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("remote")
+
 BUCKET = "harness-runs"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 # Never let botocore look for credentials or a region beyond this machine.
