@@ -3,7 +3,7 @@
 Every session installs from the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
 
-Why the embedded model is apart: `llama-cpp-python` compiles from source (~4 min on 2 cores). Only the
+Why the embedded model is apart: `llama-cpp-python` compiles from source (85 s on 2 idle cores). Only the
 sessions that run the model install it (`tests`; `reproduce` when the store lacks responses), so lint,
 typecheck, replay and a warm reproduce never compile it. Where it is needed it is compiled once per
 machine: from the sdist the lock pins (hash checked), into a wheel kept in the user's cache with its
