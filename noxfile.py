@@ -157,7 +157,7 @@ def embedded_wheel(tmp: str) -> Path:
 
 
 def cmake_args() -> str:
-    return f"{CMAKE_ARGS} -DCMAKE_PROJECT_llama.cpp_INCLUDE={TEXT_ONLY}"
+    return f'{CMAKE_ARGS} -DCMAKE_PROJECT_llama.cpp_INCLUDE="{TEXT_ONLY}"'
 
 
 _BUILDS: list[subprocess.Popen[bytes]] = []
@@ -234,7 +234,13 @@ def asked_for(name: str, argv: list[str]) -> bool:
 
 # The compile is the longest single step of the README's test command, and only the real-model tests (the
 # last part of `tests`) need it: when `tests` is asked for, it starts with nox, beside lint and typecheck.
-EARLY_WHEEL = wheel_in_background(str(Path(__file__).resolve().parent / ".nox" / "embedded-build")) if asked_for("tests", sys.argv[1:]) else None
+def run_by_nox(argv0: str) -> bool:
+    """Whether nox itself loaded this file (`nox ...` or `python -m nox ...`), not a test importing it."""
+    return Path(argv0).name == "nox" or Path(argv0).parent.name == "nox"
+
+
+EARLY_WHEEL = (wheel_in_background(str(Path(__file__).resolve().parent / ".nox" / "embedded-build"))
+               if run_by_nox(sys.argv[0]) and asked_for("tests", sys.argv[1:]) else None)
 
 
 def _sha256(path: Path) -> str:
