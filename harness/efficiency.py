@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import BOOTSTRAP_SAMPLES, CONFIDENCE, bootstrap_indices
+from .stats import BOOTSTRAP_SAMPLES, CONFIDENCE, bootstrap_indices, bootstrap_means
 
 EXACT, AT_MOST, MORE_THAN = "crossing", "at most", "more than"
 
@@ -80,11 +80,6 @@ def _replicate_reach(x: np.ndarray, y: np.ndarray, target: float) -> np.ndarray:
     return out
 
 
-def _means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Means over resampled problems: values (problems, budgets) -> (replicates, budgets)."""
-    return values[indices].mean(axis=1)
-
-
 @dataclass(frozen=True)
 class Efficiency:
     target: float
@@ -109,8 +104,8 @@ def compare_efficiency(scores_a: np.ndarray, tokens_a: np.ndarray, scores_b: np.
     a, b = reach(x_a, y_a, target), reach(x_b, y_b, target)
     lo, hi = log2_ratio_range(a, b)
     indices = bootstrap_indices(scores_a.shape[0], seed, replicates)
-    boot_a = _replicate_reach(np.log2(_means(tokens_a, indices)), _means(scores_a, indices), target)
-    boot_b = _replicate_reach(np.log2(_means(tokens_b, indices)), _means(scores_b, indices), target)
+    boot_a = _replicate_reach(np.log2(bootstrap_means(tokens_a, indices)), bootstrap_means(scores_a, indices), target)
+    boot_b = _replicate_reach(np.log2(bootstrap_means(tokens_b, indices)), bootstrap_means(scores_b, indices), target)
     with np.errstate(invalid="ignore"):
         diff = boot_b - boot_a  # inf - inf (neither reaches it): no ratio in that replicate, left out
     diff = diff[~np.isnan(diff)]
