@@ -217,19 +217,17 @@ def asked_for(name: str, argv: list[str]) -> bool:
     if posargs or any(a.split("=")[0] in ("-k", "--keywords", "-t", "--tags", "-l", "--list", "--list-sessions",
                                          "--json", "-h", "--help", "--version") for a in options):
         return False
-    named, taking = set(), False
+    named: set[str] | None = None  # None: no session named, nox runs its default ones
+    taking = False
     for arg in options:
-        flag = arg.split("=")[0]
-        if flag in ("-s", "-e", "--session", "--sessions"):
-            taking = True
+        if arg.split("=")[0] in ("-s", "-e", "--session", "--sessions"):
+            taking, named = True, named or set()
             named.update(v for v in arg.split("=", 1)[1:] if v)
         elif arg.startswith("-"):
             taking = False
-        elif taking:
+        elif taking and named is not None:
             named.add(arg)
-    if not named and not any(a.split("=")[0] in ("-s", "-e", "--session", "--sessions") for a in options):
-        return name in nox.options.sessions
-    return name in named
+    return name in (nox.options.sessions if named is None else named)
 
 
 # The compile is the longest single step of the README's test command, and only the real-model tests (the
