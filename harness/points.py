@@ -222,13 +222,11 @@ def as_written(table: pd.DataFrame) -> pd.DataFrame:
                            for c in floats})
 
 
-
 def _interval(row: pd.Series, lo: str, hi: str) -> dict[str, Any]:
     """One point's interval; null with the reason when it does not exist (one problem)."""
     if int(row["problems"]) < 2:
         return {"lo": None, "hi": None, "reason": stats.NO_INTERVAL_ONE_PROBLEM}
     return {"lo": json_number(row[lo]), "hi": json_number(row[hi])}
-
 
 
 def points_missing_problems(table: pd.DataFrame) -> dict[str, Any]:
