@@ -51,9 +51,9 @@ EMBEDDED = (LLAMA, *(p for parts in PARTS_BY_MODEL.values() for p in parts))
 # loads it (measured: 3 min 35 s instead of 4 min 35 s on 2 idle cores); nor llama.cpp's `common`, which
 # llama-cpp-python forces on for that library alone (TEXT_ONLY says how it is turned off: 175 s -> 85 s).
 # No AMX: ggml's AMX matmul segfaults on this project's machine on the first Q4_K graph (the 1.5B model;
-# harness/llama_server.py says more). Recorded beside the cached wheel (BUILD_RECORD, free of this clone's
+# harness/servers/llama_server.py says more). Recorded beside the cached wheel (BUILD_RECORD, free of this clone's
 # path): a wheel built with other arguments is built again.
-_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # = harness.llama_server.NO_AMX (tests/test_docker.py)
+_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # = harness.servers.llama_server.NO_AMX (tests/test_docker.py)
 CMAKE_ARGS = f'-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS="{_NO_AMX}" -DCMAKE_CXX_FLAGS="{_NO_AMX}"'
 TEXT_ONLY = Path(__file__).resolve().parent / "scripts" / "llama-cpp-text-only.cmake"
 BUILD_RECORD = (f"{CMAKE_ARGS} -DCMAKE_PROJECT_llama.cpp_INCLUDE={TEXT_ONLY.name} "

@@ -33,10 +33,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.embedded import embedded_server
-from harness.engine import collect
 from harness.params import Params
-from harness.sample import plan
+from harness.requests.engine import collect
+from harness.servers.embedded import embedded_server
+from harness.stages.sample import plan
 
 CHAT = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
@@ -186,8 +186,8 @@ def bench_harness_only(n: int, concurrency: int = 64) -> dict[str, float]:
     What is left is the store walk, request building and hashing, classification, grading, the group
     commit (fsync) and the progress bar: the floor under any transport, SDK or hand-written.
     """
-    from harness import client as client_module
-    from harness.client import _record
+    from harness.requests import client as client_module
+    from harness.requests.client import _record
 
     async def instant(self: Any, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0)

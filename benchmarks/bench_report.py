@@ -38,10 +38,10 @@ from typing import Any
 
 import yaml
 
-from harness.chain import Job, walk
 from harness.params import load_params
-from harness.sample import plan
-from harness.store import ResponseStore, request_key
+from harness.requests.chain import Job, walk
+from harness.requests.store import ResponseStore, request_key
+from harness.stages.sample import plan
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

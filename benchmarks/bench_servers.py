@@ -20,9 +20,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.chain import CHAT_TEMPLATES
-from harness.embedded import MODELS, SERVER_ENV, embedded_server, server_threads
 from harness.params import FORCING_PROMPT
+from harness.requests.chain import CHAT_TEMPLATES
+from harness.servers.embedded import MODELS, SERVER_ENV, embedded_server, server_threads
 
 REPO = Path(__file__).resolve().parents[1]
 PROBLEMS = REPO / "examples" / "reasoning-1.5b" / "data" / "math500-levels345.jsonl"

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import vote
 from harness.params import Params
+from harness.stages import vote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from coverage_frontier import SKILL_SPREAD, _probit  # the same probit skill model

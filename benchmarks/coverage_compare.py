@@ -33,7 +33,7 @@ import numpy as np
 from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import efficiency, paired
+from harness.analysis import efficiency, paired
 
 PROBLEMS = (12, 30)
 SAMPLES = (1, 2, 4, 8)

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import crossover, frontier, majority, vote
+from harness.analysis import crossover, frontier, majority
 from harness.params import Params
+from harness.stages import vote
 
 SKILL_SPREAD = 1.2
 WRONG = (0.5, 0.3, 0.2)  # how the wrong answers split

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import law
+from harness.analysis import law
 
 SKILL_SPREAD = 1.2
 CASES = [(12, 2), (16, 2), (30, 2), (30, 4), (300, 4)]  # (problems, samples per problem and point)

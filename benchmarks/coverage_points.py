@@ -37,7 +37,7 @@ from scipy.stats import beta as beta_dist
 from scipy.stats import binom, norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import majority, stats
+from harness.analysis import majority, stats
 
 Z = float(norm.ppf(0.975))
 WRONG = (0.5, 0.3, 0.2)

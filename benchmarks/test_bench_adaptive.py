@@ -1,4 +1,4 @@
-"""pytest-benchmark: the stopping rules (harness/adaptive.py) on a 30-problem grid of 64-sample pools, four
+"""pytest-benchmark: the stopping rules (harness/analysis/adaptive.py) on a 30-problem grid of 64-sample pools, four
 rules (`nox -s bench`; not in `pytest`'s default run). Target: well under a second per grid on 2 cores
 (benchmarks/README.md has the measured figure)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import adaptive
-from harness.adaptive import Rule
+from harness.analysis import adaptive
+from harness.analysis.adaptive import Rule
 
 RULES = [Rule("unanimity", window=2), Rule("unanimity", window=3), Rule("posterior", threshold=0.9),
          Rule("posterior", threshold=0.95)]

@@ -1,4 +1,4 @@
-"""pytest-benchmark: maj@k (harness/majority.py), the vote stage's hot loop, on the committed samples
+"""pytest-benchmark: maj@k (harness/analysis/majority.py), the vote stage's hot loop, on the committed samples
 (`nox -s bench`; not in `pytest`'s default run, which collects tests/ only). Every (problem, budget) pool
 of outputs/samples.csv, every k."""
 
@@ -8,7 +8,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from harness import majority
+from harness.analysis import majority
 
 SAMPLES = Path(__file__).resolve().parents[1] / "outputs" / "samples.csv"
 

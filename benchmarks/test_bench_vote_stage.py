@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import vote
 from harness.files import write_csv
 from harness.params import Params
+from harness.stages import vote
 
 PROBLEMS = 30
 BUDGETS = [2**i for i in range(4, 14)]  # 10 budgets, 16 .. 8192

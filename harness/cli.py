@@ -17,7 +17,7 @@ from .files import store_dir
 from .params import Params, ParamsError, load_params
 from .preflight import preflight
 from .redact import ScrubbedStream, register, scrub
-from .store import count_records
+from .requests.store import count_records
 
 STAGES = ("fetch", "calibrate", "sample", "vote", "plot", "report")
 EXIT_USAGE = 2
@@ -29,27 +29,29 @@ def _stage(name: str) -> Callable[[Params], None]:
     # Imported lazily: `harness vote` should not pay for importing the HTTP client or matplotlib.
     from importlib import import_module
 
-    module = {"fetch": "data"}.get(name, name)
-    return import_module(f".{module}", __package__).run  # type: ignore[no-any-return]
+    module = f".stages.{name}" if name in STAGES else f".{name}"  # estimate is a command, not a DVC stage
+    return import_module(module, __package__).run  # type: ignore[no-any-return]
 
 
 def _interrupted() -> type[BaseException]:
-    from .engine import Interrupted  # lazily, as in _user_errors: only a failed stage pays for the import
+    from .requests.engine import (
+        Interrupted,  # lazily, as in _user_errors: only a failed stage pays for the import
+    )
 
     return Interrupted
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .client import AuthFailed, RequestFailed
     from .compare import CompareError
     from .data import DataError
-    from .embedded import EmbeddedError
-    from .engine import NoAnswers, RunRejected
     from .files import MissingInput
-    from .report import ReportError
-    from .store import StoreError
-    from .thinking import LimitIgnored
-    from .vote import VoteError
+    from .report.build import ReportError
+    from .requests.client import AuthFailed, RequestFailed
+    from .requests.engine import NoAnswers, RunRejected
+    from .requests.store import StoreError
+    from .requests.thinking import LimitIgnored
+    from .servers.embedded import EmbeddedError
+    from .stages.vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
             CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError)
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = streams
 
 
-def _main(argv: list[str] | None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its flags: the stages, then the commands that are not stages."""
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Measure test-time compute scaling: fetch -> calibrate -> sample -> vote -> plot, report.",
@@ -111,6 +114,16 @@ def _main(argv: list[str] | None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGES[:-1]:
         sub.add_parser(name, help=f"run the {name} stage")
+    _add_report(sub)
+    sub.add_parser("run", help="run every stage in order, without DVC")
+    sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
+    _add_compare(sub)
+    repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
+    repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
+    return parser
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="the offline HTML page to read every sample (outputs/report.html); "
                             "two runs: side by side")
     report.add_argument("runs", nargs="*", metavar="RUN", help="run directories (default: this project)")
@@ -118,8 +131,9 @@ def _main(argv: list[str] | None) -> int:
                         "run, outputs/report_compare.html for two)")
     report.add_argument("--split", action="store_true", help="cells in per-problem files beside the page "
                         "(automatic past the size one file holds)")
-    sub.add_parser("run", help="run every stage in order, without DVC")
-    sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
     comp = sub.add_parser("compare", help="several finished runs on one accuracy-vs-tokens figure")
     comp.add_argument("runs", nargs="+", metavar="RUN", help="a project directory or a curve.csv")
     comp.add_argument("--label", action="append", help="a legend label per run, in order")
@@ -127,30 +141,36 @@ def _main(argv: list[str] | None) -> int:
                       "(data/references/NAME.json, e.g. seed-o1-mini, or a path)")
     comp.add_argument("--target", type=float, metavar="ACCURACY", help="the accuracy (0-1) whose cost in tokens the "
                       "efficiency ratio compares (default: the lower of the two runs' best)")
-    repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
-    repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
-    args = parser.parse_args(argv)
 
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run one command; commands over finished runs need no params.yaml of their own."""
+    if args.command == "compare":  # reads finished runs only: no params, no model
+        from .compare import run as compare_runs
+
+        compare_runs(args.runs, args.label, args.reference, args.target)
+        return 0
+    if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
+        from .report.build import report_command
+
+        report_command(args.runs, args.output, args.split)
+        return 0
+    params = load_params(args.params)
+    if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
+        register(os.environ.get(params.model.api_key_env))
+    if args.command == "reproduce":
+        return summarized(params, lambda: reproduce(args.params, params, args.incremental))
+    if args.command == "run":
+        return summarized(params, lambda: run_all(params))
+    _stage(args.command)(params)
+    return 0
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if args.command == "compare":  # reads finished runs only: no params, no model
-            from .compare import run as compare_runs
-
-            compare_runs(args.runs, args.label, args.reference, args.target)
-            return 0
-        if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
-            from .report import report_command
-
-            report_command(args.runs, args.output, args.split)
-            return 0
-        params = load_params(args.params)
-        if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
-            register(os.environ.get(params.model.api_key_env))
-        if args.command == "reproduce":
-            return summarized(params, lambda: reproduce(args.params, params, args.incremental))
-        if args.command == "run":
-            return summarized(params, lambda: run_all(params))
-        _stage(args.command)(params)
+        return _dispatch(args)
     except _interrupted() as exc:
         print(_one_line(exc), file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -165,8 +185,6 @@ def _main(argv: list[str] | None) -> int:
         print("harness: interrupted; every response received so far is in the store, rerun to resume",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import efficiency, paired
+from .analysis import efficiency, paired
 from .budget_axis import Budget, as_budget, budget_rank, largest
 from .files import COMPARE_CSV, COMPARE_JSON, COMPARE_PNG, write_csv, write_json
 
@@ -373,7 +373,7 @@ def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
 
 def run(runs: list[str], labels: list[str] | None = None, reference: str | None = None,
         target: float | None = None, seed: int = 0) -> None:
-    from .plot import save_comparison  # matplotlib only where figures are drawn
+    from .stages.plot import save_comparison  # matplotlib only where figures are drawn
 
     if target is not None and not 0 < target <= 1:
         raise CompareError(f"compare: --target {target}: an accuracy between 0 and 1 (e.g. 0.5 for 50%)")

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import DATASET_INFO, PROBLEMS, write_json, write_jsonl
+from .files import PROBLEMS, canonical_json
 from .params import REASONING_GYM_PREFIX, Params, looks_like_local_file
-from .store import canonical_json
 
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -301,12 +300,3 @@ def read_problems() -> list[dict[str, str]]:
         raise DataError(f"{PROBLEMS}: not found; run `harness fetch` (or `dvc repro`) first")
     return load_local_jsonl(PROBLEMS)
 
-
-def run(params: Params) -> None:
-    problems = load_problems(params)
-    write_jsonl(PROBLEMS, problems)
-    write_json(
-        DATASET_INFO,
-        {"source": params.data.source, "problems": len(problems), "fingerprint": fingerprint(problems)},
-    )
-    print(f"fetch: {len(problems)} problems from {params.data.source} -> {PROBLEMS}")

@@ -15,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+from .analysis.majority import vote_ks
 from .budget_axis import Budget, as_budget
-from .chain import Job, first_missing
 from .data import load_problems, read_problems
 from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, store_dir
-from .majority import vote_ks
 from .params import Params
-from .sample import plan
-from .store import ResponseStore
+from .requests.chain import Job, first_missing
+from .requests.store import ResponseStore
+from .stages.sample import plan
 
 CHARS_PER_TOKEN = 4
 

@@ -83,6 +83,12 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}  # type: ignore[no-any-return]
 
 
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, text as it is: one object, one string (a request's key, a problem's
+    fingerprint), whoever writes it."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def json_number(v: float | None, digits: int = 6) -> float | None:
     """A number as the JSON outputs hold it: rounded (the same inputs give the same bytes), and null where
     it does not exist (no fit, no interval: JSON has no NaN)."""

@@ -409,7 +409,7 @@ class Params(_Section):
 def _check_embedded_model(model: ModelParams) -> None:
     """With `base_url: embedded`, `model.name` selects the weights (embedded.MODELS): any other name would
     only fail when the server is started, after the preflight."""
-    from .embedded import MODELS
+    from .servers.embedded import MODELS
 
     if model.is_embedded and model.name not in MODELS:
         close = difflib.get_close_matches(model.name, list(MODELS), n=1)
@@ -440,7 +440,7 @@ def _check_pools(sampling: SamplingParams, requested: list[Budget]) -> None:
 
 def _check_thinking_preset(params: Params) -> None:
     """A preset's documented rejections, caught before any token is spent (docs/servers.md cites each)."""
-    from .thinking import EFFORT_PRESETS, PRESETS
+    from .requests.thinking import EFFORT_PRESETS, PRESETS
 
     b = params.budgets
     name = b.thinking_preset

@@ -9,12 +9,12 @@ neither a key nor a server, so neither is asked for (that is what makes a replay
 
 from __future__ import annotations
 
-from .chain import check_may_request, missing_jobs
 from .data import load_problems
-from .embedded import check_installed, model_for
 from .files import store_dir
 from .params import Params, load_params
-from .store import ResponseStore
+from .requests.chain import check_may_request, missing_jobs
+from .requests.store import ResponseStore
+from .servers.embedded import check_installed, model_for
 
 
 def missing_samples(params: Params) -> tuple[int, int]:
@@ -23,7 +23,9 @@ def missing_samples(params: Params) -> tuple[int, int]:
     Calibration asks for sample 0 of each problem and budget: a subset of the sample plan, so the sample
     plan covers every request a run makes.
     """
-    from .sample import plan  # the sample stage, with the HTTP client: only when there is a plan to walk
+    from .stages.sample import (
+        plan,  # the sample stage, with the HTTP client: only when there is a plan to walk
+    )
 
     problems = load_problems(params)  # every row checked; nothing written
     store = ResponseStore(store_dir(), "sample", readonly=True)  # reads (and checks) every shard
@@ -52,7 +54,7 @@ def embedded_model_needed(params_path: str = "params.yaml") -> str:
 
 def preflight(params: Params) -> None:
     """Raise the user error a run would hit first (DataError, StoreError, ParamsError); else return."""
-    from .client import api_key_for, probe
+    from .requests.client import api_key_for, probe
 
     missing, planned = missing_samples(params)
     if not missing:

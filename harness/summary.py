@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from .bill import billed_tokens, dollars_by_billing
+from .analysis.bill import billed_tokens, dollars_by_billing
 from .budget_axis import as_budget, budget_rank
 from .files import ACCURACY_PNG, CALIBRATION_PNG, DATASET_INFO, METRICS, SAMPLES, THINKING_PNG, read_json
 from .params import Params
-from .sample import STATUSES
+from .stages.sample import STATUSES
 
 
 @dataclass(frozen=True)

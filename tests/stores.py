@@ -20,10 +20,11 @@ from typing import Any
 import pandas as pd
 from conftest import REPO
 
-from harness.chain import Job, stored, walk
 from harness.cli import main
+from harness.files import canonical_json
 from harness.params import load_params
-from harness.store import SCHEMA_VERSION, ResponseStore, canonical_json, request_key
+from harness.requests.chain import Job, stored, walk
+from harness.requests.store import SCHEMA_VERSION, ResponseStore, request_key
 
 # (problem id, budget, sample, step number in the chain, response text) -> the text to store instead
 Edit = Callable[[str, Any, int, int, str], str]

@@ -1,4 +1,4 @@
-"""Stopping rules on a pool (harness/adaptive.py): the exact path equals brute force over every permutation
+"""Stopping rules on a pool (harness/analysis/adaptive.py): the exact path equals brute force over every permutation
 of the samples, the sampled path lies within a few Monte-Carlo errors of it, and the rules' edge cases."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness import adaptive
-from harness.adaptive import Rule
+from harness.analysis import adaptive
+from harness.analysis.adaptive import Rule
 
 
 def _vote(drawn: list[str | None], truth: set[str]) -> float:

@@ -134,15 +134,15 @@ def test_a_run_killed_while_waiting_resumes_the_same_batch_without_submitting_ag
 
 def test_a_run_killed_before_recording_the_batch_id_finds_its_batch_by_token(project, fake_model, batch_api):
     """The window between `batches.create` and the journal write: the batch carries the entry's token."""
-    from harness.batch import BatchRunner, Journal
     from harness.params import load_params
-    from harness.store import ResponseStore
+    from harness.requests.batch import BatchRunner, Journal
+    from harness.requests.store import ResponseStore
 
     project(fake_model.url, sampling=BATCH)
     params = load_params()
     runner = BatchRunner(params, ResponseStore("store", "sample"), "sample")
     request = {"endpoint": "completions", "prompt": "What is 2 + 3?", "max_tokens": 64, "model": "fake", "seed": 1}
-    from harness.store import request_key
+    from harness.requests.store import request_key
 
     entry = runner.journal.new("completions", {request_key(request): request}, 1)
     runner.api.create(entry)
@@ -203,7 +203,7 @@ def test_batch_mode_needs_one_http_endpoint(project, capsys):
 def test_a_batch_of_another_machine_is_left_to_it_while_fresh_and_adopted_once_stale(tmp_path):
     """A store on a shared filesystem: another host's journal entry is its own while that host keeps it
     fresh (touched at every poll); untouched for longer than the stale time, its batch is adopted."""
-    from harness.batch import Journal
+    from harness.requests.batch import Journal
 
     other = Journal(tmp_path)
     other.me = "another-host:4242"

@@ -25,10 +25,11 @@ import pytest
 import yaml
 from conftest import REPO, arithmetic_problems
 
+from harness.analysis.grade import extract_answer, is_equivalent, normalize_answer
 from harness.cli import main
 from harness.data import DataError
-from harness.grade import extract_answer, is_equivalent, normalize_answer
-from harness.store import SCHEMA_VERSION, canonical_json, request_key
+from harness.files import canonical_json
+from harness.requests.store import SCHEMA_VERSION, request_key
 
 KEY_ENV = "HARNESS_BROKEN_INPUT_KEY"
 

@@ -30,11 +30,11 @@ import pytest
 from conftest import REPO
 from stores import PAYLOADS, PLANTED, THINK, plant
 
-from harness.chain import WAIT_CUE, Job, replay
 from harness.cli import main
 from harness.params import load_params
-from harness.store import ResponseStore
-from harness.transcript import ANSWER, THINKING, pieces
+from harness.report.transcript import ANSWER, THINKING, pieces
+from harness.requests.chain import WAIT_CUE, Job, replay
+from harness.requests.store import ResponseStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL = "apt-get install -y chromium"

@@ -1,5 +1,5 @@
-"""Confidence-weighted votes (harness/confidence.py) against brute force, and the thinking measurements
-(harness/thinking_measures.py) on hand-made sample tables."""
+"""Confidence-weighted votes (harness/analysis/confidence.py) against brute force, and the thinking measurements
+(harness/analysis/thinking_measures.py) on hand-made sample tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import confidence, majority, thinking_measures
+from harness.analysis import confidence, majority, thinking_measures
 
 
 def _brute_weighted(answers, correct, weights, k):

@@ -7,45 +7,13 @@ A plain `dvc status` must then see an edit to a module the stage only imports tr
 
 from __future__ import annotations
 
-import ast
 import json
 
 import pytest
 import yaml
 from conftest import REPO
 from gitrepo import copy_repo, run
-
-PACKAGE = REPO / "harness"
-STAGE_MODULE = {"fetch": "data"}  # as harness/cli.py maps a stage to its module; else the stage's name
-
-
-def _imported(module: str) -> set[str]:
-    """harness modules one module imports anywhere in its source (relative or absolute)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level == 1 or base.startswith("harness"):
-                base = base.removeprefix("harness").lstrip(".")
-                if base:
-                    found.add(base.split(".")[0])
-                else:  # from . import stats, grade
-                    found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("harness."))
-    return {m for m in found if (PACKAGE / f"{m}.py").exists()}
-
-
-def import_closure(*entries: str) -> set[str]:
-    seen: set[str] = set()
-    todo = list(entries)
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo.extend(_imported(module) - seen)
-    return {f"harness/{m}.py" for m in seen}
+from imports import import_closure
 
 
 def _stages() -> dict[str, dict]:
@@ -57,10 +25,11 @@ def _covered(path: str, deps: list[str]) -> bool:
 
 
 def test_the_closure_follows_lazy_and_transitive_imports():
-    closure = import_closure("cli", "data")
-    assert "harness/budget_axis.py" in closure  # data -> params -> budget_axis
-    assert "harness/store.py" in closure  # data -> store (canonical_json)
-    assert "harness/stats.py" in import_closure("cli", "calibrate")
+    closure = import_closure("cli", "stages.fetch")
+    assert "harness/budget_axis.py" in closure  # fetch -> params -> budget_axis
+    assert "harness/data.py" in closure  # fetch -> data
+    assert "harness/analysis/stats.py" in import_closure("cli", "stages.calibrate")
+    assert "harness/report/grid.py" in import_closure("cli", "stages.report")  # report -> report.build -> grid
 
 
 @pytest.mark.parametrize("stage", list(_stages()))
@@ -68,7 +37,7 @@ def test_each_stage_depends_on_every_module_it_imports(stage):
     spec = _stages()[stage]
     assert spec["cmd"] == f"harness {stage}", "this test derives the entry module from `harness <stage>`"
     deps = [d if isinstance(d, str) else next(iter(d)) for d in spec.get("deps", [])]
-    missing = sorted(p for p in import_closure("cli", STAGE_MODULE.get(stage, stage)) if not _covered(p, deps))
+    missing = sorted(p for p in import_closure("cli", f"stages.{stage}") if not _covered(p, deps))
     assert not missing, f"dvc.yaml stage {stage}: deps miss {missing}; a change there would reuse a stale result"
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.embedded import MODEL_SHA256, model_path
-from harness.machine import sha256_file
+from harness.servers.embedded import MODEL_SHA256, model_path
+from harness.servers.machine import sha256_file
 
 pytestmark = pytest.mark.embedded
 
@@ -44,7 +44,7 @@ def test_a_killed_harness_takes_its_model_server_with_it():
     import sys
     import time
 
-    code = ("from harness.embedded import embedded_server\n"
+    code = ("from harness.servers.embedded import embedded_server\n"
             "with embedded_server() as url:\n    print(url, flush=True)\n    import time; time.sleep(600)\n")
     harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert harness.stdout.readline().startswith("http://127.0.0.1:")

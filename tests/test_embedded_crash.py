@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from harness import embedded, preflight
+from harness import preflight
 from harness.cli import main
+from harness.servers import embedded
 
 CRASHING_SERVER = textwrap.dedent('''
     import json, os, signal, sys

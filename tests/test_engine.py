@@ -16,8 +16,8 @@ import pytest
 from fake_server import FakeModel, body_key, serve
 
 from harness.cli import main
-from harness.client import backoff_seconds, retry_after_seconds
-from harness.sample import STATUSES
+from harness.requests.client import backoff_seconds, retry_after_seconds
+from harness.stages.sample import STATUSES
 
 TESTS = Path(__file__).resolve().parent
 

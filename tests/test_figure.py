@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from grids import near_equal_spend_grid
 
-from harness import frontier, plot, vote
-from harness import law as law_fit
+from harness.analysis import frontier
+from harness.analysis import law as law_fit
 from harness.params import Params
+from harness.stages import plot, vote
 
 # the module-scoped grid below is analysed once: its tests stay on one xdist worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("figure")

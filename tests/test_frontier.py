@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from grids import near_equal_spend_grid
 
-from harness import crossover, frontier, vote
+from harness.analysis import crossover, frontier
 from harness.cli import main
 from harness.params import Params
+from harness.stages import vote
 
 
 def brute_force_envelope(tokens, accuracy) -> list[bool]:
@@ -290,7 +291,7 @@ def test_with_the_stopping_rules_the_crossover_is_the_cheapest_winning_strategy_
                           & ((every["rule"] != "fixed") | (every["k"] >= 2))]
     # no cheaper vote over shorter answers beats thinking longer at its own spend
     single = (every["rule"] == "fixed") & (every["k"] == 1)
-    from harness import crossover as crossing_rule
+    from harness.analysis import crossover as crossing_rule
 
     longer = crossing_rule.thinking_longer_at(every["mean_tokens"], every["maj_at_k"], single.to_numpy(),
                                               cheaper_votes["mean_tokens"].to_numpy())[0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.grade import extract_answer, is_equivalent, last_boxed, normalize_answer, vote_key
+from harness.analysis.grade import extract_answer, is_equivalent, last_boxed, normalize_answer, vote_key
 
 
 @pytest.mark.parametrize(

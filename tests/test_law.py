@@ -1,4 +1,4 @@
-"""The law (harness/law.py): a probit in log2(tokens) fitted to the seed's path, its slope across the
+"""The law (harness/analysis/law.py): a probit in log2(tokens) fitted to the seed's path, its slope across the
 rise, the saturation point, the gain after it, and when the data carry a printed slope at all."""
 
 import importlib.util
@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 from scipy.stats import norm
 
-from harness import law
-from harness.stats import NO_INTERVAL_ONE_PROBLEM
+from harness.analysis import law
+from harness.analysis.stats import NO_INTERVAL_ONE_PROBLEM
 
 
 def _problems(curve: np.ndarray, problems: int, spread: float = 0.02, seed: int = 0) -> np.ndarray:

@@ -16,8 +16,8 @@ import urllib.request
 import pytest
 from conftest import REPO
 
-from harness import embedded, llama_server
-from harness.embedded import DEFAULT_MODEL, MODELS, EmbeddedError, EmbeddedModel
+from harness.servers import embedded, llama_server
+from harness.servers.embedded import DEFAULT_MODEL, MODELS, EmbeddedError, EmbeddedModel
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def _post(url: str, body: dict) -> dict:
 def test_real_llama_server_honours_both_caps_and_stops_the_forced_thinking_at_the_close_tag(monkeypatch):
     missing = _have_real_server()
     assert missing is None, f"{missing}: run this test through `nox -s llama-server`, which installs both"
-    from harness.chain import CHAT_TEMPLATES
+    from harness.requests.chain import CHAT_TEMPLATES
 
     monkeypatch.setenv(embedded.SERVER_ENV, "llama-server")
     with embedded.embedded_server(LARGE, slots=2) as url:

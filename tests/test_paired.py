@@ -1,5 +1,5 @@
-"""Which run is better: the paired difference, its interval and exact tests (harness/paired.py), the tokens
-each run needs (harness/efficiency.py), and `harness compare` pairing real run directories by problem."""
+"""Which run is better: the paired difference, its interval and exact tests (harness/analysis/paired.py), the tokens
+each run needs (harness/analysis/efficiency.py), and `harness compare` pairing real run directories by problem."""
 
 import importlib.util
 import json
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from harness import efficiency, paired
+from harness.analysis import efficiency, paired
 from harness.cli import main
 
 # --- the statistics ------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_the_seeds_published_points_are_drawn_beside_a_run_without_an_interval(t
     monkeypatch.setattr("harness.compare.COMPARE_CSV", tmp_path / "compare.csv")
     monkeypatch.setattr("harness.compare.COMPARE_PNG", tmp_path / "compare.png")
     drawn = {}
-    monkeypatch.setattr("harness.plot._save", lambda fig, path: drawn.setdefault("figure", fig))
+    monkeypatch.setattr("harness.stages.plot._save", lambda fig, path: drawn.setdefault("figure", fig))
     assert main(["compare", "examples/reasoning-1.5b", "--reference", "seed-o1-mini"]) == 0
     reference = json.loads((tmp_path / "compare.json").read_text())["reference"]
     assert reference["name"] == "seed-o1-mini" and reference["aggregate_only"] is True

@@ -62,15 +62,15 @@ def test_every_allowed_chat_template_is_one_the_request_builder_can_render():
     """`model.chat_template` is read: each name params.yaml accepts renders a prompt (and only those)."""
     from typing import get_args
 
-    from harness.chain import CHAT_TEMPLATES
     from harness.params import ModelParams
+    from harness.requests.chain import CHAT_TEMPLATES
 
     assert set(get_args(ModelParams.model_fields["chat_template"].annotation)) == set(CHAT_TEMPLATES)
 
 
 def test_chatml_renders_the_prompt_the_committed_store_was_recorded_with(tmp_path):
     """The committed store is keyed by this exact text: a change here would re-pay every forced request."""
-    from harness.chain import first_request
+    from harness.requests.chain import first_request
 
     params = load_params(_write(tmp_path, {"model": {"chat_template": "chatml"}}))
     request = first_request(params, "What is 2 + {2}?", "p0", 16, 0)

@@ -69,18 +69,22 @@ def _documented_statuses(doc: str, opening: str) -> list[str]:
 
 
 def test_documented_sample_statuses_are_the_ones_the_code_writes():
-    from harness.sample import STATUSES
+    from harness.stages.sample import STATUSES
 
     assert _documented_statuses("README.md", "`status` is one of") == list(STATUSES)
     assert _documented_statuses("docs/methods.md", "Every sample ends with a `status`:") == list(STATUSES)
 
 
-def test_where_things_are_names_every_room_of_the_package_once():
-    """The README's table of rooms is the package: every module has its one sentence, and no sentence
-    describes a module that is gone."""
-    section = (REPO / "README.md").read_text().split("## Where things are", 1)[1].split("\n## ", 1)[0]
-    listed = re.findall(r"^\| `([a-z_]+\.py)` \| (.+) \|$", section, re.MULTILINE)
-    modules = sorted(p.name for p in (REPO / "harness").glob("*.py") if p.name != "__init__.py")
+def test_every_module_has_its_one_sentence_in_the_development_guide():
+    """docs/development.md's table of modules is the package: every module has its one sentence, and no
+    sentence describes a module that is gone; the README names every package once."""
+    section = (REPO / "docs/development.md").read_text().split("### Every module in one sentence", 1)[1].split("\n### ", 1)[0]
+    listed = re.findall(r"^\| `([a-z_/]+\.py)` \| (.+) \|$", section, re.MULTILINE)
+    package = REPO / "harness"
+    modules = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py")
     assert sorted(name for name, _ in listed) == modules
     assert len({name for name, _ in listed}) == len(listed)
     assert all(sentence.endswith(".") and sentence.count(". ") == 0 for _, sentence in listed), "one sentence each"
+    readme = (REPO / "README.md").read_text().split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent.name for p in package.glob("*/__init__.py"))
+    assert sorted(re.findall(r"^\| `harness/([a-z_]+)/` \|", readme, re.MULTILINE)) == packages

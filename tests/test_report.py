@@ -18,12 +18,13 @@ import pytest
 from conftest import REPO
 from stores import PAYLOADS, THINK, plant, planted_copy
 
-from harness import redact, report_page
-from harness.chain import first_request
+from harness import redact
 from harness.cli import main
 from harness.params import load_params
-from harness.report import metric_tables
-from harness.store import request_key
+from harness.report import page as report_page
+from harness.report.build import metric_tables
+from harness.requests.chain import first_request
+from harness.requests.store import request_key
 
 
 def cells(html: str) -> dict[str, object]:

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from harness import grade
-from harness.report_grid import (
+from harness.analysis import grade
+from harness.report.grid import (
     CORRECT,
     FAILED,
     NO_ANSWER,

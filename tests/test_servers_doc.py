@@ -9,9 +9,9 @@ import pytest
 import yaml
 from conftest import REPO, apply_params_diff
 
-from harness.chain import first_request
 from harness.cli import main
 from harness.params import Params
+from harness.requests.chain import first_request
 
 DOC = REPO / "docs" / "servers.md"
 FAMILIES = ("vLLM", "SGLang", "llama.cpp", "Ollama", "Anthropic", "Gemini", "OpenAI")

@@ -1,5 +1,5 @@
 """maj@k, pass@k, a point's accuracy interval and the bootstrap: checked against brute-force enumeration,
-hand-computed cases and coverage simulations. Brute force lives here only; harness/majority.py counts.
+hand-computed cases and coverage simulations. Brute force lives here only; harness/analysis/majority.py counts.
 (The law: tests/test_law.py.)"""
 
 import itertools
@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness import majority, stats
+from harness.analysis import majority, stats
 
 
 def test_vote_score_tie_rule_is_one_over_number_of_modes():

@@ -5,7 +5,7 @@ import multiprocessing
 
 import pytest
 
-from harness.store import ResponseStore, StoreError, request_key
+from harness.requests.store import ResponseStore, StoreError, request_key
 
 
 def _req(i: int) -> dict:
@@ -84,7 +84,7 @@ def test_a_short_write_then_enospc_keeps_whole_records_and_says_so(tmp_path, mon
     import errno
     import os
 
-    from harness.store import StoreWriteFailed
+    from harness.requests.store import StoreWriteFailed
 
     store = ResponseStore(tmp_path, "sample")
     store.append(_req(0), {"text": "0"})
@@ -113,7 +113,7 @@ def test_claims_are_exclusive_and_a_dead_or_expired_claimer_is_taken_over(tmp_pa
     import os
     import time
 
-    from harness.store import Claims
+    from harness.requests.store import Claims
 
     mine, theirs = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
     assert mine.take("a") is None

@@ -28,7 +28,7 @@ from test_engine import (
 )
 
 from harness.cli import main
-from harness.store import ResponseStore
+from harness.requests.store import ResponseStore
 
 SMALL_RUN = {"budgets": {"requested": [8, 32, 64]},
              "sampling": {"samples": 4, "vote_samples": 8, "concurrency": 8}}

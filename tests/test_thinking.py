@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.chain import CHAT_TEMPLATES, Job, Outcome, _choice_tokens
+from harness.analysis.thinking_text import split_thinking
 from harness.cli import main
 from harness.params import BudgetParams, ModelParams
-from harness.sample import sample_row
-from harness.thinking import LimitIgnored, _estimated_reasoning, check_within_limits, split_thinking
+from harness.requests.chain import CHAT_TEMPLATES, Job, Outcome, _choice_tokens
+from harness.requests.thinking import LimitIgnored, _estimated_reasoning, check_within_limits
+from harness.stages.sample import sample_row
 
 CUE = "\n\nFinal answer: \\boxed{"
 
@@ -244,8 +245,8 @@ def test_prompted_thinking_asks_for_the_block_in_the_system_turn_and_opens_it_fo
     """`chatml-think`: a chat model never trained on think tags (Qwen2.5) is told in its system turn to
     reason inside <think> </think>, and the assistant turn is prefilled with "<think>\\n"; the reasoning
     request then stops at </think> like any think-tag family, and the forced answer follows "\\n</think>"."""
-    from harness.chain import THINK_SYSTEM_PROMPT, answer_request, first_request
     from harness.params import Params
+    from harness.requests.chain import THINK_SYSTEM_PROMPT, answer_request, first_request
 
     params = Params.model_validate({"model": {"chat_template": "chatml-think"},
                                     "budgets": {"method": "forcing", "requested": [32, 64], "wait": True}})

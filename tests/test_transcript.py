@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from harness.chain import (
+from harness.analysis.thinking_text import split_thinking, thinking_bounds
+from harness.params import load_params
+from harness.report.transcript import ANSWER, BETWEEN, THINKING, chain_text, pieces
+from harness.requests.chain import (
     ANSWER_CUE,
     MODEL_TEXT,
     REASONING_FIELD,
@@ -26,10 +29,7 @@ from harness.chain import (
     replay,
     template_of,
 )
-from harness.params import load_params
-from harness.store import ResponseStore
-from harness.thinking import split_thinking, thinking_bounds
-from harness.transcript import ANSWER, BETWEEN, THINKING, chain_text, pieces
+from harness.requests.store import ResponseStore
 
 RUNS = [REPO, REPO / "examples" / "reasoning-1.5b", REPO / "examples" / "reasoning-1.5b" / "baseline",
         REPO / "examples" / "compute-optimal", REPO / "examples" / "think-tags" / "qwen3_wait",

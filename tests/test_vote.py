@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness import majority, points, stats, vote
+from harness.analysis import majority, points, stats
 from harness.cli import main
+from harness.stages import vote
 
 REQUIRED = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "mean_tokens", "problems", "samples",
             "log2_tokens", "estimator", "no_answer_rate"]

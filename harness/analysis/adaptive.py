@@ -45,11 +45,11 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .params import Params
+    from ..params import Params
 
+from ..budget_axis import Budget, as_budget, ordered
+from ..files import json_number
 from . import majority, stats
-from .budget_axis import Budget, as_budget, ordered
-from .files import json_number
 
 # A pool with at most this many distinct orderings of its vote classes is evaluated on all of them.
 EXACT_ORDERINGS = 5000

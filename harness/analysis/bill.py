@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .params import PriceParams
+from ..params import PriceParams
 
 BILLINGS = ("live", "batch")
 

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..budget_axis import Budget, as_budget
+from ..files import json_number
 from . import majority
-from .budget_axis import Budget, as_budget
-from .files import json_number
-from .thinking import THINK_CLOSE
+from .thinking_text import THINK_CLOSE
 
 if TYPE_CHECKING:
-    from .params import Params
+    from ..params import Params
 
 # samples.csv column, written only when `sampling.logprobs` is true (the tables of runs without
 # log-probabilities keep their bytes): the answer's mean log-probability, empty when none came back

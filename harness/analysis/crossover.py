@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..budget_axis import as_budget, largest
+from ..files import json_number
 from . import stats
-from .budget_axis import as_budget, largest
-from .files import json_number
 from .stats import CONFIDENCE
 
 # How far past the longest single answer's tokens a spend still counts as "equal" to it: half a doubling.

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..budget_axis import as_budget, budget_rank
+from ..files import json_number
 from . import stats
-from .budget_axis import as_budget, budget_rank
-from .files import json_number
 
 
 def upper_envelope(tokens: np.ndarray, accuracy: np.ndarray) -> np.ndarray:

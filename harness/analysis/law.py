@@ -41,7 +41,7 @@ from scipy.optimize import least_squares
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from .files import json_number
+from ..files import json_number
 from .stats import CONFIDENCE, NO_INTERVAL_ONE_PROBLEM
 
 RISE_SHARE = 0.8  # the slope is averaged over the middle 80% of the rise: from 10% to 90% of the way

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..budget_axis import Budget, as_budget, largest, ordered
+from ..files import SAMPLES, json_number
 from . import majority, stats
-from .budget_axis import Budget, as_budget, largest, ordered
-from .files import SAMPLES, json_number
 
 CURVE_COLUMNS = ["budget", "k", "maj_at_k", "maj_lo", "maj_hi", "pass_at_k", "pass_lo", "pass_hi",
                  "mean_tokens", "log2_tokens", "problems", "missing_problems", "samples", "estimator",

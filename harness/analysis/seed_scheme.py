@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..budget_axis import Budget, as_budget
+from ..files import json_number
+from ..params import PriceParams
 from . import majority, stats
 from .bill import cost_section
-from .budget_axis import Budget, as_budget
-from .files import json_number
-from .params import PriceParams
 from .points import budgets_of, seed_path
 
 SEED_SCHEME = ("nested: the seed's cache is keyed by sample index, so its k = 1 point at a budget reads "

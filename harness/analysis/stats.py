@@ -14,7 +14,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .budget_axis import Budget, as_budget, budget_rank
+from ..budget_axis import Budget, as_budget, budget_rank
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .budget_axis import ordered as budgets_in_order
+from ..budget_axis import ordered as budgets_in_order
 
 DEFINITION = ("thinking tokens: reasoning_tokens where known, else completion_tokens; capped: status truncated, "
               "or (forcing, cap, thinking) thinking tokens >= the budget; first_correct: completion tokens of a "

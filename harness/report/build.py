@@ -9,10 +9,10 @@ sample's transcript comes from walking its request chain over the store, as the 
 harness inserted it (`Outcome.segments`), and nothing is ever sent. Two runs give one page with both
 grids on the problems they share.
 
-The numbers on the page are the run's own: the grid's from the sample table (report_grid.py, the vote
+The numbers on the page are the run's own: the grid's from the sample table (grid.py, the vote
 stage's rules), the summary read by key from metrics.json, the curve from curve.csv. The page itself
-(escaping, the content-security policy, compression) is report_page.py's; its HTML, CSS and script are
-package files (report_assets/).
+(escaping, the content-security policy, compression) is page.py's; its HTML, CSS and script are
+package files (assets/).
 """
 
 from __future__ import annotations
@@ -32,16 +32,18 @@ from typing import Any
 
 import pandas as pd
 
-from . import grade, report_grid, report_page
-from .budget_axis import Budget, as_budget, budget_rank, largest, ordered
-from .chain import INSERTIONS, Job, Missing, Outcome, first_request, stored, walk
-from .confidence import LOGPROB_COLUMN
-from .data import integer_answers, read_problems
-from .files import CURVE, DATASET_INFO, METRICS, REPORT, SAMPLES, read_json, require, store_dir, write_bytes
-from .params import Params, load_params
-from .redact import register, scrub
-from .store import ResponseStore
-from .thinking_measures import hit_cap
+from ..analysis import grade
+from ..analysis.confidence import LOGPROB_COLUMN
+from ..analysis.thinking_measures import hit_cap
+from ..budget_axis import Budget, as_budget, budget_rank, largest, ordered
+from ..data import integer_answers, read_problems
+from ..files import CURVE, DATASET_INFO, METRICS, REPORT, SAMPLES, read_json, require, store_dir, write_bytes
+from ..params import Params, load_params
+from ..redact import register, scrub
+from ..requests.chain import INSERTIONS, Job, Missing, Outcome, first_request, stored, walk
+from ..requests.store import ResponseStore
+from . import grid as report_grid
+from . import page as report_page
 from .transcript import pieces
 
 # One sample of the page's index, as an array in this order (field names once, not 4,800 times).
@@ -70,11 +72,6 @@ class RunData:
     dataset: dict[str, Any]
     store: dict[str, Any]
     outcomes: dict[tuple[str, Budget, int], Outcome | Missing]
-
-
-def run(params: Params) -> None:
-    """The `report` stage: this project's page, outputs/report.html."""
-    write_report([Path(".")], REPORT)
 
 
 def report_command(runs: list[str], output: str | None, split: bool) -> Path:

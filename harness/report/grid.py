@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from . import majority
-from .budget_axis import Budget, budget_rank
+from ..analysis import majority
+from ..budget_axis import Budget, budget_rank
 
 # One tick per sample, in sample order: how it was graded.
 CORRECT, WRONG, NO_ANSWER, FAILED = "c", "w", "n", "f"

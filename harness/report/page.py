@@ -36,7 +36,7 @@ COMPRESSION_LEVEL = 6  # zlib's default: 2% larger than level 9 on model text, i
 # draws the grid of any page in ~0.1 s (the cells come after the script), but a cell opens only once the
 # whole file is parsed: 2.2 s for 563 MB, 9.6 s for 2.2 GB (benchmarks/README.md, "The report").
 SINGLE_FILE_LIMIT = 500_000_000
-ASSETS = "report_assets"
+ASSETS = "assets"
 CSP_SINGLE = ("default-src 'none'; script-src '{script}'; style-src '{style}'; img-src data: blob:; "
               "base-uri 'none'; form-action 'none'")
 # the per-problem files are scripts next to the page: 'self' lets a file:// page load them, nothing else

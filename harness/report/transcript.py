@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
-from .chain import INSERTIONS, REASONING_FIELD
-from .thinking import thinking_bounds
+from ..analysis.thinking_text import thinking_bounds
+from ..requests.chain import INSERTIONS, REASONING_FIELD
 
 THINKING, ANSWER, BETWEEN = "thinking", "answer", "between"  # BETWEEN: the tags, and an insertion across both
 

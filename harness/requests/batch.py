@@ -38,6 +38,8 @@ import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
+from ..files import process_alive, write_json
+from ..params import Params
 from .chain import Job, Missing, Outcome, failed, first_missing, walk
 from .client import (
     AuthFailed,
@@ -48,8 +50,6 @@ from .client import (
     describe_error,
     response_record,
 )
-from .files import process_alive, write_json
-from .params import Params
 from .store import ResponseStore, StoreError, _locked, lease_seconds, request_key
 
 JOURNAL_DIR = ".batches"

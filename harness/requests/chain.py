@@ -34,22 +34,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget_axis import Budget
-from .confidence import answer_logprob
-from .files import store_dir
-from .params import Params
-from .store import ResponseStore, StoreError, request_key
-from .thinking import (
+from ..analysis.confidence import answer_logprob
+from ..analysis.thinking_text import (
     COUNT_CHARS,
     COUNT_EXACT,
     COUNT_USAGE,
-    PRESETS,
     THINK_CLOSE,
-    check_within_limits,
-    choice_share,
     reasoning_tokens_by_chars,
     split_thinking,
 )
+from ..budget_axis import Budget
+from ..files import store_dir
+from ..params import Params
+from .store import ResponseStore, StoreError, request_key
+from .thinking import PRESETS, check_within_limits, choice_share
 
 NO_REQUESTS_ENV = "HARNESS_NO_REQUESTS"  # set to 1: replay only, a missing response is an error
 

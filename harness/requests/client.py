@@ -28,7 +28,7 @@ from typing import Any
 
 import openai
 
-from .params import ModelParams, ParamsError
+from ..params import ModelParams, ParamsError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
 RETRYABLE_STATUS = {408, 409, 429}

@@ -25,11 +25,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..files import STORE_DIR, store_dir
+from ..params import Params
+from ..servers.embedded import embedded_server, model_for
 from .chain import Job, Outcome, check_may_request, failed, missing_jobs, replay, walk
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
-from .embedded import embedded_server, model_for
-from .files import STORE_DIR, store_dir
-from .params import Params
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
 
 # Rejections for this many different problems, with no answer at all: the request shape is wrong, not

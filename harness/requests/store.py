@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .files import process_alive
-from .redact import scrub
+from ..files import canonical_json, process_alive
+from ..redact import scrub
 
 SCHEMA_VERSION = 1
 
@@ -73,10 +73,6 @@ class StoreWriteFailed(StoreError):
         name = errno.errorcode.get(error.errno or 0, "")
         self.what = f"{path}: {self.reason}" + (f" ({name})" if name else "")
         super().__init__(message or f"cannot write {self.what}; {self.advice}, then rerun")
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def request_key(request: dict[str, Any]) -> str:

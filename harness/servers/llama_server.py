@@ -30,10 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from harness.machine import cache_dir, sha256_file, usable_cores
+from .machine import cache_dir, sha256_file, usable_cores
 
 PACKAGE = "llama-cpp-python"
-LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
+LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
 
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 # What is compiled, and what is not: each OFF keeps the build offline and small.

@@ -14,12 +14,12 @@ import math
 
 import pandas as pd
 
-from . import stats
-from .budget_axis import Budget, as_budget
-from .data import read_problems
-from .engine import collect
-from .files import CALIBRATION, CALIBRATION_SUMMARY, write_csv, write_json
-from .params import Params
+from ..analysis import stats
+from ..budget_axis import Budget, as_budget
+from ..data import read_problems
+from ..files import CALIBRATION, CALIBRATION_SUMMARY, write_csv, write_json
+from ..params import Params
+from ..requests.engine import collect
 from .sample import plan, samples_frame
 
 

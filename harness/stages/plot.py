@@ -27,9 +27,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import stats
-from .budget_axis import Budget, as_budget, budget_rank, is_effort, largest
-from .files import (
+from ..analysis import stats
+from ..analysis.points import seed_path, vote_budget_of
+from ..analysis.strategies import CONFIDENCE_RULE, FIXED_RULE
+from ..budget_axis import Budget, as_budget, budget_rank, is_effort, largest
+from ..files import (
     ACCURACY_PNG,
     CALIBRATION,
     CALIBRATION_PNG,
@@ -45,9 +47,7 @@ from .files import (
     write_bytes,
     write_json,
 )
-from .params import Params
-from .points import seed_path, vote_budget_of
-from .strategies import CONFIDENCE_RULE, FIXED_RULE
+from ..params import Params
 
 PNG_METADATA = {"Software": None}  # matplotlib would stamp its version; nothing else varies
 FRONTIER_COLOR = "#2a8a3e"

@@ -13,14 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from .budget_axis import Budget
-from .chain import Job, Outcome
-from .confidence import LOGPROB_COLUMN
-from .data import integer_answers, read_problems
-from .engine import collect
-from .files import SAMPLES, write_csv
-from .grade import extract_answer, is_equivalent, normalize_answer
-from .params import Params
+from ..analysis.confidence import LOGPROB_COLUMN
+from ..analysis.grade import extract_answer, is_equivalent, normalize_answer
+from ..budget_axis import Budget
+from ..data import integer_answers, read_problems
+from ..files import SAMPLES, write_csv
+from ..params import Params
+from ..requests.chain import Job, Outcome
+from ..requests.engine import collect
 
 STATUSES = ("ok", "truncated", "empty", "no-answer-found", "refused", "failed-after-retries")
 SAMPLE_COLUMNS = [

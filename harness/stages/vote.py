@@ -17,12 +17,23 @@ from typing import Any
 
 import pandas as pd
 
-from . import adaptive, confidence, crossover, frontier, grade, law, points, seed_scheme, stats, strategies
-from .budget_axis import Budget
-from .data import integer_answers
-from .files import CURVE, FRONTIER, METRICS, SAMPLES, STRATEGIES, write_csv, write_json
-from .params import Params
-from .thinking_measures import thinking_metrics
+from ..analysis import (
+    adaptive,
+    confidence,
+    crossover,
+    frontier,
+    grade,
+    law,
+    points,
+    seed_scheme,
+    stats,
+    strategies,
+)
+from ..analysis.thinking_measures import thinking_metrics
+from ..budget_axis import Budget
+from ..data import integer_answers
+from ..files import CURVE, FRONTIER, METRICS, SAMPLES, STRATEGIES, write_csv, write_json
+from ..params import Params
 
 VoteError = points.VoteError  # the stage's one error: the sample table cannot support the curve
 
