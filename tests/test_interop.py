@@ -1,0 +1,157 @@
+"""Other tools' samples imported as runs: the harness JSONL schema and lm-eval's own output (a fixture
+lm-eval 0.4.13 wrote against the loopback test server, tests/fixtures/lm_eval/README.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from harness.cli import main
+from harness.requests.store import count_records
+
+LM_EVAL = REPO / "tests" / "fixtures" / "lm_eval"
+LM_EVAL_SAMPLES = sorted(LM_EVAL.glob("samples_toy_arith_*.jsonl"))
+REPLAY_STAGES = ("fetch", "calibrate", "sample", "vote")
+
+
+def replay(run: Path, monkeypatch) -> pd.DataFrame:
+    """Every stage up to the vote in `run`, with requests forbidden: the store must hold every response."""
+    monkeypatch.chdir(run)
+    monkeypatch.setenv("HARNESS_NO_REQUESTS", "1")
+    before = count_records(run / "store")
+    for stage in REPLAY_STAGES:
+        assert main([stage]) == 0
+    assert count_records(run / "store") == before  # nothing was asked, nothing added
+    return pd.read_csv(run / "outputs" / "samples.csv", dtype={"problem_id": str})
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def own_rows() -> list[dict]:
+    """Two problems, two budgets, pools of 2: reasoning and logged tokens on some lines, not on others."""
+    rows = []
+    for pid, gold in (("a", "12"), ("b", "7")):
+        for budget in (100, 200):
+            rows.append({"problem_id": pid, "budget": budget, "prompt": f"Q {pid}", "gold": gold,
+                         "response": f"So \\boxed{{{gold}}}", "reasoning": "think " * 5, "completion_tokens": 40,
+                         "reasoning_tokens": 30})
+            rows.append({"problem_id": pid, "budget": budget, "prompt": f"Q {pid}", "gold": gold,
+                         "response": "The answer is 99."})
+    return rows
+
+
+def test_own_jsonl_becomes_a_run_that_replays_with_no_request(tmp_path, monkeypatch, capsys):
+    source = write_jsonl(tmp_path / "mine.jsonl", own_rows())
+    assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "run"), "--model", "my-model"]) == 0
+    assert "8 samples of 2 problems at budgets [100, 200]" in capsys.readouterr().out
+    samples = replay(tmp_path / "run", monkeypatch)
+    assert len(samples) == 8
+    assert samples["correct"].tolist() == [True, False] * 4  # graded here: the boxed gold, then a wrong 99
+    assert samples["tokens_counted"].tolist() == ["logged", "estimated"] * 4
+    assert samples["completion_tokens"].tolist()[:2] == [40, 5]  # logged; "The answer is 99." is 17 bytes -> 5
+    assert samples["reasoning_tokens"].tolist()[0] == 30
+    curve = pd.read_csv(tmp_path / "run" / "outputs" / "curve.csv")
+    assert curve.query("k == 1")["maj_at_k"].tolist() == [0.5, 0.5]
+
+
+def test_own_jsonl_takes_the_budget_from_the_flag_and_numbers_samples_in_file_order(tmp_path, monkeypatch):
+    rows = [{k: v for k, v in r.items() if k != "budget"} for r in own_rows() if r["budget"] == 100]
+    source = write_jsonl(tmp_path / "mine.jsonl", rows)
+    assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "run"), "--budget", "512"]) == 0
+    samples = replay(tmp_path / "run", monkeypatch)
+    assert samples["budget"].unique().tolist() == [512]
+    assert samples["sample"].tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json at all\n", "mine.jsonl:1: not JSON; expected one JSON object a line with problem_id, budget"),
+    ('[1, 2]\n', "mine.jsonl:1: not a JSON object; expected"),
+    ('{"problem_id": "a", "prompt": "Q", "response": "R", "gold": "1"}\n', "no budget; add `budget` to every "
+     "line or give --budget N"),
+    ('{"problem_id": "a", "budget": 8, "prompt": "Q", "response": "R"}\n', "mine.jsonl:1: missing gold"),
+    ('{"problem_id": "a", "budget": 8, "prompt": "Q", "response": "R", "gold": null}\n',
+     "problem 'a' sample 0 has no gold answer"),
+    ('{"problem_id": "a", "budget": "lots", "prompt": "Q", "response": "R", "gold": "1"}\n',
+     "budget = 'lots' must be a non-negative integer"),
+    ('{"doc_id": 0, "resps": [["x"]], "target": "1"}\n', "looks like lm-eval's output, not the harness JSONL "
+     "schema; use `harness import lm-eval`"),
+])
+def test_bad_jsonl_stops_with_one_line_before_anything_is_written(tmp_path, capsys, content, message):
+    source = tmp_path / "mine.jsonl"
+    source.write_text(content, encoding="utf-8")
+    assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_import_never_overwrites_a_run_without_force(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "mine.jsonl", own_rows())
+    run = tmp_path / "run"
+    assert main(["import", "jsonl", str(source), "--into", str(run)]) == 0
+    (run / "notes.txt").write_text("mine")
+    before = (run / "store" / "imported.jsonl").read_bytes()
+    write_jsonl(source, own_rows()[:4])
+    assert main(["import", "jsonl", str(source), "--into", str(run)]) == 2
+    assert "already holds a run (imported.json, params.yaml, problems.jsonl, store); choose another --into, " \
+           "or add --force" in capsys.readouterr().err
+    assert (run / "store" / "imported.jsonl").read_bytes() == before
+    assert main(["import", "jsonl", str(source), "--into", str(run), "--force"]) == 0
+    assert count_records(run / "store") == 4  # replaced, not added to
+    assert (run / "notes.txt").read_text() == "mine"  # only what an import writes is replaced
+
+
+def test_lm_eval_output_is_one_pool_per_budget_with_one_line_per_document(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["import", "lm-eval", *map(str, LM_EVAL_SAMPLES), "--into", str(run)]) == 0
+    out = capsys.readouterr().out
+    # 2 files x 4 documents x 2 filters = 16 lines; each document once per file, its 3 repeats the pool
+    assert "24 samples of 4 problems at budgets [32, 64] (toy-arith, task toy_arith)" in out
+    assert "24 estimated" in out
+    samples = replay(run, monkeypatch)
+    assert sorted(samples["problem_id"].unique()) == ["toy-0", "toy-1", "toy-2", "toy-3"]  # the docs' own ids
+    assert (samples["tokens_counted"] == "estimated").all()
+    assert samples.groupby("budget").size().to_dict() == {32: 12, 64: 12}
+    lines = [json.loads(line) for path in LM_EVAL_SAMPLES for line in path.read_text().splitlines()]
+    first = [line for line in lines if line["filter"] == "first"]
+    k1 = sum(text == f"The answer is {line['target']}." for line in first for text in line["resps"][0])
+    curve = pd.read_csv(run / "outputs" / "curve.csv")
+    assert curve.query("k == 1")["maj_at_k"].tolist() == pytest.approx([k1 / 24] * 2)
+    # lm-eval's own maj@3 (its results json) is our maj@3: no pool of 3 has a tie between two answers
+    results = json.loads(next(LM_EVAL.glob("results_*.json")).read_text())
+    assert curve.query("k == 3")["maj_at_k"].tolist() == pytest.approx(
+        [results["results"]["toy_arith"]["exact_match,maj@3"]] * 2)
+
+
+def test_lm_eval_import_of_several_tasks_asks_for_one(tmp_path, capsys):
+    other = tmp_path / LM_EVAL_SAMPLES[0].name.replace("toy_arith", "toy_other")
+    shutil.copy(LM_EVAL_SAMPLES[0], other)
+    files = [str(LM_EVAL_SAMPLES[0]), str(other)]
+    assert main(["import", "lm-eval", *files, "--into", str(tmp_path / "run")]) == 2
+    assert "the files hold 2 tasks (toy_arith, toy_other); one run is one task: import each with --task NAME" \
+        in capsys.readouterr().err
+    assert main(["import", "lm-eval", *files, "--into", str(tmp_path / "run"), "--task", "toy_other"]) == 0
+    assert "12 samples of 4 problems at budgets [32] (lm-eval, task toy_other)" in capsys.readouterr().out
+
+
+def test_lm_eval_import_rejects_other_files_and_asks_for_a_missing_budget(tmp_path, capsys):
+    stray = tmp_path / "notes.jsonl"
+    stray.write_text("{}\n")
+    assert main(["import", "lm-eval", str(stray), "--into", str(tmp_path / "run")]) == 2
+    assert "notes.jsonl: not named samples_<task>_<date>.jsonl; expected lm-eval's" in capsys.readouterr().err
+    line = json.loads(LM_EVAL_SAMPLES[0].read_text().splitlines()[0])
+    del line["arguments"]["gen_args_0"]["arg_1"]["max_gen_toks"]
+    bare = write_jsonl(tmp_path / LM_EVAL_SAMPLES[0].name, [line])
+    assert main(["import", "lm-eval", str(bare), "--into", str(tmp_path / "run")]) == 2
+    assert "no arguments.gen_args_0.arg_1.max_gen_toks to take the budget from; give it with --budget N" \
+        in capsys.readouterr().err
+    assert main(["import", "lm-eval", str(bare), "--into", str(tmp_path / "run"), "--budget", "48"]) == 0
