@@ -62,7 +62,11 @@ WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sca
 # The report's browser tests drive Debian's chromium through Playwright (which downloads no browser here).
 CHROMIUM = Path("/usr/bin/chromium")
 # Sessions of their own: the end-to-end replay, and the report in a browser (only `browser` needs chromium).
-OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py")
+OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py",
+                "--ignore=tests/test_interop_inspect.py")
+# inspect-ai caps fsspec below the lock's, so its session installs a lock of its own: requirements.lock's pins
+# but fsspec and s3fs, plus inspect-ai (docs/interop.md says how it was compiled)
+INTEROP_LOCK = Path("requirements-interop.lock")
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
@@ -289,6 +293,15 @@ def replay(session: nox.Session) -> None:
     """The fixture-based end-to-end replay: `dvc repro -f` on the committed store equals committed outputs."""
     install(session)
     session.run("pytest", "tests/test_replay.py", *session.posargs, env=ENV)
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """`harness export inspect` and `harness import inspect` against inspect_ai itself
+    (tests/test_interop_inspect.py: read_eval_log, samples_df, `inspect score`, the round trip)."""
+    session.install("--require-hashes", "-r", str(INTEROP_LOCK))
+    session.install("--no-deps", "-e", ".")
+    session.run("pytest", "tests/test_interop_inspect.py", *session.posargs, env=ENV)
 
 
 @nox.session

@@ -96,6 +96,15 @@ def _problems(samples: list[ImportedSample]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
+def _within_budgets(samples: list[ImportedSample]) -> None:
+    """A budget is the cap the tokens ran under: a sample past it was generated under another one."""
+    over = next((s for s in samples if s.completion_tokens is not None and s.completion_tokens > s.budget), None)
+    if over is not None:
+        raise InteropError(f"problem {over.problem_id!r} sample {over.sample} used {over.completion_tokens} tokens, "
+                           f"more than its budget {over.budget}: the budget must be the token cap it was generated "
+                           "under; give that cap with --budget N")
+
+
 def _pools(samples: list[ImportedSample]) -> dict[int, int]:
     """Samples per problem at each budget: equal for every problem, numbered 0..n-1, each once."""
     by_cell = Counter((s.budget, s.problem_id) for s in samples)
@@ -151,6 +160,7 @@ def write_run(samples: list[ImportedSample], info: RunInfo, into: Path, force: b
     if any("{budget}" in s.prompt for s in samples):
         raise InteropError("a prompt contains the text {budget}, which the harness would replace; edit it out")
     problems = _problems(samples)
+    _within_budgets(samples)
     raw = params_for(info, _pools(samples))
     params = Params.model_validate(raw)
     refuse_overwrite(into, force)
