@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import yaml
 
 from .analysis import efficiency, paired
 from .budget_axis import Budget, as_budget, budget_rank, largest
+from .interop.rundir import PROVENANCE_FILE as IMPORTED
 from .files import COMPARE_CSV, COMPARE_JSON, COMPARE_PNG, write_csv, write_json
 
 REFERENCES = Path("data") / "references"
@@ -59,6 +61,8 @@ class Run:
     samples: pd.DataFrame | None  # answered samples: problem_id, budget, correct (0/1), tokens; None: no table
     dataset: dict[str, Any]
     problems: dict[str, str]  # problem_id -> sha256 of its text and gold answer ({}: no problems.jsonl)
+    answers: dict[str, str]  # problem_id -> its gold answer, as the run graded it
+    imported: bool  # made by `harness import` (imported.json): its problem text is the other tool's prompt
 
 
 def run_label(path: Path) -> str:
@@ -109,18 +113,20 @@ def answered_samples(path: Path) -> pd.DataFrame | None:
                          "tokens": pd.to_numeric(raw["completion_tokens"], errors="coerce")})
 
 
-def problem_digests(path: Path) -> dict[str, str]:
-    """problem_id -> sha256 of the problem's text and gold answer, from outputs/problems.jsonl."""
+def problem_digests(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """problem_id -> sha256 of the problem's text and gold answer, and problem_id -> gold answer, from
+    outputs/problems.jsonl."""
     table = path / "outputs" / "problems.jsonl"
     if not table.is_file():
-        return {}
-    digests = {}
+        return {}, {}
+    digests, answers = {}, {}
     for line in table.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             text = json.dumps([row.get("problem"), row.get("answer")], ensure_ascii=False)
             digests[str(row["id"])] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return digests
+            answers[str(row["id"])] = str(row.get("answer"))
+    return digests, answers
 
 
 def load(arg: str, label: str | None = None) -> Run:
@@ -130,7 +136,9 @@ def load(arg: str, label: str | None = None) -> Run:
         curve = curve.assign(run=label)
     dataset_file = path / "outputs" / "dataset.json"
     dataset = json.loads(dataset_file.read_text(encoding="utf-8")) if dataset_file.is_file() else {}
-    return Run(arg, str(curve["run"].iloc[0]), curve, answered_samples(path), dataset, problem_digests(path))
+    digests, answers = problem_digests(path)
+    return Run(arg, str(curve["run"].iloc[0]), curve, answered_samples(path), dataset, digests, answers,
+               (path / IMPORTED).is_file())
 
 
 def load_calibration(arg: str, label: str) -> pd.DataFrame | None:
@@ -167,6 +175,13 @@ def shared_problems(a: Run, b: Run) -> list[str]:
         raise CompareError(f"compare: {a.label} and {b.label} have different datasets (sha256 "
                            f"{str(a.dataset.get('fingerprint'))[:12]} vs {str(b.dataset.get('fingerprint'))[:12]}) "
                            "and no outputs/problems.jsonl to check their shared problems: rerun `harness fetch`")
+    if a.imported or b.imported:  # another tool's prompt is not our problem text: the gold answers must agree
+        differ = [p for p in shared if a.answers.get(p) != b.answers.get(p)]
+        if differ:
+            raise CompareError(f"compare: {a.label} and {b.label}: {len(differ)} of the {len(shared)} shared problem "
+                               f"ids have different gold answers, e.g. {differ[0]}; the ids must name the same "
+                               "problems (docs/interop.md, comparing across tools)")
+        return shared
     differ = [p for p in shared if a.problems.get(p) != b.problems.get(p)]
     if differ:
         raise CompareError(f"compare: {a.label} and {b.label} have different datasets: {len(differ)} of the "
@@ -362,6 +377,8 @@ def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
     if labels and len(labels) != len(runs):
         raise CompareError(f"compare: {len(labels)} labels for {len(runs)} runs")
     loaded = [load(r, labels[i] if labels else None) for i, r in enumerate(runs)]
+    if not labels:
+        loaded = distinct_default_labels(loaded)
     seen: dict[str, str] = {}
     for run in loaded:  # two runs with one label would pool their rows on the figure and in the pairs
         if run.label in seen:
@@ -369,6 +386,19 @@ def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
                                "give each its own with --label")
         seen[run.label] = run.arg
     return loaded
+
+
+def distinct_default_labels(runs: list[Run]) -> list[Run]:
+    """Runs whose default labels coincide (same model, method and source: an import and a native run of one
+    model, two imports) are told apart by their directory names; labels the user gave are never changed."""
+    counts = Counter(run.label for run in runs)
+    out = []
+    for run in runs:
+        if counts[run.label] > 1:
+            label = f"{run.label} ({_directory(run.arg).resolve().name})"
+            run = replace(run, label=label, curve=run.curve.assign(run=label))
+        out.append(run)
+    return out
 
 
 def run(runs: list[str], labels: list[str] | None = None, reference: str | None = None,

@@ -155,3 +155,34 @@ def test_lm_eval_import_rejects_other_files_and_asks_for_a_missing_budget(tmp_pa
     assert "no arguments.gen_args_0.arg_1.max_gen_toks to take the budget from; give it with --budget N" \
         in capsys.readouterr().err
     assert main(["import", "lm-eval", str(bare), "--into", str(tmp_path / "run"), "--budget", "48"]) == 0
+
+
+def test_compare_pairs_an_import_with_a_run_of_the_same_problems_under_distinct_labels(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """lm-eval's fixture imported twice (the same model, method and source: one default label) is compared by
+    problem: the labels get the directory names, and the pairs are the four shared problems."""
+    for name in ("from_lm_eval", "again"):
+        assert main(["import", "lm-eval", *map(str, LM_EVAL_SAMPLES), "--into", str(tmp_path / name)]) == 0
+        replay(tmp_path / name, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "from_lm_eval", "again"]) == 0
+    report = json.loads((tmp_path / "outputs" / "compare.json").read_text())
+    pair = report["pairs"][0] if "pairs" in report else report["paired"][0]
+    assert pair["a"] == "toy-arith · cap · problems.jsonl (from_lm_eval)"
+    assert pair["b"] == "toy-arith · cap · problems.jsonl (again)"
+    assert pair["problems"] == 4
+
+
+def test_compare_refuses_an_import_whose_ids_name_other_problems(tmp_path, monkeypatch, capsys):
+    """Across tools the prompts differ (templates), so an imported run is paired on its ids and gold answers."""
+    rows = [{"problem_id": f"toy-{i}", "budget": 32, "prompt": f"Please: {i}", "response": "The answer is 1.",
+             "gold": "1"} for i in range(4)]
+    write_jsonl(tmp_path / "mine.jsonl", rows)
+    assert main(["import", "jsonl", str(tmp_path / "mine.jsonl"), "--into", str(tmp_path / "mine")]) == 0
+    assert main(["import", "lm-eval", *map(str, LM_EVAL_SAMPLES), "--into", str(tmp_path / "lm")]) == 0
+    for name in ("mine", "lm"):
+        replay(tmp_path / name, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "mine", "lm"]) == 2
+    assert "4 of the 4 shared problem ids have different gold answers, e.g. toy-0; the ids must name the same " \
+           "problems" in capsys.readouterr().err
