@@ -36,8 +36,8 @@ import yaml
 
 from .analysis import efficiency, paired
 from .budget_axis import Budget, as_budget, budget_rank, largest
-from .interop.rundir import PROVENANCE_FILE as IMPORTED
 from .files import COMPARE_CSV, COMPARE_JSON, COMPARE_PNG, write_csv, write_json
+from .interop.rundir import PROVENANCE_FILE as IMPORTED
 
 REFERENCES = Path("data") / "references"
 MATCHED_SPEND_RULE = ("each run's single-sample curve (k = 1) on the shared problems, every problem's accuracy read "

@@ -74,15 +74,15 @@ def test_own_jsonl_takes_the_budget_from_the_flag_and_numbers_samples_in_file_or
 @pytest.mark.parametrize(("content", "message"), [
     ("not json at all\n", "mine.jsonl:1: not JSON; expected one JSON object a line with problem_id, budget"),
     ('[1, 2]\n', "mine.jsonl:1: not a JSON object; expected"),
-    ('{"problem_id": "a", "prompt": "Q", "response": "R", "gold": "1"}\n', "no budget; add `budget` to every "
-     "line or give --budget N"),
+    ('{"problem_id": "a", "prompt": "Q", "response": "R", "gold": "1"}\n',
+     "no budget; add `budget` to every line or give --budget N"),
     ('{"problem_id": "a", "budget": 8, "prompt": "Q", "response": "R"}\n', "mine.jsonl:1: missing gold"),
     ('{"problem_id": "a", "budget": 8, "prompt": "Q", "response": "R", "gold": null}\n',
      "problem 'a' sample 0 has no gold answer"),
     ('{"problem_id": "a", "budget": "lots", "prompt": "Q", "response": "R", "gold": "1"}\n',
      "budget = 'lots' must be a non-negative integer"),
-    ('{"doc_id": 0, "resps": [["x"]], "target": "1"}\n', "looks like lm-eval's output, not the harness JSONL "
-     "schema; use `harness import lm-eval`"),
+    ('{"doc_id": 0, "resps": [["x"]], "target": "1"}\n',
+     "looks like lm-eval's output, not the harness JSONL schema; use `harness import lm-eval`"),
 ])
 def test_bad_jsonl_stops_with_one_line_before_anything_is_written(tmp_path, capsys, content, message):
     source = tmp_path / "mine.jsonl"
@@ -121,6 +121,8 @@ def test_lm_eval_output_is_one_pool_per_budget_with_one_line_per_document(tmp_pa
     assert sorted(samples["problem_id"].unique()) == ["toy-0", "toy-1", "toy-2", "toy-3"]  # the docs' own ids
     assert (samples["tokens_counted"] == "estimated").all()
     assert samples.groupby("budget").size().to_dict() == {32: 12, 64: 12}
+    assert main(["report"]) == 0  # the page says the tokens are estimated, in the run's label
+    assert "toy-arith · cap · problems.jsonl · tokens estimated (24)" in (run / "outputs" / "report.html").read_text()
     lines = [json.loads(line) for path in LM_EVAL_SAMPLES for line in path.read_text().splitlines()]
     first = [line for line in lines if line["filter"] == "first"]
     k1 = sum(text == f"The answer is {line['target']}." for line in first for text in line["resps"][0])

@@ -22,7 +22,7 @@ from ..files import SAMPLES, store_dir
 from ..params import Params
 from ..requests.chain import Fetch, Job, Outcome, render_prompt, stored, walk
 from ..requests.store import ResponseStore, request_key
-from .rundir import PROVENANCE_FILE, COUNT_LOGGED, ImportedSample, InteropError, RunInfo
+from .rundir import COUNT_LOGGED, PROVENANCE_FILE, ImportedSample, InteropError, RunInfo
 
 INSTALL = "inspect-ai is not installed: pip install 'scaling-harness[interop]' (or `nox -s interop`), then rerun"
 # A fixed creation time: the same run exports the same log contents (inspect's viewer lists logs by it).
@@ -88,8 +88,14 @@ def usage(outcome: Outcome) -> Any:
 def eval_sample(params: Params, outcome: Outcome, keys: list[str], row: Any) -> Any:
     """One sample as inspect logs it: the thinking as ContentReasoning, the answer as ContentText, our grade."""
     from inspect_ai.log import EvalSample
-    from inspect_ai.model import (ChatCompletionChoice, ChatMessageAssistant, ChatMessageUser, ContentReasoning,
-                                  ContentText, ModelOutput)
+    from inspect_ai.model import (
+        ChatCompletionChoice,
+        ChatMessageAssistant,
+        ChatMessageUser,
+        ContentReasoning,
+        ContentText,
+        ModelOutput,
+    )
     from inspect_ai.scorer import Score
 
     job = outcome.job
@@ -217,7 +223,7 @@ def read_one(path: Path) -> Any:
         raise InteropError(f"{path}: no such file")
     try:
         return log.read_eval_log(str(path))
-    except Exception as exc:  # inspect raises zip, JSON and validation errors alike for a foreign file
+    except Exception as exc:  # noqa: BLE001 - inspect raises zip, JSON, validation errors alike for a foreign file
         raise InteropError(f"{path}: cannot be read as an inspect log ({type(exc).__name__}); {EXPECTED}") from None
 
 
