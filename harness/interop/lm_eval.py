@@ -93,7 +93,8 @@ def budget_of(path: Path, number: int, row: dict[str, Any], budget: int | None) 
 def problem_id_of(row: dict[str, Any], id_field: str | None) -> str:
     """The document's own id (`doc[id_field]`, by default `doc['id']` when the task has one), else lm-eval's
     doc_id, its position in the split: what pairs the run with a native one on the same problems."""
-    doc = row.get("doc") if isinstance(row.get("doc"), dict) else {}
+    raw = row.get("doc")
+    doc: dict[str, Any] = raw if isinstance(raw, dict) else {}
     field = id_field or "id"
     if field in doc:
         return str(doc[field])
