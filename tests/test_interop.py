@@ -188,3 +188,34 @@ def test_compare_refuses_an_import_whose_ids_name_other_problems(tmp_path, monke
     assert main(["compare", "mine", "lm"]) == 2
     assert "4 of the 4 shared problem ids have different gold answers, e.g. toy-0; the ids must name the same " \
            "problems" in capsys.readouterr().err
+
+
+@pytest.mark.embedded
+def test_lm_eval_tokens_counted_with_the_model_vocabulary(tmp_path, monkeypatch, capsys):
+    """--tokenizer: the embedded model's GGUF vocabulary counts every generation (llama-cpp-python, the
+    vocabulary alone), and samples.csv names the file it counted with."""
+    from llama_cpp import Llama
+
+    from harness.servers.embedded import model_path
+
+    gguf = model_path()
+    run = tmp_path / "run"
+    assert main(["import", "lm-eval", *map(str, LM_EVAL_SAMPLES), "--into", str(run), "--tokenizer", str(gguf)]) == 0
+    assert f"24 tokenizer:{gguf.name}" in capsys.readouterr().out
+    samples = replay(run, monkeypatch)
+    assert (samples["tokens_counted"] == f"tokenizer:{gguf.name}").all()
+    vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    lines = [json.loads(line) for path in LM_EVAL_SAMPLES for line in path.read_text().splitlines()]
+    texts = {(d["doc"]["id"], d["arguments"]["gen_args_0"]["arg_1"]["max_gen_toks"], i): text
+             for d in lines for i, text in enumerate(d["resps"][0])}
+    expected = [len(vocab.tokenize(texts[r.problem_id, r.budget, r.sample].encode(), add_bos=False, special=False))
+                for r in samples.itertuples()]
+    assert samples["completion_tokens"].tolist() == expected
+    assert expected != [5] * 24  # not the bytes/4 estimate
+
+
+def test_lm_eval_tokenizer_that_is_missing_stops_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "model.gguf"
+    assert main(["import", "lm-eval", str(LM_EVAL_SAMPLES[0]), "--into", str(tmp_path / "run"),
+                 "--tokenizer", str(missing)]) == 2
+    assert f"--tokenizer {missing}: no such file; give the model's .gguf file" in capsys.readouterr().err
