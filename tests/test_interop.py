@@ -219,3 +219,27 @@ def test_lm_eval_tokenizer_that_is_missing_stops_with_one_line(tmp_path, capsys)
     assert main(["import", "lm-eval", str(LM_EVAL_SAMPLES[0]), "--into", str(tmp_path / "run"),
                  "--tokenizer", str(missing)]) == 2
     assert f"--tokenizer {missing}: no such file; give the model's .gguf file" in capsys.readouterr().err
+
+
+def eee_row(sample_id: str, responses: list[str], gold: str, **extra) -> dict:
+    """An Every Eval Ever instance row (instance_level_eval.schema.json 0.2.1, single_turn)."""
+    return {"schema_version": "instance_level_eval_0.2.1", "evaluation_id": "e1", "model_id": "org/model",
+            "evaluation_name": "toy", "sample_id": sample_id, "interaction_type": "single_turn",
+            "input": {"raw": f"Q {sample_id}", "reference": [gold]}, "output": {"raw": responses},
+            "answer_attribution": [], "evaluation": {"score": 1.0, "is_correct": True}, **extra}
+
+
+def test_every_eval_ever_rows_import_as_pools(tmp_path, monkeypatch, capsys):
+    rows = [eee_row("a", ["\\boxed{3}", "\\boxed{4}"], "3", metadata={"token_budget": "64"}),
+            eee_row("b", ["The answer is 5."], "5", metadata={"token_budget": "64"},
+                    token_usage={"input_tokens": 9, "output_tokens": 7, "total_tokens": 16})]
+    rows[1]["output"]["raw"].append("The answer is 5.")
+    source = write_jsonl(tmp_path / "eee.jsonl", rows)
+    assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "run")]) == 0
+    samples = replay(tmp_path / "run", monkeypatch)
+    assert samples["correct"].tolist() == [True, False, True, True]
+    assert samples["budget"].unique().tolist() == [64]
+    del rows[0]["metadata"]
+    write_jsonl(source, rows[:1])
+    assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "other")]) == 2
+    assert "eee.jsonl:1: no metadata.token_budget; give the budget with --budget N" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 Required per line: `problem_id`, `prompt`, `response`, `gold`, and `budget` (or `--budget` for every line).
 Optional: `sample` (else numbered in file order per problem and budget), `reasoning`, `completion_tokens`,
 `reasoning_tokens`, `prompt_tokens`, `finish_reason`. Lines without `completion_tokens` are estimated.
+Every Eval Ever's single-turn instance rows are accepted too, one sample per response of `output.raw`.
 """
 
 from __future__ import annotations
@@ -84,11 +85,52 @@ def sample_of(row: dict[str, Any], budget: int, number: int) -> ImportedSample:
     )
 
 
+# Every Eval Ever (EvalEval coalition): its instance-level rows, `instance_level_eval.schema.json`
+EEE_SCHEMA = "instance_level_eval"
+
+
+def eee_rows(path: Path, number: int, row: dict[str, Any], budget: int | None) -> list[dict[str, Any]]:
+    """An Every Eval Ever single-turn instance row as rows of our schema, one per response in `output.raw`.
+
+    The schema has no budget: `metadata.token_budget` (its metadata values are strings) or --budget. Its
+    `token_usage` is per row: kept when the row holds one response, else each response is estimated.
+    """
+    if row.get("interaction_type") != "single_turn" or not isinstance(row.get("output"), dict):
+        raise InteropError(f"{path}:{number}: an Every Eval Ever row of type {row.get('interaction_type')!r}; "
+                           "only single_turn rows (with output.raw) can be imported")
+    found = str((row.get("metadata") or {}).get("token_budget") or "")
+    at = budget or (int(found) if found.isdigit() else None)
+    if at is None:
+        raise InteropError(f"{path}:{number}: no metadata.token_budget; give the budget with --budget N")
+    inp, out = row.get("input") or {}, row["output"]
+    responses = [str(r) for r in out.get("raw") or []]
+    traces = out.get("reasoning_trace") or []
+    usage = row.get("token_usage") or {}
+    reference = inp.get("reference") or [None]
+    return [{"problem_id": row.get("sample_id"), "budget": at, "prompt": inp.get("formatted") or inp.get("raw") or "",
+             "response": text, "gold": reference[0],
+             "reasoning": traces[i] if len(traces) == len(responses) else None,
+             "completion_tokens": usage.get("output_tokens") if len(responses) == 1 else None,
+             "reasoning_tokens": usage.get("reasoning_tokens") if len(responses) == 1 else None}
+            for i, text in enumerate(responses)]
+
+
+def our_rows(path: Path, budget: int | None) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row in our schema): Every Eval Ever rows are converted, ours pass as they are."""
+    rows = []
+    for number, row in read_rows(path):
+        if str(row.get("schema_version", "")).startswith(EEE_SCHEMA):
+            rows += [(number, {k: v for k, v in r.items() if v is not None}) for r in eee_rows(path, number, row, budget)]
+        else:
+            rows.append((number, row))
+    return rows
+
+
 def read_samples(path: Path, budget: int | None) -> list[ImportedSample]:
     """Every line of `path` as a sample, checked line by line before anything is written."""
     numbered: Counter[tuple[str, int]] = Counter()
     samples = []
-    for number, row in read_rows(path):
+    for number, row in our_rows(path, budget):
         _check_row(path, number, row, budget)
         at = row.get("budget") or budget
         assert at is not None  # _check_row made sure
