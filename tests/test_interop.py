@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -243,3 +244,16 @@ def test_every_eval_ever_rows_import_as_pools(tmp_path, monkeypatch, capsys):
     write_jsonl(source, rows[:1])
     assert main(["import", "jsonl", str(source), "--into", str(tmp_path / "other")]) == 2
     assert "eee.jsonl:1: no metadata.token_budget; give the budget with --budget N" in capsys.readouterr().err
+
+
+def test_export_without_inspect_ai_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """inspect-ai is an optional extra: where it is missing (sys.modules entries of None make its import fail,
+    as in the main lock's environments), the command says how to get it, in one line."""
+    for name in ("inspect_ai", "inspect_ai.log"):
+        monkeypatch.setitem(sys.modules, name, None)
+    assert main(["import", "lm-eval", str(LM_EVAL_SAMPLES[0]), "--into", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path / "run")
+    assert main(["export", "inspect"]) == 2
+    assert capsys.readouterr().err == ("harness: inspect-ai is not installed: pip install 'scaling-harness[interop]' "
+                                       "(or `nox -s interop`), then rerun\n")
+    assert not (tmp_path / "run" / "logs").exists()
