@@ -65,7 +65,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py",
                 "--ignore=tests/test_interop_inspect.py")
 # inspect-ai caps fsspec below the lock's, so its session installs a lock of its own: requirements.lock's pins
-# but fsspec and s3fs, plus inspect-ai (docs/interop.md says how it was compiled)
+# but fsspec and s3fs, plus inspect-ai (compiled by scripts/lock-interop)
 INTEROP_LOCK = Path("requirements-interop.lock")
 
 
