@@ -5,9 +5,13 @@ curve."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +55,42 @@ def test_exported_logs_open_in_inspect_with_one_row_per_sample(imported_run):
         assert len(sample.metadata["store_keys"]) == 1 and len(sample.metadata["store_keys"][0]) == 64
         assert sample.scores["match"].value in ("C", "I") and sample.scores["match"].answer
         assert sample.model_usage and sample.output.usage.output_tokens == 5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, deadline: float) -> bytes:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bytes(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_inspect_view_lists_and_serves_the_exported_logs(imported_run):
+    """`inspect view` on loopback: its log list names both logs, and it serves each whole (what its page
+    reads); the page's rendering in a browser is not checked here."""
+    port = _free_port()
+    logs = imported_run / "logs"
+    view = subprocess.Popen([str(INSPECT_BIN), "view", "--log-dir", str(logs), "--host", "127.0.0.1", "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/api/logs"
+        listed = json.loads(_get(base, time.monotonic() + 120))
+        names = sorted(Path(f["name"]).name for f in listed["files"])
+        assert names == ["toy-arith_cap_32.eval", "toy-arith_cap_64.eval"]
+        served = json.loads(_get(f"{base}/{(logs / names[0]).as_uri()}", time.monotonic() + 30))
+        assert served["status"] == "success" and len(served["samples"]) == 12
+    finally:
+        view.terminate()
+        view.wait(timeout=30)
 
 
 def test_inspect_score_match_reproduces_our_k1_accuracy(imported_run, tmp_path):
