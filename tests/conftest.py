@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 def apply_params_diff(params: dict, diff: str) -> dict:
     """Apply a params diff shown in the docs to `params`, in place (returned for convenience): context lines
     name the section, each `-  key: value` must be what `params` holds now (a diff that removes a stale
-    value is a wrong diff), then `+  key: value` sets it; a key only removed is deleted."""
+    value is a wrong diff), then `+  key: value` sets it (a value params.yaml sets, not null, needs its `-`
+    line first); a key only removed is deleted."""
     section, removed, added = None, [], set()
     for line in diff.splitlines():
         if line.startswith(" ") and line.strip().endswith(":"):
@@ -28,6 +29,9 @@ def apply_params_diff(params: dict, diff: str) -> dict:
                     f"{params.get(section, {}).get(key, '<absent>')!r}")
                 removed.append((section, key))
             else:
+                assert params[section].get(key) is None or (section, key) in removed, (
+                    f"the diff sets {section}.{key} without a `-` line for params.yaml's "
+                    f"{params[section][key]!r}")
                 params[section][key] = value
                 added.add((section, key))
     for section, key in removed:
