@@ -173,7 +173,7 @@ def _tokens(facts: RunFacts) -> str:
     so the input billed is more than the prompts; the prompts alone were the only figure here once, and did
     not match metrics.json."""
     return (f"{facts.completion_tokens:,} completion, {facts.input_tokens:,} input "
-            f"({facts.prompt_tokens:,} of it the samples' first prompts, the rest sent again by later requests)")
+            f"({facts.prompt_tokens:,} of it first prompts; a chain's later requests send them again)")
 
 
 def _saturation(law: dict[str, Any], measured_to: float | None = None) -> str:
