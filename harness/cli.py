@@ -51,10 +51,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .requests.store import StoreError
     from .requests.thinking import LimitIgnored
     from .servers.embedded import EmbeddedError
+    from .share import ShareError
     from .stages.vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError)
+            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError, ShareError)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run every stage in order, without DVC")
     sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
     _add_compare(sub)
+    _add_share(sub)
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     return parser
@@ -143,6 +145,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                       "efficiency ratio compares (default: the lower of the two runs' best)")
 
 
+def _add_share(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("share", help="the store and outputs DVC-tracked, committed and pushed to the default DVC "
+                   "remote (safe to rerun)")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Run one command; commands over finished runs need no params.yaml of their own."""
     if args.command == "compare":  # reads finished runs only: no params, no model
@@ -150,6 +157,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         compare_runs(args.runs, args.label, args.reference, args.target)
         return 0
+    if args.command == "share":  # git and DVC only: no params, no model
+        from .share import run as share
+
+        return share()
     if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
         from .report.build import report_command
 
