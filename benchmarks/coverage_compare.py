@@ -17,8 +17,8 @@ budgets, B one doubling later than A (it needs exactly twice the tokens for any 
 problem vary around 2^x. The truth is 2 at a fixed target of 0.5 (both curves cross it inside their
 budgets); reported: coverage of the paired-bootstrap interval and how often it is open.
 
-Defaults: 2,000 runs per cell for the interval and the tests, 300 for the ratio (~10 min on one core);
-`--quick` a tenth.
+Defaults: 2,000 runs per cell for the interval and the tests, 285 per row for the ratio (reps // 7, at least
+30; ~10 min on one core); `--quick` 200 and 30.
 """
 
 from __future__ import annotations

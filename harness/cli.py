@@ -52,10 +52,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .requests.store import StoreError
     from .requests.thinking import LimitIgnored
     from .servers.embedded import EmbeddedError
+    from .share import ShareError
     from .stages.vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError, InteropError)
+            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError, ShareError,
+            InteropError)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run every stage in order, without DVC")
     sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
     _add_compare(sub)
+    _add_share(sub)
     _add_import(sub)
     _add_export(sub)
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
@@ -144,6 +147,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                       "(data/references/NAME.json, e.g. seed-o1-mini, or a path)")
     comp.add_argument("--target", type=float, metavar="ACCURACY", help="the accuracy (0-1) whose cost in tokens the "
                       "efficiency ratio compares (default: the lower of the two runs' best)")
+
+
+def _add_share(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("share", help="the store and outputs DVC-tracked, committed and pushed to the default DVC "
+                   "remote (safe to rerun)")
 
 
 def _add_import(sub: argparse._SubParsersAction) -> None:
@@ -175,6 +183,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         compare_runs(args.runs, args.label, args.reference, args.target)
         return 0
+    if args.command == "share":  # git and DVC only: no params, no model
+        from .share import run as share
+
+        return share()
     if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
         from .report.build import report_command
 

@@ -8,10 +8,10 @@ single-sample curve over budgets and its majority-vote curve at the largest budg
 Runs with sample tables are **paired** by `problem_id`: the first run is the reference A and every other
 run B is compared with it (A-B, A-C, ...) on the problems both answered, the problem being the unit:
 - at every budget both ran (a run with one budget, such as a baseline without thinking, is compared with
-  every budget of the other): B - A with its interval and an exact test (harness/paired.py);
+  every budget of the other): B - A with its interval and an exact test (harness/analysis/paired.py);
 - at matched spend: each run's single-sample curve read on log2 of the tokens it really used, at every
   spend either run measured inside both runs' range;
-- efficiency: the tokens each run needs to reach an accuracy, and their ratio (harness/efficiency.py).
+- efficiency: the tokens each run needs to reach an accuracy, and their ratio (harness/analysis/efficiency.py).
 Runs whose shared problems read differently (text or gold answer) are refused, as are runs that share
 none. A published reference (`--reference seed-o1-mini`: data/references/) is drawn beside the runs,
 with no interval and no test: it has no per-problem data.
@@ -46,7 +46,7 @@ MATCHED_SPEND_RULE = ("each run's single-sample curve (k = 1) on the shared prob
 EFFICIENCY_RULE = ("tokens each run's single-sample curve, made non-decreasing and read by straight lines in log2 "
                    "tokens, needs to reach the target (default: the lower of the two runs' best single-sample "
                    "accuracy); ratio = B / A; interval: paired bootstrap over problems, open where a run does not "
-                   "reach the target (harness/efficiency.py)")
+                   "reach the target (harness/analysis/efficiency.py)")
 
 
 class CompareError(ValueError):

@@ -41,7 +41,7 @@ def test_a_stage_without_a_model_runs_without_importing_an_http_library(stage, t
 
 
 GROUND = {"params", "files", "data", "budget_axis", "redact"}
-COMMANDS = {"cli", "estimate", "preflight", "summary", "compare", "llama_server"}
+COMMANDS = {"cli", "estimate", "preflight", "summary", "compare", "llama_server", "share"}
 PACKAGES = ("stages", "report", "interop", "requests", "servers", "analysis")
 # The only imports from the ground up: params checks a name in params.yaml against the catalogue that defines
 # it (the embedded models, the servers' thinking presets), lazily inside its validators.

@@ -67,7 +67,9 @@ def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fa
         assert f"{status} {count}" in live["samples"]
     assert live["requests"] == f"{sent} sent to the model, {samples['requests'].sum() - sent} replayed from the store"
     completion, prompt = int(samples["completion_tokens"].sum()), int(samples["prompt_tokens"].sum())
-    assert live["tokens"] == f"{completion:,} completion, {prompt:,} prompt"
+    sent_in = int(samples["input_tokens"].sum())  # every request's prompt: what metrics.json `cost` bills
+    assert live["tokens"] == (f"{completion:,} completion, {sent_in:,} input ({prompt:,} of it first prompts; "
+                              "a chain's later requests send them again)")
     assert live["cost"] == f"${(prompt * 1.0 + completion * 10.0) / 1e6:,.2f}"
     law = json.loads(Path("outputs/metrics.json").read_text())["law"]
     # six problems: too few for a law (its slope and saturation intervals under-cover below 16), and it says so
