@@ -298,8 +298,10 @@ def replay(session: nox.Session) -> None:
 
 @nox.session
 def interop(session: nox.Session) -> None:
-    """`harness export inspect` and `harness import inspect` against inspect_ai itself
-    (tests/test_interop_inspect.py: read_eval_log, samples_df, `inspect score`, the round trip)."""
+    """`harness export inspect` and `harness import inspect`, checked with inspect_ai itself.
+
+    tests/test_interop_inspect.py: read_eval_log, samples_df, `inspect view`, `inspect score`, the round trip;
+    installs requirements-interop.lock, never the main lock."""
     session.install("--require-hashes", "-r", str(INTEROP_LOCK))
     session.install("--no-deps", "-e", ".")
     session.run("pytest", "tests/test_interop_inspect.py", *session.posargs, env=ENV)
