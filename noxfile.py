@@ -1,4 +1,4 @@
-"""Sessions: `nox -s lint typecheck tests replay browser` is what CI runs; `nox -s reproduce` is the main job.
+"""Sessions: `nox -s lint typecheck tests replay browser interop` is what CI runs; `nox -s reproduce` is the main job.
 
 Every session installs from the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
@@ -29,7 +29,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "replay", "browser"]
+nox.options.sessions = ["lint", "typecheck", "tests", "replay", "browser", "interop"]
 nox.options.reuse_venv = "yes"
 
 # PYTHONDONTWRITEBYTECODE set to empty: a machine (or CI) that sets it makes every Python process compile
