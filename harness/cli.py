@@ -156,8 +156,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         report_command(args.runs, args.output, args.split)
         return 0
     params = load_params(args.params)
-    if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
-        register(os.environ.get(params.model.api_key_env))
+    if params.model.key_variable:  # a provider may echo the key: nothing we write may contain it
+        register(os.environ.get(params.model.key_variable))
     if args.command == "reproduce":
         return summarized(params, lambda: reproduce(args.params, params, args.incremental))
     if args.command == "run":
