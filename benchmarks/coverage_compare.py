@@ -1,5 +1,5 @@
-"""Coverage of `harness compare`'s numbers: the paired difference's 95% interval, the exact tests' false
-alarms, and the efficiency ratio's interval, on simulated pairs of runs over the same problems.
+"""Coverage of `harness compare`'s numbers: the paired difference's 95% interval, the false alarms of its
+p-value, and the efficiency ratio's interval, on simulated pairs of runs over the same problems.
 
     python benchmarks/coverage_compare.py [--reps N] [--quick] [--only difference|matched|ratio]
 
@@ -16,9 +16,10 @@ inside the interval, or p above it with 0 outside.
 The contradicting case, matched spend: `harness compare` reads each run between its two budgets around
 a spend, so with one sample per problem the scores are fractional (0.06, 0.94, ...). Each run's two
 budgets are 0.15 apart in accuracy and read at weight w (A at w, B at 1 - w); the truth is the
-difference of the read accuracies. There Newcombe's interval (built on the binomial variance) printed
--17.1 to +12.6 beside p = 0.0027; the table gives its coverage and contradictions beside those of the
-interval now used (the sign-flip test inverted).
+difference of the read accuracies. There the sign-flip permutation test compare used to print for
+fractional scores said p = 0.0027 beside Newcombe's interval of -17.1 to +12.6; the table gives the
+interval's coverage, and the false alarms and contradictions of its own p-value (what compare prints
+now) beside those of that sign-flip test (`old_sign_flip_p`, kept here only for this comparison).
 
 The efficiency ratio: both runs' single-sample accuracy rises along a logistic in log2 tokens at seven
 budgets, B one doubling later than A (it needs exactly twice the tokens for any accuracy); tokens per
@@ -113,41 +114,58 @@ def _read_between(rng: np.random.Generator, z: np.ndarray, read: float, weight: 
     return (1 - weight) * at_lower + weight * at_upper
 
 
+def old_sign_flip_p(differences: np.ndarray, seed: int = 0, draws: int = 20000) -> float:
+    """The test compare printed for fractional scores before: two-sided sign-flip permutation p-value of
+    the mean difference, exact over the 2^m patterns of m <= 16 non-zero differences, else seeded draws."""
+    d = differences[np.abs(differences) > 1e-12]
+    m = d.size
+    if m == 0:
+        return 1.0
+    observed = abs(float(d.sum())) - 1e-9
+    if m <= 16:
+        signs = ((np.arange(2**m)[:, None] >> np.arange(m)[None, :]) & 1) * 2 - 1
+        return float(np.mean(np.abs(signs @ d) >= observed))
+    signs = np.random.default_rng([seed, m]).integers(0, 2, size=(draws, m)) * 2 - 1
+    return (1 + int(np.sum(np.abs(signs @ d) >= observed))) / (1 + draws)
+
+
 def matched_coverage(problems: int, read: float, truth: float, weight: float, spread: float, reps: int,
                      seed: int = 0) -> dict[str, float]:
-    """At matched spend: coverage and contradictions of the interval used and of Newcombe's, and false
-    alarms of the test when the truth is 0."""
+    """At matched spend: the interval's coverage, and the false alarms (truth 0) and contradictions of
+    its own p-value and of the old sign-flip test."""
     rng = np.random.default_rng([seed, problems, round(100 * read), round(100 * truth) + 100, round(100 * weight)])
-    counts = {"interval": 0, "newcombe": 0, "p below 0.05": 0, "contradictions": 0, "newcombe contradictions": 0}
+    counts = {"interval": 0, "p below 0.05": 0, "old p below 0.05": 0, "contradictions": 0, "old contradictions": 0}
     for _ in range(reps):
         z = rng.normal(size=problems)
         scores_a = _read_between(rng, z, read, weight, spread)
         scores_b = _read_between(rng, z, read + truth, 1 - weight, spread)
         found = paired.compare_scores(scores_a, scores_b)
-        lo, hi = paired.difference_interval(scores_a, scores_b)
+        old_p = old_sign_flip_p(scores_b - scores_a)
         counts["interval"] += bool(found.lo - 1e-12 <= truth <= found.hi + 1e-12)
-        counts["newcombe"] += bool(lo - 1e-12 <= truth <= hi + 1e-12)
         counts["p below 0.05"] += found.p_value < 0.05
+        counts["old p below 0.05"] += old_p < 0.05
         counts["contradictions"] += contradicts(found.p_value, found.lo, found.hi)
-        counts["newcombe contradictions"] += contradicts(found.p_value, lo, hi)
+        counts["old contradictions"] += contradicts(old_p, found.lo, found.hi)
     return {key: value / reps for key, value in counts.items()}
 
 
 def matched_table(reps: int, spread: float = 2.0) -> None:
     print(f"\n### At matched spend (fractional scores from one sample per budget; spread {spread}): {reps} seeded "
           "runs per cell\n")
-    print("| problems | weight w | min coverage: sign-flip interval (used) | Newcombe's | p < 0.05 when no "
-          "difference (max) | rows contradicting themselves: used | with Newcombe's |")
+    print("| problems | weight w | min coverage of the interval | p < 0.05 when no difference (max): the interval's "
+          "own p | the old sign-flip test | rows contradicting themselves (max): now | with the old test |")
     print("|---|---|---|---|---|---|---|")
     for problems in PROBLEMS:
         for weight in MATCHED_WEIGHTS:
             cells = {(m, t): matched_coverage(problems, m, t, weight, spread, reps)
                      for m in MATCHED_MEANS for t in MATCHED_TRUTHS}
-            worst = {key: min(c[key] for c in cells.values()) for key in ("interval", "newcombe")}
-            most = {key: max(c[key] for c in cells.values()) for key in ("contradictions", "newcombe contradictions")}
-            alarms = max(c["p below 0.05"] for (m, t), c in cells.items() if t == 0)
-            print(f"| {problems} | {weight} | {worst['interval']:.3f} | {worst['newcombe']:.3f} | {alarms:.3f} "
-                  f"| {most['contradictions']:.3f} | {most['newcombe contradictions']:.3f} |", flush=True)
+            covered = min(c["interval"] for c in cells.values())
+            alarms = {key: max(c[key] for (m, t), c in cells.items() if t == 0)
+                      for key in ("p below 0.05", "old p below 0.05")}
+            most = {key: max(c[key] for c in cells.values()) for key in ("contradictions", "old contradictions")}
+            print(f"| {problems} | {weight} | {covered:.3f} | {alarms['p below 0.05']:.3f} | "
+                  f"{alarms['old p below 0.05']:.3f} | {most['contradictions']:.3f} | {most['old contradictions']:.3f} |",
+                  flush=True)
 
 
 def _chance(x: np.ndarray, shift: float, skill: np.ndarray) -> np.ndarray:

@@ -335,7 +335,7 @@ def summary_lines(p: dict[str, Any]) -> list[str]:
             for r in p["budgets"]]
     rows += [(f"matched spend {r['tokens']:,.0f} tokens", r) for r in p["matched_spend"]]
     width = max([len("B - A at"), *(len(where) for where, _ in rows)])
-    lines = [f"compare: B = {p['b']}, A = {p['a']}, on {p['problems']} shared problems",
+    lines = [f"compare: B \"{p['b']}\" - A \"{p['a']}\" on {p['problems']} shared problems",
              f"  {'B - A at':<{width}}  {'points':>6}  {'95% CI':<16}  {'p':>6}  {'A higher':>8}  {'B higher':>8}"]
     lines += [f"  {where:<{width}}  {row_cells(r)}" for where, r in rows]
     eff = p["efficiency"]

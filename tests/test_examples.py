@@ -164,7 +164,8 @@ def test_the_reasoning_readme_quotes_its_paired_comparison_with_the_baseline(tmp
     for row in (rows[(1024, 512)], rows[(1024, 1024)], pair["matched_spend"][0]):
         interval = f"{100 * row['lo']:+.1f} to {100 * row['hi']:+.1f}".replace("-", "−")
         assert f"{100 * row['delta']:+.1f} points | {interval} |".replace("-", "−") in flat, row
-        assert f"{row['discordant'][0]} / {row['discordant'][1]} |" in flat
+        assert f"{row['problems_a_higher']} / {row['problems_b_higher']} |" in flat
+        assert f"| {row['p_value']:.2f} |" in flat
     assert pair["efficiency"]["ratio_bound"] == ">= 1.62" and "at least 1.6 times" in flat
     shutil.copytree(REASONING, tmp_path / "run", symlinks=True, ignore=shutil.ignore_patterns("store", "live.log"))
     monkeypatch.chdir(tmp_path / "run")

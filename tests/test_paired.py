@@ -1,4 +1,4 @@
-"""Which run is better: the paired difference, its interval and exact tests (harness/analysis/paired.py), the tokens
+"""Which run is better: the paired difference, its interval and its p-value (harness/analysis/paired.py), the tokens
 each run needs (harness/analysis/efficiency.py), and `harness compare` pairing real run directories by problem."""
 
 import importlib.util
@@ -178,8 +178,8 @@ def test_compare_pairs_planted_runs_by_problem_and_writes_compare_json(tmp_path,
     ac = report["pairs"][1]
     assert {r["budget"]: r["delta"] for r in ac["budgets"]} == {16: pytest.approx(-5 / 30, abs=1e-6), 64: 0}
     printed = capsys.readouterr().out.splitlines()
-    out = printed[: printed.index("compare: B = C, A = A, on 30 shared problems")]  # the first pair's lines
-    assert out[0] == "compare: B = B, A = A, on 30 shared problems"
+    out = printed[: printed.index('compare: B "C" - A "A" on 30 shared problems')]  # the first pair's lines
+    assert out[0] == 'compare: B "B" - A "A" on 30 shared problems'
     assert out[1].split() == ["B", "-", "A", "at", "points", "95%", "CI", "p", "A", "higher", "B", "higher"]
     budget_64 = next(line for line in out if line.strip().startswith("budget 64"))
     assert budget_64.split()[2] == "+40.0" and budget_64.split()[-2:] == ["0", "12"]

@@ -25,6 +25,7 @@ Pure: arrays in, numbers out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,17 +66,25 @@ def difference_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFID
     (continuity-corrected Wilson limits of each run, combined with the scores' correlation); NaN for
     fewer than two problems."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n = a.size
-    if n < 2:
+    if a.size < 2:
         return math.nan, math.nan
-    pa, pb = float(a.mean()), float(b.mean())
-    (la, ua), (lb, ub) = ((float(v) for v in score_interval(x.sum(), n, confidence)) for x in (a, b))
-    phi = correlation(a, b)
-    # B - A: its lower end comes from B's lower limit and A's upper, and the reverse
-    below = math.sqrt(max((pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2, 0.0))
-    above = math.sqrt(max((ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2, 0.0))
-    delta = pb - pa
-    return max(delta - below, -1.0), min(delta + above, 1.0)
+    return _interval_at(a, b)(confidence)
+
+
+def _interval_at(a: np.ndarray, b: np.ndarray) -> Callable[[float], tuple[float, float]]:
+    """The interval of `a`, `b` as a function of the confidence level: what does not depend on the level
+    (means, sums, correlation) computed once, since interval_p asks for some thirty levels."""
+    n, pa, pb = a.size, float(a.mean()), float(b.mean())
+    totals, phi = np.array([a.sum(), b.sum()]), correlation(a, b)
+
+    def at(confidence: float) -> tuple[float, float]:
+        (la, lb), (ua, ub) = (map(float, limits) for limits in score_interval(totals, n, confidence))
+        # B - A: its lower end comes from B's lower limit and A's upper, and the reverse
+        below = math.sqrt(max((pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2, 0.0))
+        above = math.sqrt(max((ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2, 0.0))
+        return max(pb - pa - below, -1.0), min(pb - pa + above, 1.0)
+
+    return at
 
 
 def difference_intervals(before: np.ndarray, after: np.ndarray, confidence: float = CONFIDENCE
@@ -89,7 +98,7 @@ def difference_intervals(before: np.ndarray, after: np.ndarray, confidence: floa
     return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
-def interval_p(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE, steps: int = 40) -> float:
+def interval_p(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE, steps: int = 30) -> float:
     """The p-value the interval implies: 1 - c for the highest confidence c whose interval of
     mean(b) - mean(a) leaves out 0 (bisection over c). The bracket starts on the reported `confidence`
     level's side, so p < 1 - confidence exactly when that interval leaves out 0. 1 when the means are
@@ -99,8 +108,10 @@ def interval_p(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE, ste
     if a.size < 2 or not abs(delta) > 1e-12:
         return 1.0
 
+    interval = _interval_at(a, b)
+
     def excludes_zero(level: float) -> bool:
-        lo, hi = difference_interval(a, b, level)
+        lo, hi = interval(level)
         return lo > 0 or hi < 0
 
     excluded, included = (confidence, 1 - 1e-15) if excludes_zero(confidence) else (0.0, confidence)
