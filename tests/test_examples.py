@@ -94,6 +94,7 @@ def test_the_methods_readme_quotes_the_differences_their_pairing_establishes():
     flat = " ".join((EXAMPLES / "README.md").read_text(encoding="utf-8").split())
     for _, _, r in established:
         assert f"{100 * r['delta']:+.1f}" in flat and f"{100 * r['lo']:+.1f} to {100 * r['hi']:+.1f}" in flat
+        assert r["p_value"] < 0.05 and f"{r['p_value']:.3f}" in flat  # the interval's own p-value agrees
 
 
 def test_the_compute_optimal_grid_is_what_its_readme_says():
