@@ -89,10 +89,10 @@ def test_any_hub_dataset_id_goes_through_load_hub(project, fake_model, tmp_path)
 
 
 @pytest.mark.parametrize(("source", "message"), [
-    ("aime2024", "data.source = 'aime2024': could not load scaling-harness-tests/no-such-aime from the Hugging "
-                 "Face Hub ({}); offline, set data.path to a local .jsonl/.parquet copy"),
-    ("scaling-harness-tests/no-such-dataset", "data.source = 'scaling-harness-tests/no-such-dataset': could not "
-     "load from the Hugging Face Hub ({}); offline, point data.source at a local .jsonl with id, problem, answer"),
+    ("aime2024", ("data.source = 'aime2024': could not load scaling-harness-tests/no-such-aime from the Hugging "
+                  "Face Hub ({}); offline, set data.path to a local .jsonl/.parquet copy")),
+    ("scaling-harness-tests/no-such-dataset", ("data.source = 'scaling-harness-tests/no-such-dataset': could not "
+     "load from the Hugging Face Hub ({}); offline, point data.source at a local .jsonl with id, problem, answer")),
 ])
 def test_offline_the_hub_says_what_to_use_instead(source, message, project, fake_model, monkeypatch, capsys):
     """No network (datasets' own offline switches on): one line naming the local alternative. Ids that

@@ -3,7 +3,6 @@ outputs/problems.jsonl; a source it cannot load stops it before anything is pric
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from conftest import DATA

@@ -17,7 +17,7 @@ standard deviations) pays for them in width.
   a separate test: a sign-flip permutation test printed p = 0.0027 beside an interval of -17.1 to
   +12.6 points, and the simulation showed the test was the wrong one: at matched spend the per-problem
   differences are skewed (many small ones one way, a few large ones the other), and it raised false
-  alarms in 8-10% of runs with no difference, where the interval still covered 0.97 or more.
+  alarms in up to 8% of runs with no difference, where the interval still covered 0.97 or more.
 
 Pure: arrays in, numbers out.
 """
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from .stats import CONFIDENCE, score_interval
 
 TEST = "Newcombe interval inverted"
