@@ -204,8 +204,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         export_command(params, args.out)
         return 0
-    if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
-        register(os.environ.get(params.model.api_key_env))
+    if params.model.key_variable:  # a provider may echo the key: nothing we write may contain it
+        register(os.environ.get(params.model.key_variable))
     if args.command == "reproduce":
         return summarized(params, lambda: reproduce(args.params, params, args.incremental))
     if args.command == "run":

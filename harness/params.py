@@ -25,6 +25,7 @@ from pydantic import (
 from .budget_axis import EFFORT_LEVELS, Budget, as_budget
 
 EMBEDDED = "embedded"
+NO_KEY = "none"  # model.api_key_env: the server needs no key, said on purpose (a keyless vLLM on a GPU node)
 REASONING_GYM_PREFIX = "reasoning_gym:"
 # `data.source` names of the benchmarks data.CATALOG describes (a test keeps them equal)
 NAMED_DATASETS = ("aime2024", "aime2025", "math500", "gsm8k")
@@ -98,6 +99,11 @@ class ModelParams(_Section):
     @property
     def is_embedded(self) -> bool:
         return self.base_url == EMBEDDED
+
+    @property
+    def key_variable(self) -> str | None:
+        """The environment variable holding the key, or None: not set, or `none` (no key on purpose)."""
+        return None if self.api_key_env in (None, NO_KEY) else self.api_key_env
 
     @property
     def endpoints(self) -> list[str]:

@@ -124,8 +124,8 @@ def _inside(path: Path) -> Iterator[None]:
 def read_run(path: Path) -> RunData:
     with _inside(path):
         params = load_params("params.yaml")
-        if params.model.api_key_env:  # the key itself never reaches the page, even if a response echoed it
-            register(os.environ.get(params.model.api_key_env))
+        if params.model.key_variable:  # the key itself never reaches the page, even if a response echoed it
+            register(os.environ.get(params.model.key_variable))
         problems = read_problems()
         samples = pd.read_csv(require(SAMPLES, "sample"), dtype={"problem_id": str, "answer": str, "gold": str,
                                                                   "error": str, "status": str},
@@ -345,7 +345,7 @@ def provenance(data: RunData) -> dict[str, Any]:
     sha256, the store. The API key is never here: params hold only the name of its variable."""
     p = data.params
     return {
-        "model": p.model.name, "server": p.model.base_url, "api_key_env": p.model.api_key_env,
+        "model": p.model.name, "server": p.model.base_url, "api_key_env": p.model.key_variable,
         "chat_template": p.model.chat_template, "method": p.budgets.method,
         "budgets": [str(b) for b in p.budgets.requested],
         "dataset": data.dataset.get("source", p.data.source), "dataset_sha256": data.dataset.get("fingerprint"),
