@@ -129,3 +129,79 @@ def test_claims_are_exclusive_and_a_dead_or_expired_claimer_is_taken_over(tmp_pa
     assert mine.take("remote") is None
     mine.release_all()
     assert sorted(p.name for p in (tmp_path / ".claims").glob("[a-z]*")) == ["b"]
+
+
+def _filled(tmp_path, n=50):
+    store = ResponseStore(tmp_path, "sample")
+    store.append_many([(_req(i), {"text": f"answer {i}"}) for i in range(n)])
+    store.close()
+    return store
+
+
+def test_a_closed_shard_gets_an_index_and_a_longer_shard_is_read_past_it(tmp_path):
+    from harness.requests.keydir import index_path, load_index
+
+    store = _filled(tmp_path)
+    index = index_path(store.shard_path)
+    saved, problem = load_index(store.shard_path, store.shard_path.stat().st_size)
+    assert problem is None and saved is not None and len(saved.entries) == 50
+    covered = saved.covered
+    with open(store.shard_path, "ab") as fh:  # another writer appended after the index was saved
+        fh.write(ResponseStore._line_for(_req(50), {"text": "late"}))
+    reopened = ResponseStore(tmp_path, "report", readonly=True)
+    assert len(reopened) == 51 and reopened.get(request_key(_req(50)))["response"]["text"] == "late"
+    assert load_index(store.shard_path, store.shard_path.stat().st_size)[0].covered == covered  # readonly: untouched
+    assert index.exists()
+
+
+def test_a_damaged_or_stale_index_is_rebuilt_with_one_warning(tmp_path):
+    from harness.requests.keydir import index_path
+
+    store = _filled(tmp_path)
+    index = index_path(store.shard_path)
+    data = bytearray(index.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte in an entry
+    index.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"sample.jsonl.idx: damaged .*; rebuilt from"):
+        again = ResponseStore(tmp_path, "sample")
+    assert len(again) == 50 and again.get(request_key(_req(7)))["response"]["text"] == "answer 7"
+    lines = store.shard_path.read_bytes().splitlines(keepends=True)
+    store.shard_path.write_bytes(b"".join(lines[:20]))  # an older copy of the shard came back (a checkout)
+    with pytest.warns(UserWarning, match=r"stale \(it covers \d+ bytes, the shard has \d+\); rebuilt"):
+        older = ResponseStore(tmp_path, "sample")
+    assert len(older) == 20 and request_key(_req(30)) not in older and request_key(_req(3)) in older
+
+
+def test_a_canonical_record_edited_in_place_stops_when_read_with_file_and_line(tmp_path):
+    store = _filled(tmp_path, 5)
+    lines = store.shard_path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"prompt":"p3"', '"prompt":"p9"')  # still starts with the same key
+    store.shard_path.write_text("".join(lines))
+    with pytest.warns(UserWarning, match="stale"):
+        edited = ResponseStore(tmp_path, "sample")
+    assert edited.get(request_key(_req(1)))["response"]["text"] == "answer 1"
+    with pytest.raises(StoreError, match=r"sample.jsonl:4: the key does not match its request"):
+        edited.get(request_key(_req(3)))
+
+
+def test_memory_per_response_is_the_key_directory_not_the_text(tmp_path):
+    """The text is on disk only: what the store holds per response is a few fixed-width numbers."""
+    store = ResponseStore(tmp_path, "sample")
+    store.append_many([(_req(i), {"text": "t" * 20_000}) for i in range(3000)])
+    store.close()
+    reopened = ResponseStore(tmp_path, "vote", readonly=True)
+    table = reopened._table
+    held = table.prefix.nbytes + table.where.nbytes + table.length.nbytes
+    assert len(reopened) == 3000 and not reopened._recent
+    assert held / len(reopened) <= 100, held / len(reopened)
+
+
+def test_keys_stored_twice_count_once_and_the_first_shard_wins(tmp_path):
+    first = ResponseStore(tmp_path, "a")
+    first.append(_req(1), {"text": "from a"})
+    second = ResponseStore(tmp_path, "b")
+    assert request_key(_req(1)) in second
+    with open(second.shard_path, "ab") as fh:  # a second run raced the first and stored it again
+        fh.write(ResponseStore._line_for(_req(1), {"text": "from b"}))
+    both = ResponseStore(tmp_path, "c", readonly=True)
+    assert len(both) == 1 and both.get(request_key(_req(1)))["response"]["text"] == "from a"

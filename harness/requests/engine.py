@@ -134,6 +134,13 @@ def model_endpoint(params: Params) -> Iterator[Router]:
 def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:
     """Every job's outcome, from the store where possible and from the model otherwise."""
     store = ResponseStore(store_dir(), shard)
+    try:
+        return _collect(params, jobs, store, shard, desc)
+    finally:
+        store.close()  # saves the shard's key index: the next stage opens the store without reading it
+
+
+def _collect(params: Params, jobs: list[Job], store: ResponseStore, shard: str, desc: str) -> list[Outcome]:
     if store.root != STORE_DIR:  # a shared store: the project's own shard (a DVC output) stays as it is
         STORE_DIR.mkdir(exist_ok=True)
         (STORE_DIR / f"{shard}.jsonl").touch(exist_ok=True)
