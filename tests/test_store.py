@@ -205,3 +205,50 @@ def test_keys_stored_twice_count_once_and_the_first_shard_wins(tmp_path):
         fh.write(ResponseStore._line_for(_req(1), {"text": "from b"}))
     both = ResponseStore(tmp_path, "c", readonly=True)
     assert len(both) == 1 and both.get(request_key(_req(1)))["response"]["text"] == "from a"
+
+
+def _hold_the_stage_shard(root, ready, done):
+    store = ResponseStore(root, "sample")
+    store.append(_req(0), {"text": "held"})
+    ready.set()
+    done.wait(60)
+    store.append(_req(1), {"text": "still mine"})
+    store.close()
+
+
+def test_a_second_writer_gets_a_shard_of_its_own_and_never_touches_the_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOST", "beta")
+    ready, done = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_the_stage_shard, args=(tmp_path, ready, done))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        before = (tmp_path / "sample.jsonl").read_bytes()
+        second = ResponseStore(tmp_path, "sample")
+        assert second.shard_path.name.startswith("sample@beta@") and second.shard_path.suffix == ".jsonl"
+        second.append_many([(_req(i), {"text": f"second {i}"}) for i in range(2, 6)])
+        assert (tmp_path / "sample.jsonl").read_bytes() == before  # the holder's file: not one byte more
+        second.close()
+    finally:
+        done.set()
+        holder.join(60)
+    assert holder.exitcode == 0
+    everything = ResponseStore(tmp_path, "report", readonly=True)
+    assert len(everything) == 6
+    assert everything.get(request_key(_req(1)))["response"]["text"] == "still mine"
+    assert everything.get(request_key(_req(4)))["response"]["text"] == "second 4"
+    mine = ResponseStore(tmp_path, "sample")  # the holder is gone: the stage's shard is free again
+    assert mine.shard_path.name == "sample.jsonl"
+    mine.close()
+
+
+def test_a_dead_writers_torn_shard_is_settled_once(tmp_path):
+    """A writer killed mid-append left a partial line in its own shard; nobody appends there again, so the
+    next writer on its host cuts it (once) instead of every open reporting it."""
+    from harness.requests.store import host_name
+
+    shard = tmp_path / f"sample@{host_name()}@999999999@abcdef.jsonl"  # no such process on this host
+    shard.write_bytes(ResponseStore._line_for(_req(1), {"text": "kept"}) + b'{"key":"ab')
+    store = ResponseStore(tmp_path, "sample")
+    assert shard.read_bytes().endswith(b"\n") and len(store) == 1
+    store.close()

@@ -81,6 +81,17 @@ class StoreWriteFailed(StoreError):
         super().__init__(message or f"cannot write {self.what}; {self.advice}, then rerun")
 
 
+HOST_ENV = "HARNESS_HOST"  # the name this process gives its host in claims and shard names
+
+
+def host_name() -> str:
+    """This machine's name as claims and writers' shards carry it: HARNESS_HOST when machines sharing a store
+    have the same host name (containers), else the host name. Any character a file name cannot hold is
+    replaced, and "@" (it separates the parts of a shard's name)."""
+    name = os.environ.get(HOST_ENV) or socket.gethostname()
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "host"
+
+
 def request_key(request: dict[str, Any]) -> str:
     """The identity of a request: sha256 of its canonical JSON (sorted keys, no whitespace)."""
     return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
@@ -101,9 +112,15 @@ class ResponseStore:
         self.readonly = readonly
         self._lock_path = self.root / ".lock"
         self._index_lock = threading.Lock()  # appends run in a worker thread, refreshes on the event loop
+        self._lease: Path | None = None
         if not readonly:  # readonly: a preflight check must not create files
             self.root.mkdir(parents=True, exist_ok=True)
             self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
+            self._lease = self.shard_path
+            if not _take_lease(self.shard_path):  # another writer has the stage's shard: a shard of our own
+                self._lease = None
+                self.shard_path = self.root / f"{shard}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
+            _settle_dead_writers(self.root, self._lock_path)
         self._load()
 
     def _load(self) -> None:
@@ -256,6 +273,9 @@ class ResponseStore:
                 self._shard_keys(self.shard_path, save=True)
             except (OSError, StoreError):
                 pass  # an index is a cache: the next open reads the shard (and reports what is wrong there)
+        if self._lease is not None:
+            _give_lease(self._lease)
+            self._lease = None
 
     def append(self, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
         """Persist one response durably (write + fsync under lock) and index it."""
@@ -274,7 +294,7 @@ class ResponseStore:
         try:
             with _locked(self._lock_path):
                 _cut_torn_tail(self.shard_path)
-                start = self.shard_path.stat().st_size
+                start = self.shard_path.stat().st_size if self.shard_path.exists() else 0  # a writer's own
                 _append_whole(self.shard_path, lines)
         except StoreWriteFailed as exc:
             self._index(records[: exc.stored], lines, start)
@@ -312,6 +332,55 @@ class ResponseStore:
             response.clear()
             response.update(json.loads(scrubbed))
         return {"v": SCHEMA_VERSION, "key": request_key(request), "request": request, "response": response}
+
+
+# The stage shard each process writes: path -> (descriptor holding its flock, stores of this process using it)
+_LEASES: dict[Path, tuple[int, int]] = {}
+_LEASES_LOCK = threading.Lock()
+
+
+def _take_lease(shard: Path) -> bool:
+    """Become the one writer of a stage's shard (`store/<stage>.jsonl`, the DVC output), or learn that another
+    process is. Why: every writer appends only to a file no other live writer appends to (runs on two hosts
+    sharing a store directory never interleave in one file); a second run at once writes a shard of its own,
+    `<stage>@<host>@<pid>@<token>.jsonl`, which no one appends to once it is closed. The flock goes with the
+    process: a killed writer's lease is free at once."""
+    with _LEASES_LOCK:
+        if shard in _LEASES:  # this process writes it already (two stores of one process share a lease)
+            fd, users = _LEASES[shard]
+            _LEASES[shard] = (fd, users + 1)
+            return True
+        fd = os.open(shard, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        _LEASES[shard] = (fd, 1)
+        return True
+
+
+def _give_lease(shard: Path) -> None:
+    with _LEASES_LOCK:
+        fd, users = _LEASES.pop(shard, (-1, 0))
+        if users > 1:
+            _LEASES[shard] = (fd, users - 1)
+        elif fd >= 0:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def _settle_dead_writers(root: Path, lock_path: Path) -> None:
+    """Cut the torn tail of shards whose own writer is dead (on this host): nobody else ever appends to them,
+    so without this their partial last line would be reported at every open."""
+    host = host_name()
+    for path in root.glob("*@*@*@*.jsonl"):
+        _, owner, pid, _ = path.stem.rsplit("@", 3)
+        if owner == host and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            try:
+                with _locked(lock_path):
+                    _cut_torn_tail(path)
+            except OSError:
+                pass  # read as it is: the partial line is ignored (and reported)
 
 
 def _line(record: dict[str, Any]) -> bytes:
@@ -419,7 +488,7 @@ class Claims:
     def __init__(self, root: str | Path, lease_s: float | None = None):
         self.dir = Path(root) / ".claims"
         self.lease_s = lease_s if lease_s is not None else lease_seconds()
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.me = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         self.held: set[str] = set()
 
