@@ -252,3 +252,24 @@ def test_a_dead_writers_torn_shard_is_settled_once(tmp_path):
     store = ResponseStore(tmp_path, "sample")
     assert shard.read_bytes().endswith(b"\n") and len(store) == 1
     store.close()
+
+
+def test_a_full_shard_is_closed_for_good_and_its_writer_goes_on_in_a_new_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_SHARD_MB", "0.004")  # 4,000 bytes: two batches of four records a file
+    store = ResponseStore(tmp_path, "sample")
+    for i in range(0, 40, 4):
+        store.append_many([(_req(j), {"text": "x" * 300}) for j in range(i, i + 4)])
+        if i == 8:
+            frozen = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl") if p != store.shard_path}
+    store.close()
+    shards = sorted(tmp_path.glob("*.jsonl"))
+    assert len(shards) == 5 and all(p.stat().st_size <= 4000 for p in shards), [p.stat().st_size for p in shards]
+    assert all(p.name.startswith("sample@") for p in shards if p.name != "sample.jsonl")
+    assert frozen and all((tmp_path / name).read_bytes() == data for name, data in frozen.items())  # closed
+    before = {p.name: p.read_bytes() for p in shards}
+    again = ResponseStore(tmp_path, "sample")
+    assert len(again) == 40 and again.get(request_key(_req(37)))["response"]["text"] == "x" * 300
+    again.append_many([(_req(j), {"text": "x" * 300}) for j in range(40, 44)])  # fits in no file: a new one
+    again.close()
+    assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
+    assert len(list(tmp_path.glob("*.jsonl"))) == 6

@@ -109,6 +109,7 @@ class ResponseStore:
     def __init__(self, root: str | Path, shard: str, readonly: bool = False):
         self.root = Path(root)
         self.shard_path = self.root / f"{shard}.jsonl"
+        self.stage = shard
         self.readonly = readonly
         self._lock_path = self.root / ".lock"
         self._index_lock = threading.Lock()  # appends run in a worker thread, refreshes on the event loop
@@ -116,10 +117,10 @@ class ResponseStore:
         if not readonly:  # readonly: a preflight check must not create files
             self.root.mkdir(parents=True, exist_ok=True)
             self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
-            self._lease = self.shard_path
-            if not _take_lease(self.shard_path):  # another writer has the stage's shard: a shard of our own
-                self._lease = None
-                self.shard_path = self.root / f"{shard}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
+            if self.shard_path.stat().st_size < shard_limit() and _take_lease(self.shard_path):
+                self._lease = self.shard_path
+            else:  # another writer has the stage's shard, or it is full (closed for good): a shard of our own
+                self.shard_path = self._own_shard()
             _settle_dead_writers(self.root, self._lock_path)
         self._load()
 
@@ -290,23 +291,43 @@ class ResponseStore:
         """
         records = [self._record(request, response) for request, response in pairs]
         lines = [_line(r) for r in records]
-        start = 0
+        start, path = 0, self.shard_path
         try:
             with _locked(self._lock_path):
                 _cut_torn_tail(self.shard_path)
                 start = self.shard_path.stat().st_size if self.shard_path.exists() else 0  # a writer's own
-                _append_whole(self.shard_path, lines)
+                if start and start + sum(map(len, lines)) > shard_limit():
+                    self._rotate()
+                    start = 0
+                path = self.shard_path
+                _append_whole(path, lines)
         except StoreWriteFailed as exc:
-            self._index(records[: exc.stored], lines, start)
+            self._index(path, records[: exc.stored], lines, start)
             raise
         except OSError as exc:  # the lock or the torn-tail cut could not be written: nothing was
             raise StoreWriteFailed(self.shard_path, exc) from None
-        self._index(records, lines, start)
+        self._index(path, records, lines, start)
         return records
 
-    def _index(self, records: list[dict[str, Any]], lines: list[bytes], start: int) -> None:
+    def _own_shard(self) -> Path:
+        return self.root / f"{self.stage}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
+
+    def _rotate(self) -> None:
+        """Close the full shard for good (its index saved, never appended to again) and start a new one:
+        Bitcask's rotation, so a big store is many files of at most `shard_limit()` bytes, and a DVC push
+        after more samples uploads only the new files."""
+        try:
+            self._shard_keys(self.shard_path, save=True)
+        except (OSError, StoreError):
+            pass  # an index is a cache
+        if self._lease is not None:
+            _give_lease(self._lease)
+            self._lease = None
+        self.shard_path = self._own_shard()
+
+    def _index(self, path: Path, records: list[dict[str, Any]], lines: list[bytes], start: int) -> None:
         """Where the records just written are: their shard, offsets from `start`, lengths."""
-        number = self._number(self.shard_path)
+        number = self._number(path)
         offset = start
         with self._index_lock:
             for record, line in zip(records, lines):
@@ -381,6 +402,22 @@ def _settle_dead_writers(root: Path, lock_path: Path) -> None:
                     _cut_torn_tail(path)
             except OSError:
                 pass  # read as it is: the partial line is ignored (and reported)
+
+
+SHARD_MB_ENV = "HARNESS_SHARD_MB"  # a writer starts a new shard file past this many megabytes
+DEFAULT_SHARD_MB = 256.0
+
+
+def shard_limit() -> int:
+    """The size in bytes past which a shard is closed for good and its writer starts a new one."""
+    raw = os.environ.get(SHARD_MB_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_SHARD_MB
+    except ValueError:
+        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a number of megabytes") from None
+    if value <= 0:
+        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a positive number of megabytes")
+    return int(value * 1_000_000)
 
 
 def _line(record: dict[str, Any]) -> bytes:
