@@ -366,6 +366,7 @@ def _take_lease(shard: Path) -> bool:
     sharing a store directory never interleave in one file); a second run at once writes a shard of its own,
     `<stage>@<host>@<pid>@<token>.jsonl`, which no one appends to once it is closed. The flock goes with the
     process: a killed writer's lease is free at once."""
+    shard = shard.resolve()  # one file, whatever directory a store was opened from
     with _LEASES_LOCK:
         if shard in _LEASES:  # this process writes it already (two stores of one process share a lease)
             fd, users = _LEASES[shard]
@@ -382,6 +383,7 @@ def _take_lease(shard: Path) -> bool:
 
 
 def _give_lease(shard: Path) -> None:
+    shard = shard.resolve()
     with _LEASES_LOCK:
         fd, users = _LEASES.pop(shard, (-1, 0))
         if users > 1:
