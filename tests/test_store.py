@@ -269,7 +269,8 @@ def test_a_full_shard_is_closed_for_good_and_its_writer_goes_on_in_a_new_file(tm
     before = {p.name: p.read_bytes() for p in shards}
     again = ResponseStore(tmp_path, "sample")
     assert len(again) == 40 and again.get(request_key(_req(37)))["response"]["text"] == "x" * 300
-    again.append_many([(_req(j), {"text": "x" * 300}) for j in range(40, 44)])  # fits in no file: a new one
+    assert again.shard_path.name != "sample.jsonl"  # its writer rotated away from it: closed for good
+    again.append_many([(_req(j), {"text": "x" * 300}) for j in range(40, 44)])
     again.close()
     assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
     assert len(list(tmp_path.glob("*.jsonl"))) == 6

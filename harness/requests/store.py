@@ -117,7 +117,7 @@ class ResponseStore:
         if not readonly:  # readonly: a preflight check must not create files
             self.root.mkdir(parents=True, exist_ok=True)
             self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
-            if self.shard_path.stat().st_size < shard_limit() and _take_lease(self.shard_path):
+            if not _closed(self.shard_path) and _take_lease(self.shard_path):
                 self._lease = self.shard_path
             else:  # another writer has the stage's shard, or it is full (closed for good): a shard of our own
                 self.shard_path = self._own_shard()
@@ -318,8 +318,9 @@ class ResponseStore:
         after more samples uploads only the new files."""
         try:
             self._shard_keys(self.shard_path, save=True)
+            _closed_mark(self.shard_path).touch()
         except (OSError, StoreError):
-            pass  # an index is a cache
+            pass  # an index is a cache; without the mark a later writer may fill the shard to its limit
         if self._lease is not None:
             _give_lease(self._lease)
             self._lease = None
@@ -420,6 +421,15 @@ def shard_limit() -> int:
     if value <= 0:
         raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a positive number of megabytes")
     return int(value * 1_000_000)
+
+
+def _closed_mark(shard: Path) -> Path:
+    return keydir.index_path(shard).with_suffix(".closed")
+
+
+def _closed(shard: Path) -> bool:
+    """A shard its writer rotated away from (or one at the limit) is never appended to again."""
+    return _closed_mark(shard).exists() or shard.stat().st_size >= shard_limit()
 
 
 def _line(record: dict[str, Any]) -> bytes:
