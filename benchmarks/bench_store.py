@@ -4,6 +4,7 @@ response store at scale").
 
     python benchmarks/bench_store.py run --problems 300 --dir /tmp/bench-300     # the forcing run + replay
     python benchmarks/bench_store.py million --dir /tmp/bench-1m                   # open 1,000,000 responses
+    python benchmarks/bench_store.py dvc --dir /tmp/bench-dvc                      # push, 10% more, push again
 
 The run: budget forcing (`chatml-think`, no Wait) at 5 budgets 256...4,096 with 4 samples each and a pool
 of 32 at 4,096, against a local OpenAI-protocol server (its own process) that answers at once: a thinking
@@ -32,9 +33,7 @@ from typing import Any
 
 import yaml
 
-WORDS = ("the of and to a in is that for it as with be on by this are we so then let x y n sum two "
-         "three number value equation solve check case since therefore thus gives total factor prime "
-         "square root term side angle area wait hmm compute now next step first second").split()
+WORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "be", "on", "by", "this", "are", "we", "so", "then", "let", "x", "y", "n", "sum", "two", "three", "number", "value", "equation", "solve", "check", "case", "since", "therefore", "thus", "gives", "total", "factor", "prime", "square", "root", "term", "side", "angle", "area", "wait", "hmm", "compute", "now", "next", "step", "first", "second"]
 BUDGETS = [256, 512, 1024, 2048, 4096]
 CUE = "\n\nFinal answer: \\boxed{"
 
@@ -94,8 +93,7 @@ def make_project(root: Path, problems: int, url: str) -> None:
     """A run directory: params.yaml and a local dataset of integer problems."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "problems.jsonl", "w") as fh:
-        for i in range(problems):
-            fh.write(json.dumps({"id": f"p{i}", "problem": f"What is {i} + {2 * i}?", "answer": str(3 * i)}) + "\n")
+        fh.writelines(json.dumps({"id": f"p{i}", "problem": f"What is {i} + {2 * i}?", "answer": str(3 * i)}) + "\n" for i in range(problems))
     params = {
         "model": {"base_url": url, "name": "bench", "chat_template": "chatml-think", "max_retries": 2},
         "data": {"source": "problems.jsonl", "answer_type": "integer"},
@@ -108,7 +106,7 @@ def make_project(root: Path, problems: int, url: str) -> None:
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run one harness command under /usr/bin/time -v: its peak RSS (GB) and wall time (s)."""
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, env={**os.environ, **(env or {})},
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], check=False, cwd=cwd, env={**os.environ, **(env or {})},
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -195,6 +193,52 @@ def bench_million(root: Path, count: int, text_bytes: int) -> dict[str, Any]:
     return result
 
 
+def _fill(store_dir: Path, first: int, count: int, text_bytes: int, shard_mb: float) -> None:
+    """`count` responses through ResponseStore.append_many in one writer process (group commits of 500)."""
+    code = ("import sys; from harness.requests.store import ResponseStore; "
+            f"s = ResponseStore({str(store_dir)!r}, 'sample'); "
+            f"[s.append_many([({{'endpoint': 'completions', 'model': 'bench', 'prompt': f'problem {{i}}'}}, "
+            f"{{'text': f'{{i}} ' + 'w' * {text_bytes}, 'finish_reason': 'length'}}) for i in range(b, min(b + 500, {first + count}))]) "
+            f"for b in range({first}, {first + count}, 500)]; s.close()")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HARNESS_SHARD_MB": str(shard_mb)})
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_dvc(root: Path, count: int, text_bytes: int, shard_mb: float) -> dict[str, Any]:
+    """A store DVC-tracked (`dvc add`) and pushed to a local-directory remote; 10% more responses; how many
+    bytes the second push uploads."""
+    if root.exists():
+        shutil.rmtree(root)
+    repo, remote = root / "repo", root / "remote"
+    repo.mkdir(parents=True)
+    remote.mkdir()
+
+    def sh(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True)
+
+    sh("git", "init", "-q")
+    sh("dvc", "init", "-q")
+    (repo / ".dvcignore").write_text("# the store's local state: never data\n**/.index\n**/.claims\n**/.batches\n**/.lock\n")
+    sh("dvc", "remote", "add", "-d", "local", str(remote))
+    _fill(repo / "bigstore", 0, count, text_bytes, shard_mb)
+    sh("dvc", "add", "bigstore")
+    sh("dvc", "push", "-q")
+    first = _dir_bytes(remote)
+    _fill(repo / "bigstore", count, count // 10, text_bytes, shard_mb)
+    sh("dvc", "add", "bigstore")
+    sh("dvc", "push", "-q")
+    second = _dir_bytes(remote) - first
+    store = sum(p.stat().st_size for p in (repo / "bigstore").glob("*.jsonl"))
+    result = {"responses": count, "more": count // 10, "shard_mb": shard_mb, "shards": len(list((repo / "bigstore").glob("*.jsonl"))),
+              "store_mb": round(store / 1e6, 1), "first_push_mb": round(first / 1e6, 1),
+              "second_push_mb": round(second / 1e6, 1), "second_push_share": round(second / store, 3)}
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -205,8 +249,15 @@ def main() -> None:
     million.add_argument("--count", type=int, default=1_000_000)
     million.add_argument("--text-bytes", type=int, default=200)
     million.add_argument("--dir", type=Path, required=True)
+    dvc = sub.add_parser("dvc")
+    dvc.add_argument("--count", type=int, default=20_000)
+    dvc.add_argument("--text-bytes", type=int, default=20_000)
+    dvc.add_argument("--shard-mb", type=float, default=32)
+    dvc.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args()
-    if args.what == "run":
+    if args.what == "dvc":
+        bench_dvc(args.dir, args.count, args.text_bytes, args.shard_mb)
+    elif args.what == "run":
         bench_run(args.dir, args.problems)
     else:
         bench_million(args.dir, args.count, args.text_bytes)
