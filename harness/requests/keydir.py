@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from array import array
 from collections.abc import Callable
@@ -91,7 +91,8 @@ def write_index(shard: Path, keys: ShardKeys) -> None:
             digest = _tail_digest(fh, keys.covered)
         body = keys.entries.tobytes()
         header = _HEADER.pack(_MAGIC, keys.covered, keys.lines, len(keys.entries), digest, zlib.crc32(body))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # the umask applies, as to the shards
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(header + body)
