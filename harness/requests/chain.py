@@ -540,6 +540,21 @@ async def _missing(params: Params, jobs: list[Job], store: ResponseStore) -> lis
     return [job for job in jobs if await first_missing(params, job, store) is not None]
 
 
+async def stored_or_missing(params: Params, jobs: list[Job], store: ResponseStore) -> tuple[list[Outcome], list[Job]]:
+    """One walk of every job over the store: the lean outcomes of those stored whole, and the jobs that are
+    not. Why one walk: a store reads each record from disk when it is used, so walking to find what is
+    missing and then again to replay read every record twice."""
+    fetch = stored(store)
+    outcomes: list[Outcome] = []
+    missing: list[Job] = []
+    for job in jobs:
+        try:
+            outcomes.append(lean(await walk(params, job, fetch)))
+        except Missing:
+            missing.append(job)
+    return outcomes, missing
+
+
 def missing_jobs(params: Params, jobs: list[Job], store: ResponseStore) -> list[Job]:
     """The jobs whose request chain is not fully in the store (walked offline, nothing is sent)."""
     return asyncio.run(_missing(params, jobs, store))

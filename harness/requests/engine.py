@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..files import STORE_DIR, store_dir
 from ..params import Params
 from ..servers.embedded import embedded_server, model_for
-from .chain import Job, Outcome, check_may_request, failed, lean, missing_jobs, replay, walk
+from .chain import Job, Outcome, check_may_request, failed, lean, replay, stored_or_missing, walk
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
 
@@ -145,10 +145,11 @@ def _collect(params: Params, jobs: list[Job], store: ResponseStore, shard: str, 
     if store.root != STORE_DIR:  # a shared store: the project's own shard (a DVC output) stays as it is
         STORE_DIR.mkdir(exist_ok=True)
         (STORE_DIR / f"{shard}.jsonl").touch(exist_ok=True)
-    todo = missing_jobs(params, jobs, store)
+    replayed, todo = asyncio.run(stored_or_missing(params, jobs, store))
     if not todo:
         print(f"{desc}: all {len(jobs)} samples are in the store; no requests sent")
-        return asyncio.run(replay(params, jobs, store, slim=True))
+        return replayed
+    del replayed  # the live run replays the stored ones again, in plan order with the rest
     check_may_request(desc, len(todo), len(jobs))
     print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}"
           + (" through the Batch API (sampling.mode: batch)" if params.sampling.mode == "batch" else ""))
