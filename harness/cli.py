@@ -45,16 +45,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .compare import CompareError
     from .data import DataError
     from .files import MissingInput
+    from .interop.rundir import InteropError
     from .report.build import ReportError
     from .requests.client import AuthFailed, RequestFailed
     from .requests.engine import NoAnswers, RunRejected
     from .requests.store import StoreError
     from .requests.thinking import LimitIgnored
     from .servers.embedded import EmbeddedError
+    from .share import ShareError
     from .stages.vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
-            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError)
+            CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError, ShareError,
+            InteropError)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:
@@ -118,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run every stage in order, without DVC")
     sub.add_parser("estimate", help="dry run: requests, tokens and cost still missing from the store")
     _add_compare(sub)
+    _add_share(sub)
+    _add_import(sub)
+    _add_export(sub)
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     return parser
@@ -143,6 +149,33 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                       "efficiency ratio compares (default: the lower of the two runs' best)")
 
 
+def _add_share(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("share", help="the store and outputs DVC-tracked, committed and pushed to the default DVC "
+                   "remote (safe to rerun)")
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    imp = sub.add_parser("import", help="another tool's samples (lm-eval, inspect, JSONL) as a run directory")
+    imp.add_argument("format", choices=("lm-eval", "inspect", "jsonl"), help="the tool that wrote the files")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="lm-eval samples_*.jsonl, inspect .eval/.json logs, "
+                     "or one JSONL file in the schema of docs/interop.md")
+    imp.add_argument("--into", required=True, metavar="DIR", help="the run directory to make")
+    imp.add_argument("--force", action="store_true", help="replace the run already in DIR")
+    imp.add_argument("--budget", type=int, metavar="N", help="the token budget, where the files do not say it")
+    imp.add_argument("--task", help="the task to import, where the files hold several")
+    imp.add_argument("--model", help="the model's name (default: what the files say)")
+    imp.add_argument("--id-field", metavar="NAME", help="lm-eval: the document field holding the problem id "
+                     "(default: id when the documents have one, else lm-eval's doc_id)")
+    imp.add_argument("--tokenizer", metavar="GGUF", help="lm-eval: count tokens with this model file's "
+                     "vocabulary (default: estimated from the text)")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    exp = sub.add_parser("export", help="this run's samples as another tool's logs")
+    exp.add_argument("format", choices=("inspect",), help="inspect: one inspect_ai log per budget")
+    exp.add_argument("--out", default="logs", metavar="DIR", help="where the logs go (default: logs/)")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Run one command; commands over finished runs need no params.yaml of their own."""
     if args.command == "compare":  # reads finished runs only: no params, no model
@@ -150,14 +183,29 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         compare_runs(args.runs, args.label, args.reference, args.target)
         return 0
+    if args.command == "share":  # git and DVC only: no params, no model
+        from .share import run as share
+
+        return share()
     if args.command == "report" and (args.runs or args.output or args.split):  # other runs: their own params
         from .report.build import report_command
 
         report_command(args.runs, args.output, args.split)
         return 0
+    if args.command == "import":  # makes a run directory: no params of its own
+        from .interop.commands import import_command
+
+        import_command(args.format, args.files, args.into, args.force, args.task, args.budget, args.id_field,
+                       args.tokenizer, args.model)
+        return 0
     params = load_params(args.params)
-    if params.model.api_key_env:  # a provider may echo the key: nothing we write may contain it
-        register(os.environ.get(params.model.api_key_env))
+    if args.command == "export":
+        from .interop.inspect_log import export_command
+
+        export_command(params, args.out)
+        return 0
+    if params.model.key_variable:  # a provider may echo the key: nothing we write may contain it
+        register(os.environ.get(params.model.key_variable))
     if args.command == "reproduce":
         return summarized(params, lambda: reproduce(args.params, params, args.incremental))
     if args.command == "run":

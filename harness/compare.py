@@ -8,10 +8,12 @@ single-sample curve over budgets and its majority-vote curve at the largest budg
 Runs with sample tables are **paired** by `problem_id`: the first run is the reference A and every other
 run B is compared with it (A-B, A-C, ...) on the problems both answered, the problem being the unit:
 - at every budget both ran (a run with one budget, such as a baseline without thinking, is compared with
-  every budget of the other): B - A with its interval and an exact test (harness/paired.py);
+  every budget of the other): B - A with its interval, the p-value of that interval (harness/analysis/
+  paired.py: below 0.05 exactly when the interval leaves out 0) and on how many problems each run
+  scores higher;
 - at matched spend: each run's single-sample curve read on log2 of the tokens it really used, at every
   spend either run measured inside both runs' range;
-- efficiency: the tokens each run needs to reach an accuracy, and their ratio (harness/efficiency.py).
+- efficiency: the tokens each run needs to reach an accuracy, and their ratio (harness/analysis/efficiency.py).
 Runs whose shared problems read differently (text or gold answer) are refused, as are runs that share
 none. A published reference (`--reference seed-o1-mini`: data/references/) is drawn beside the runs,
 with no interval and no test: it has no per-problem data.
@@ -25,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ import yaml
 from .analysis import efficiency, paired
 from .budget_axis import Budget, as_budget, budget_rank, largest
 from .files import COMPARE_CSV, COMPARE_JSON, COMPARE_PNG, write_csv, write_json
+from .interop.rundir import PROVENANCE_FILE as IMPORTED
 
 REFERENCES = Path("data") / "references"
 MATCHED_SPEND_RULE = ("each run's single-sample curve (k = 1) on the shared problems, every problem's accuracy read "
@@ -44,7 +48,7 @@ MATCHED_SPEND_RULE = ("each run's single-sample curve (k = 1) on the shared prob
 EFFICIENCY_RULE = ("tokens each run's single-sample curve, made non-decreasing and read by straight lines in log2 "
                    "tokens, needs to reach the target (default: the lower of the two runs' best single-sample "
                    "accuracy); ratio = B / A; interval: paired bootstrap over problems, open where a run does not "
-                   "reach the target (harness/efficiency.py)")
+                   "reach the target (harness/analysis/efficiency.py)")
 
 
 class CompareError(ValueError):
@@ -59,6 +63,8 @@ class Run:
     samples: pd.DataFrame | None  # answered samples: problem_id, budget, correct (0/1), tokens; None: no table
     dataset: dict[str, Any]
     problems: dict[str, str]  # problem_id -> sha256 of its text and gold answer ({}: no problems.jsonl)
+    answers: dict[str, str]  # problem_id -> its gold answer, as the run graded it
+    imported: bool  # made by `harness import` (imported.json): its problem text is the other tool's prompt
 
 
 def run_label(path: Path) -> str:
@@ -109,18 +115,20 @@ def answered_samples(path: Path) -> pd.DataFrame | None:
                          "tokens": pd.to_numeric(raw["completion_tokens"], errors="coerce")})
 
 
-def problem_digests(path: Path) -> dict[str, str]:
-    """problem_id -> sha256 of the problem's text and gold answer, from outputs/problems.jsonl."""
+def problem_digests(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """problem_id -> sha256 of the problem's text and gold answer, and problem_id -> gold answer, from
+    outputs/problems.jsonl."""
     table = path / "outputs" / "problems.jsonl"
     if not table.is_file():
-        return {}
-    digests = {}
+        return {}, {}
+    digests, answers = {}, {}
     for line in table.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             text = json.dumps([row.get("problem"), row.get("answer")], ensure_ascii=False)
             digests[str(row["id"])] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return digests
+            answers[str(row["id"])] = str(row.get("answer"))
+    return digests, answers
 
 
 def load(arg: str, label: str | None = None) -> Run:
@@ -130,7 +138,9 @@ def load(arg: str, label: str | None = None) -> Run:
         curve = curve.assign(run=label)
     dataset_file = path / "outputs" / "dataset.json"
     dataset = json.loads(dataset_file.read_text(encoding="utf-8")) if dataset_file.is_file() else {}
-    return Run(arg, str(curve["run"].iloc[0]), curve, answered_samples(path), dataset, problem_digests(path))
+    digests, answers = problem_digests(path)
+    return Run(arg, str(curve["run"].iloc[0]), curve, answered_samples(path), dataset, digests, answers,
+               (path / IMPORTED).is_file())
 
 
 def load_calibration(arg: str, label: str) -> pd.DataFrame | None:
@@ -167,6 +177,13 @@ def shared_problems(a: Run, b: Run) -> list[str]:
         raise CompareError(f"compare: {a.label} and {b.label} have different datasets (sha256 "
                            f"{str(a.dataset.get('fingerprint'))[:12]} vs {str(b.dataset.get('fingerprint'))[:12]}) "
                            "and no outputs/problems.jsonl to check their shared problems: rerun `harness fetch`")
+    if a.imported or b.imported:  # another tool's prompt is not our problem text: the gold answers must agree
+        differ = [p for p in shared if a.answers.get(p) != b.answers.get(p)]
+        if differ:
+            raise CompareError(f"compare: {a.label} and {b.label}: {len(differ)} of the {len(shared)} shared problem "
+                               f"ids have different gold answers, e.g. {differ[0]}; the ids must name the same "
+                               "problems (docs/interop.md, comparing across tools)")
+        return shared
     differ = [p for p in shared if a.problems.get(p) != b.problems.get(p)]
     if differ:
         raise CompareError(f"compare: {a.label} and {b.label} have different datasets: {len(differ)} of the "
@@ -190,11 +207,12 @@ def _num(v: float | None, digits: int = 6) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), digits)
 
 
-def _difference(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, Any]:
-    found = paired.compare_scores(a, b, seed)
+def _difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    found = paired.compare_scores(a, b)
     return {"problems": found.problems, "a_accuracy": _num(found.a), "b_accuracy": _num(found.b),
             "delta": _num(found.delta), "lo": _num(found.lo), "hi": _num(found.hi),
-            "p_value": _num(found.p_value), "test": found.test, "discordant": list(found.discordant)}
+            "p_value": _num(found.p_value), "test": found.test,
+            "problems_a_higher": found.higher[0], "problems_b_higher": found.higher[1]}
 
 
 def budget_pairs(a_budgets: list[Budget], b_budgets: list[Budget]) -> list[tuple[Budget, Budget]]:
@@ -207,8 +225,8 @@ def budget_pairs(a_budgets: list[Budget], b_budgets: list[Budget]) -> list[tuple
     return [(x, x) for x in a_budgets if x in b_budgets]
 
 
-def by_budget(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame, tokens_b: pd.DataFrame,
-              seed: int) -> list[dict[str, Any]]:
+def by_budget(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame, tokens_b: pd.DataFrame
+              ) -> list[dict[str, Any]]:
     """B - A at every budget pair (budget_pairs), on the problems both answered there, with the mean
     tokens each run spent on them."""
     rows = []
@@ -221,7 +239,7 @@ def by_budget(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataF
         rows.append({"budget": budget, "budget_a": budget_a, "budget_b": budget_b,
                      "a_log2_tokens": _num(math.log2(spent[0]), 4) if spent[0] > 0 else None,
                      "b_log2_tokens": _num(math.log2(spent[1]), 4) if spent[1] > 0 else None,
-                     **_difference(scores_a[budget_a][both].to_numpy(), scores_b[budget_b][both].to_numpy(), seed)})
+                     **_difference(scores_a[budget_a][both].to_numpy(), scores_b[budget_b][both].to_numpy())})
     return rows
 
 
@@ -246,7 +264,7 @@ def _spend_axis(scores: pd.DataFrame, tokens: pd.DataFrame) -> tuple[pd.DataFram
 
 
 def matched_spend(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.DataFrame, tokens_b: pd.DataFrame,
-                  seed: int) -> list[dict[str, Any]]:
+                  ) -> list[dict[str, Any]]:
     """B - A at every spend either run measured inside both runs' range (problems complete in both)."""
     complete = scores_a.notna().all(axis=1) & scores_b.notna().all(axis=1)
     if int(complete.sum()) < 1:
@@ -254,9 +272,18 @@ def matched_spend(scores_a: pd.DataFrame, tokens_a: pd.DataFrame, scores_b: pd.D
     sa, xa = _spend_axis(scores_a[complete], tokens_a[complete])
     sb, xb = _spend_axis(scores_b[complete], tokens_b[complete])
     low, high = max(xa[0], xb[0]), min(xa[-1], xb[-1])
-    spends = sorted({round(float(x), 9) for x in (*xa, *xb) if low - 1e-9 <= x <= high + 1e-9})
+    spends = distinct_spends([float(x) for x in (*xa, *xb) if low - 1e-9 <= x <= high + 1e-9])
     return [{"log2_tokens": _num(x, 4), "tokens": _num(2**x, 1),
-             **_difference(read_at(sa, xa, x), read_at(sb, xb, x), seed)} for x in spends]
+             **_difference(read_at(sa, xa, x), read_at(sb, xb, x))} for x in spends]
+
+
+def distinct_spends(log2_spends: list[float]) -> list[float]:
+    """The spends in increasing order, one per whole number of tokens (the lowest): two runs that spent
+    67.6 and 68.3 tokens at their budgets gave two rows both printed "matched spend 68 tokens"."""
+    kept: dict[int, float] = {}
+    for x in sorted(log2_spends):
+        kept.setdefault(round(2**x), x)
+    return list(kept.values())
 
 
 def _reach(r: efficiency.Reach) -> dict[str, Any]:
@@ -305,31 +332,40 @@ def pair(a: Run, b: Run, seed: int = 0, target: float | None = None) -> dict[str
     return {"a": a.label, "b": b.label, "problems": len(problems),
             "problems_only_in_a": int(a.samples["problem_id"].nunique()) - len(problems),
             "problems_only_in_b": int(b.samples["problem_id"].nunique()) - len(problems),
-            "budgets": by_budget(scores_a, tokens_a, scores_b, tokens_b, seed),
-            "matched_spend": matched_spend(scores_a, tokens_a, scores_b, tokens_b, seed),
+            "budgets": by_budget(scores_a, tokens_a, scores_b, tokens_b),
+            "matched_spend": matched_spend(scores_a, tokens_a, scores_b, tokens_b),
             "efficiency": efficiency_section(scores_a, tokens_a, scores_b, tokens_b, seed, target)}
 
 
-def summary_line(p: dict[str, Any]) -> str:
-    """One line per pair for the terminal: the shared problems, each budget's difference, the spend
-    comparison and the efficiency ratio."""
+ROWS_KEY = ("compare: p is the interval's own (below 0.05 exactly when the 95% CI leaves out 0); "
+            "A higher, B higher: problems where that run scores higher")
+
+
+def summary_lines(p: dict[str, Any]) -> list[str]:
+    """What the terminal shows of one pair: a heading, then a small table with one row per budget pair
+    and per matched spend, and the efficiency ratio (ROWS_KEY, printed once, says what the columns are)."""
     if p.get("reason"):
-        return f"compare: {p['b']} vs {p['a']}: not paired ({p['reason']})"
-
-    def diff(row: dict[str, Any], where: str) -> str:
-        interval = (f" (95% CI {100 * row['lo']:+.1f} to {100 * row['hi']:+.1f})"
-                    if row["lo"] is not None and row["hi"] is not None else "")
-        return (f"{where}: {100 * row['delta']:+.1f} points{interval}, p = {row['p_value']:.3g} "
-                f"[{row['discordant'][0]} vs {row['discordant'][1]}]")
-
-    parts = [diff(r, f"budget {r['budget_a']}" + ("" if r["budget_a"] == r["budget_b"] else f" vs {r['budget_b']}"))
-             for r in p["budgets"]]
-    parts += [diff(r, f"matched spend {r['tokens']:,.0f} tokens") for r in p["matched_spend"]]
+        return [f"compare: {p['b']} vs {p['a']}: not paired ({p['reason']})"]
+    rows = [(f"budget {r['budget_a']}" + ("" if r["budget_a"] == r["budget_b"] else f" vs {r['budget_b']}"), r)
+            for r in p["budgets"]]
+    rows += [(f"matched spend {r['tokens']:,.0f} tokens", r) for r in p["matched_spend"]]
+    width = max([len("B - A at"), *(len(where) for where, _ in rows)])
+    lines = [f"compare: B \"{p['b']}\" - A \"{p['a']}\" on {p['problems']} shared problems",
+             f"  {'B - A at':<{width}}  {'points':>6}  {'95% CI':<16}  {'p':>6}  {'A higher':>8}  {'B higher':>8}"]
+    lines += [f"  {where:<{width}}  {row_cells(r)}" for where, r in rows]
     eff = p["efficiency"]
     if eff.get("target") is not None:
         ratio = f"{eff['ratio']:.2f}" if eff["ratio"] is not None else eff["ratio_bound"]
-        parts.append(f"tokens to reach {100 * eff['target']:.1f}%: B/A {ratio} (95% CI {eff['interval']})")
-    return f"compare: {p['b']} - {p['a']} on {p['problems']} shared problems: " + "; ".join(parts)
+        lines.append(f"  tokens to reach {100 * eff['target']:.1f}%: B/A {ratio} (95% CI {eff['interval']})")
+    return lines
+
+
+def row_cells(row: dict[str, Any]) -> str:
+    """One row's difference, interval, p-value and counts, in the table's columns."""
+    interval = (f"{100 * row['lo']:+.1f} to {100 * row['hi']:+.1f}" if row["lo"] is not None and row["hi"] is not None
+                else "none")
+    return (f"{100 * row['delta']:>+6.1f}  {interval:<16}  {row['p_value']:>6.3g}  {row['problems_a_higher']:>8}  "
+            f"{row['problems_b_higher']:>8}")
 
 
 # --- references -----------------------------------------------------------------------------------------
@@ -362,6 +398,8 @@ def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
     if labels and len(labels) != len(runs):
         raise CompareError(f"compare: {len(labels)} labels for {len(runs)} runs")
     loaded = [load(r, labels[i] if labels else None) for i, r in enumerate(runs)]
+    if not labels:
+        loaded = distinct_default_labels(loaded)
     seen: dict[str, str] = {}
     for run in loaded:  # two runs with one label would pool their rows on the figure and in the pairs
         if run.label in seen:
@@ -369,6 +407,19 @@ def load_all(runs: list[str], labels: list[str] | None = None) -> list[Run]:
                                "give each its own with --label")
         seen[run.label] = run.arg
     return loaded
+
+
+def distinct_default_labels(runs: list[Run]) -> list[Run]:
+    """Runs whose default labels coincide (same model, method and source: an import and a native run of one
+    model, two imports) are told apart by their directory names; labels the user gave are never changed."""
+    counts = Counter(run.label for run in runs)
+    out = []
+    for run in runs:
+        if counts[run.label] > 1:
+            label = f"{run.label} ({_directory(run.arg).resolve().name})"
+            run = replace(run, label=label, curve=run.curve.assign(run=label))
+        out.append(run)
+    return out
 
 
 def run(runs: list[str], labels: list[str] | None = None, reference: str | None = None,
@@ -389,5 +440,7 @@ def run(runs: list[str], labels: list[str] | None = None, reference: str | None 
     write_json(COMPARE_JSON, report)
     save_comparison(table, calibrations(loaded), pairs, ref, COMPARE_PNG)
     for p in pairs:
-        print(summary_line(p))
+        print("\n".join(summary_lines(p)))
+    if any(p["budgets"] or p["matched_spend"] for p in pairs):
+        print(ROWS_KEY)
     print(f"compare: {len(loaded)} runs -> {COMPARE_PNG}, {COMPARE_CSV}, {COMPARE_JSON}")

@@ -4,6 +4,11 @@ Why: a scaling run is tens of thousands of paid requests. This walks every plann
 response store (nothing is sent, nothing is written) and prices what is missing: requests, output tokens
 (from the calibration table when it exists, else the budget itself) and input tokens (from stored
 `prompt_tokens`, else ~4 characters per token), times the price table in params.
+
+The problems priced are the ones params.yaml selects now, read from `data.source` by the fetch stage's
+own loader: never outputs/problems.jsonl, which holds whatever the last fetch selected (pricing 30 old
+problems for a 500-problem run once said $4.71 for a $79 run). A source that cannot be loaded stops the
+estimate before anything is priced.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import pandas as pd
 
 from .analysis.majority import vote_ks
 from .budget_axis import Budget, as_budget
-from .data import load_problems, read_problems
-from .files import CALIBRATION, CALIBRATION_SUMMARY, PROBLEMS, store_dir
+from .data import DataError, fingerprint, load_problems
+from .files import CALIBRATION, CALIBRATION_SUMMARY, DATASET_INFO, PROBLEMS, store_dir
 from .params import Params
 from .requests.chain import Job, first_missing
 from .requests.store import ResponseStore
@@ -49,15 +54,44 @@ EFFORT_PRIOR_TOKENS = {"none": 512, "minimal": 1024, "low": 2048, "medium": 8192
 
 def expected_tokens(params: Params) -> tuple[dict[Budget, float], str]:
     """Mean output tokens of one sample per budget, and where the figure comes from: the calibration
-    table when it is for this method, over the guess (for budgets calibration has not seen)."""
+    table when it is for this method and this data source, over the guess (for budgets calibration has
+    not seen). A calibration of another source is not used: AIME and chain_sum differ in length."""
     guess, source = _guess(params)
-    if CALIBRATION.exists() and CALIBRATION_SUMMARY.exists():
+    if CALIBRATION.exists() and CALIBRATION_SUMMARY.exists() and _fetched_source() == params.data.source:
         summary = json.loads(CALIBRATION_SUMMARY.read_text(encoding="utf-8"))
         table = pd.read_csv(CALIBRATION).dropna(subset=["mean_tokens"])
         if summary.get("method") == params.budgets.method and len(table):
             measured = dict(zip(table["budget"].map(as_budget), table["mean_tokens"].astype(float)))
             return {**guess, **measured}, str(CALIBRATION)
     return guess, source
+
+
+def _fetched_source() -> str | None:
+    """The data source of the last fetch (outputs/dataset.json), which the calibration table was run on."""
+    if not DATASET_INFO.exists():
+        return None
+    return json.loads(DATASET_INFO.read_text(encoding="utf-8")).get("source")
+
+
+def selected_problems(params: Params) -> list[dict[str, str]]:
+    """The problems params.yaml selects now, through the fetch stage's loader (nothing is written); a
+    source that cannot be loaded is an error here, before anything is priced."""
+    try:
+        return load_problems(params)
+    except DataError as exc:
+        raise DataError(f"estimate: nothing priced: {exc}") from None
+
+
+def stale_fetch_note(problems: list[dict[str, str]]) -> str | None:
+    """A line saying outputs/problems.jsonl holds another selection than the one priced, or None. Read
+    raw (not re-validated): it only has to be told apart from what params select."""
+    if not PROBLEMS.exists():
+        return None
+    fetched = [json.loads(line) for line in PROBLEMS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if fingerprint(fetched) == fingerprint(problems):
+        return None
+    return (f"note: {PROBLEMS} holds {len(fetched)} problems of an earlier selection; priced are the "
+            f"{len(problems)} params.yaml selects now (`harness fetch` or `harness run` writes them)")
 
 
 def _guess(params: Params) -> tuple[dict[Budget, float], str]:
@@ -93,8 +127,8 @@ async def _need_of(params: Params, job: Job, store: ResponseStore, per_sample: d
     return Need(share + forced, tokens, _input_tokens(request) * share, 1)
 
 
-def estimate(params: Params) -> tuple[dict[str, Need], str]:
-    problems = read_problems() if PROBLEMS.exists() else load_problems(params)
+def estimate(params: Params, problems: list[dict[str, str]]) -> tuple[dict[str, Need], str]:
+    """What `problems` still need, per stage, and where the tokens per sample come from."""
     store = ResponseStore(store_dir(), "estimate", readonly=True)  # no store directory: an empty store
     per_sample, source = expected_tokens(params)
     stages = {
@@ -137,11 +171,22 @@ def dollars(params: Params, need: Need, batch: bool | None = None) -> float:
     return params.prices.dollars(need.input_tokens, need.output_tokens, batch=batch)
 
 
+def header(params: Params, problems: list[dict[str, str]]) -> str:
+    """The first line: what is priced (how many problems of which source), for which model and budgets."""
+    where = f" at {params.data.path}" if params.data.path else ""
+    return (f"estimate: {len(problems)} problems of {params.data.source}{where}; {params.model.name} via "
+            f"{', '.join(params.model.endpoints)}, method {params.budgets.method}, "
+            f"budgets [{', '.join(map(str, params.budgets.requested))}]")
+
+
 def run(params: Params) -> None:
-    needs, source = estimate(params)
+    problems = selected_problems(params)
+    needs, source = estimate(params, problems)
     total = Need()
-    print(f"estimate: {params.model.name} via {', '.join(params.model.endpoints)}, method {params.budgets.method}, "
-          f"budgets [{', '.join(map(str, params.budgets.requested))}]")
+    print(header(params, problems))
+    note = stale_fetch_note(problems)
+    if note:
+        print(note)
     print(grid_line(params))
     print(f"{'stage':<10} {'missing samples':>16} {'requests':>10} {'output tokens':>14} {'input tokens':>13} "
           f"{'cost $':>10}")

@@ -25,6 +25,7 @@ from pydantic import (
 from .budget_axis import EFFORT_LEVELS, Budget, as_budget
 
 EMBEDDED = "embedded"
+NO_KEY = "none"  # model.api_key_env: the server needs no key, said on purpose (a keyless vLLM on a GPU node)
 REASONING_GYM_PREFIX = "reasoning_gym:"
 # `data.source` names of the benchmarks data.CATALOG describes (a test keeps them equal)
 NAMED_DATASETS = ("aime2024", "aime2025", "math500", "gsm8k")
@@ -100,6 +101,11 @@ class ModelParams(_Section):
         return self.base_url == EMBEDDED
 
     @property
+    def key_variable(self) -> str | None:
+        """The environment variable holding the key, or None: not set, or `none` (no key on purpose)."""
+        return None if self.api_key_env in (None, NO_KEY) else self.api_key_env
+
+    @property
     def endpoints(self) -> list[str]:
         """Every endpoint requests may go to (replicas of one deployment, or a single URL)."""
         return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
@@ -147,7 +153,7 @@ class BudgetParams(_Section):
     )
     wait_cue: str = "\nWait,"
     max_waits: int = Field(default=8, ge=0)
-    # a server family's own thinking-budget field (harness/thinking.py PRESETS, docs/servers.md); null: the
+    # a server family's own thinking-budget field (harness/requests/thinking.py PRESETS, docs/servers.md); null: the
     # `thinking_body` template (method thinking) or plain `reasoning_effort` (method effort)
     thinking_preset: Literal["vllm", "sglang", "llamacpp", "anthropic", "gemini", "openai"] | None = None
 
@@ -210,11 +216,11 @@ class SamplingParams(_Section):
     temperature: float | None = Field(default=0.7, ge=0, le=2)
     top_p: float | None = Field(default=1.0, gt=0, le=1)
     # live: one HTTP request per response; batch: the missing requests go through OpenAI's Batch API
-    # (half price, answered within 24 h; harness/batch.py), in rounds for multi-request chains
+    # (half price, answered within 24 h; harness/requests/batch.py), in rounds for multi-request chains
     mode: Literal["live", "batch"] = "live"
     batch_poll_s: float = Field(default=30.0, gt=0)  # batch: seconds between two looks at a batch's status
     # ask for token log-probabilities (chat: logprobs + top_logprobs 0; completions: logprobs 1) and keep
-    # them in the store, for the confidence-weighted vote (harness/confidence.py). Changes every request,
+    # them in the store, for the confidence-weighted vote (harness/analysis/confidence.py). Changes every request,
     # so the store pays for them once more. Never sent under `effort` (OpenAI's reasoning models reject it).
     logprobs: bool = False
 
@@ -264,7 +270,7 @@ class PriceParams(_Section):
 
 
 class AdaptiveParams(_Section):
-    """Stopping rules replayed on each pool (harness/adaptive.py, docs/statistics.md "Votes that stop early")."""
+    """Stopping rules replayed on each pool (harness/analysis/adaptive.py, docs/statistics.md "Votes that stop early")."""
 
     unanimity_window: list[int] = Field(default_factory=lambda: [2, 3])  # stop when the last w answers agree
     posterior_threshold: list[float] = Field(default_factory=lambda: [0.9, 0.95])  # P(leader is the majority)

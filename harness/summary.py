@@ -30,6 +30,7 @@ class RunFacts:
     requests_sent: int
     completion_tokens: int
     prompt_tokens: int
+    input_tokens: int  # every request's prompt, the text a chain sends again with each later request included
     billed: dict[str, dict[str, int]]  # bill.billed_tokens of the sample table: live/batch x input/cached/output
     law: dict[str, Any]
     seconds: float
@@ -38,6 +39,7 @@ class RunFacts:
     adaptive: dict[str, Any] = field(default_factory=dict)  # metrics.json `adaptive`
     vote_budget: Any = None  # metrics.json `vote_budget`: where the stopping rules are summarised
     frontier: dict[str, Any] = field(default_factory=dict)  # metrics.json `frontier`: over every strategy
+    measured_to: float | None = None  # the most tokens a point of the law's path spent (metrics.json tokens_by_k)
 
 
 def gather(sent: int, seconds: float) -> RunFacts:
@@ -54,6 +56,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
         requests_sent=sent,
         completion_tokens=_sum(samples, "completion_tokens"),
         prompt_tokens=_sum(samples, "prompt_tokens"),
+        input_tokens=_sum(samples, "input_tokens"),
         billed=billed_tokens(samples),
         law=metrics.get("law", {}),
         seconds=seconds,
@@ -62,6 +65,7 @@ def gather(sent: int, seconds: float) -> RunFacts:
         adaptive=metrics.get("adaptive", {}),
         vote_budget=metrics.get("vote_budget"),
         frontier=metrics.get("frontier", {}),
+        measured_to=max(metrics.get("tokens_by_k", {}).values(), default=None),
     )
 
 
@@ -88,11 +92,11 @@ def lines(facts: RunFacts, params: Params) -> list[str]:
         f"  problems     {facts.problems if facts.problems is not None else '?'} ({facts.source or 'unknown source'})",
         f"  samples      {total}: {by_status}",
         f"  requests     {facts.requests_sent} sent to the model, {replayed} replayed from the store",
-        f"  tokens       {facts.completion_tokens:,} completion, {facts.prompt_tokens:,} prompt",
+        f"  tokens       {_tokens(facts)}",
         f"  cost         {_cost(cost, facts)}",
         f"  wall time    {_duration(facts.seconds)}",
         f"  law          {_law(facts.law)}",
-        f"  saturation   {_saturation(facts.law)}",
+        f"  saturation   {_saturation(facts.law, facts.measured_to)}",
         f"  frontier     {_frontier(facts.frontier)}",
         f"  crossover    {_crossover(facts.crossover)}",
         f"  thinking     {_thinking(facts.thinking)}",
@@ -163,7 +167,18 @@ def _law(law: dict[str, Any]) -> str:
     return f"{slope:+.1f} accuracy points per doubling of tokens{interval}"
 
 
-def _saturation(law: dict[str, Any]) -> str:
+def _tokens(facts: RunFacts) -> str:
+    """Completion and input tokens, as metrics.json `cost` counts them. Why both input figures: a sample's
+    prompt is sent once per request of its chain (a forced answer sends the prompt and the thinking again),
+    so the input billed is more than the prompts; the prompts alone were the only figure here once, and did
+    not match metrics.json."""
+    return (f"{facts.completion_tokens:,} completion, {facts.input_tokens:,} input "
+            f"({facts.prompt_tokens:,} of it first prompts; a chain's later requests send them again)")
+
+
+def _saturation(law: dict[str, Any], measured_to: float | None = None) -> str:
+    """Where the fitted rise ends, and whether a measured point lies beyond it: a saturation point inside
+    the measured tokens with no point after it is located, not yet seen as a plateau."""
     at = law.get("saturation_log2_tokens")
     if at is None:
         return "not located (the law's rise was not measured: see law)"
@@ -171,7 +186,10 @@ def _saturation(law: dict[str, Any]) -> str:
     lo, hi = law.get("saturation_log2_tokens_lo"), law.get("saturation_log2_tokens_hi")
     interval = f" (95% CI {lo:.2f} to {hi:.2f})" if lo is not None and hi is not None else " (no interval)"
     if not law.get("saturated"):
-        return f"not reached in the measured tokens: the fitted rise ends at {where}"
+        if measured_to is None or 2 ** at > measured_to:
+            return f"not reached in the measured tokens: the fitted rise ends at {where}"
+        return (f"not established: the fitted rise ends at {where}, and only the last measured point "
+                f"({measured_to:,.0f} tokens) lies past it, so no gain after it is measured")
     gain, g_lo, g_hi = (law.get(f"gain_after_saturation{end}") for end in ("", "_lo", "_hi"))
     after = law.get("after_saturation")
     if not after or gain is None or g_lo is None or g_hi is None:

@@ -13,15 +13,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def apply_params_diff(params: dict, diff: str) -> dict:
-    """Apply the `+` lines of a params diff shown in the docs (context lines name the section, then
-    `+  key: value`) to `params`, in place; returned for convenience."""
-    section = None
+    """Apply a params diff shown in the docs to `params`, in place (returned for convenience): context lines
+    name the section, each `-  key: value` must be what `params` holds now (a diff that removes a stale
+    value is a wrong diff), then `+  key: value` sets it (a value params.yaml sets, not null, needs its `-`
+    line first); a key only removed is deleted."""
+    section, removed, added = None, [], set()
     for line in diff.splitlines():
         if line.startswith(" ") and line.strip().endswith(":"):
             section = line.strip()[:-1]
-        elif line.startswith("+"):
-            params[section].update(yaml.safe_load(line[1:].strip()))
+        elif line.startswith(("-", "+")):
+            ((key, value),) = yaml.safe_load(line[1:].strip()).items()
+            if line.startswith("-"):
+                assert section in params and params[section].get(key, "<absent>") == value, (
+                    f"the diff removes {section}.{key}: {value!r}, but params.yaml has "
+                    f"{params.get(section, {}).get(key, '<absent>')!r}")
+                removed.append((section, key))
+            else:
+                assert params[section].get(key) is None or (section, key) in removed, (
+                    f"the diff sets {section}.{key} without a `-` line for params.yaml's "
+                    f"{params[section][key]!r}")
+                params[section][key] = value
+                added.add((section, key))
+    for section, key in removed:
+        if (section, key) not in added:
+            del params[section][key]
     return params
+
+
 DATA = REPO / "data"  # the committed offline copies of the named datasets (data/README.md)
 
 

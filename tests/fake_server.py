@@ -63,6 +63,8 @@ class FakeModel:
         self.faults = faults
         self.hang_s = hang_s
         self.delay_s = 0.0  # per request, to make runs slow enough to interrupt
+        self.in_flight = 0  # completions being answered right now
+        self.max_in_flight = 0  # the most ever answered at once: above one run's concurrency, two runs met
         self.hang_forever = False  # a wedged server: completions are accepted and never answered
         # Reasoning models on chat: None (no visible thinking), "reasoning_content" / "reasoning" (a separate
         # field, as vLLM, SGLang and DeepSeek's API return it) or "inline" (<think>...</think> in content).
@@ -371,6 +373,16 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             if not self.path.endswith("/completions"):
                 self._json(404, {"error": {"message": "not found"}})
                 return
+            with model.lock:
+                model.in_flight += 1
+                model.max_in_flight = max(model.max_in_flight, model.in_flight)
+            try:
+                self._complete(body)
+            finally:
+                with model.lock:
+                    model.in_flight -= 1
+
+        def _complete(self, body: dict[str, Any]) -> None:
             if model.hang_forever:
                 model.released.wait()
                 self.close_connection = True

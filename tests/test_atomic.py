@@ -109,3 +109,20 @@ def test_a_live_writers_temp_file_is_left_alone_and_a_dead_writers_is_removed(tm
         writer.wait()
     write_bytes(target, b"mine again\n")
     assert not live.exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_and_the_store_get_the_users_umask(umask, mode, project, fake_model):
+    """A colleague on a shared filesystem (or a web server) reads report.html only if the harness writes
+    its files like any other tool: 0666 less the umask. mkstemp made every output 0600 whatever the umask."""
+    project(fake_model.url, sampling={"samples": 1, "vote_samples": 1})
+    previous = os.umask(umask)
+    try:
+        assert main(["fetch"]) == 0
+        assert main(["calibrate"]) == 0
+    finally:
+        os.umask(previous)
+    written = [Path("outputs") / name for name in ("problems.jsonl", "dataset.json", "calibration.csv")]
+    written += sorted(Path("store").rglob("*.jsonl"))
+    assert len(written) > 3, written  # the store wrote at least one shard
+    assert {str(p): oct(p.stat().st_mode & 0o777) for p in written} == {str(p): oct(mode) for p in written}

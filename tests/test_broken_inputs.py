@@ -215,7 +215,9 @@ CASES = [
     Case("key variable not set", _hosted(KEY_ENV),
          f"model.api_key_env = '{KEY_ENV}': that environment variable is not set; export {KEY_ENV}=..."),
     Case("hosted endpoint without a key variable", _hosted(None),
-         "model.api_key_env is not set, but model.base_url = 'https://api.example.invalid/v1' is not local"),
+         "model.api_key_env is not set, but model.base_url = 'https://api.example.invalid/v1' is not local; set "
+         "model.api_key_env to the NAME of the environment variable holding the key, or to `none` if the server "
+         "needs no key"),
     # --- dataset rows: file and line --------------------------------------------------------------
     dataset_case("line not JSON", _lines(GOOD[0], GOOD[1], '{"id": "x", "problem": "1+1"'),
                  "data.jsonl:3: not valid JSON"),

@@ -165,7 +165,7 @@ def test_the_image_compiles_llama_cpp_text_only_and_portable():
     """nox builds llama-cpp-python per machine, for its CPU but without AMX kernels (they crash where the
     kernel grants no AMX state); an image runs on other CPUs, so it builds portable: -DGGML_NATIVE=OFF
     (no AMX either), text only like nox."""
-    from harness.llama_server import NO_AMX  # the same flags for the server binary and the nox wheel
+    from harness.servers.llama_server import NO_AMX  # the same flags for the server binary and the nox wheel
 
     nox_flags = re.search(r"^_NO_AMX = \"([^\"]+)\"", (REPO / "noxfile.py").read_text(), re.MULTILINE)
     assert nox_flags and nox_flags[1] == NO_AMX and "-mno-amx-int8" in NO_AMX

@@ -94,6 +94,7 @@ def test_the_methods_readme_quotes_the_differences_their_pairing_establishes():
     flat = " ".join((EXAMPLES / "README.md").read_text(encoding="utf-8").split())
     for _, _, r in established:
         assert f"{100 * r['delta']:+.1f}" in flat and f"{100 * r['lo']:+.1f} to {100 * r['hi']:+.1f}" in flat
+        assert r["p_value"] < 0.05 and f"{r['p_value']:.3f}" in flat  # the interval's own p-value agrees
 
 
 def test_the_compute_optimal_grid_is_what_its_readme_says():
@@ -164,7 +165,8 @@ def test_the_reasoning_readme_quotes_its_paired_comparison_with_the_baseline(tmp
     for row in (rows[(1024, 512)], rows[(1024, 1024)], pair["matched_spend"][0]):
         interval = f"{100 * row['lo']:+.1f} to {100 * row['hi']:+.1f}".replace("-", "−")
         assert f"{100 * row['delta']:+.1f} points | {interval} |".replace("-", "−") in flat, row
-        assert f"{row['discordant'][0]} / {row['discordant'][1]} |" in flat
+        assert f"{row['problems_a_higher']} / {row['problems_b_higher']} |" in flat
+        assert f"| {row['p_value']:.2f} |" in flat
     assert pair["efficiency"]["ratio_bound"] == ">= 1.62" and "at least 1.6 times" in flat
     shutil.copytree(REASONING, tmp_path / "run", symlinks=True, ignore=shutil.ignore_patterns("store", "live.log"))
     monkeypatch.chdir(tmp_path / "run")

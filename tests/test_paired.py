@@ -1,4 +1,4 @@
-"""Which run is better: the paired difference, its interval and exact tests (harness/analysis/paired.py), the tokens
+"""Which run is better: the paired difference, its interval and its p-value (harness/analysis/paired.py), the tokens
 each run needs (harness/analysis/efficiency.py), and `harness compare` pairing real run directories by problem."""
 
 import importlib.util
@@ -13,44 +13,71 @@ from conftest import REPO
 
 from harness.analysis import efficiency, paired
 from harness.cli import main
+from harness.compare import ROWS_KEY
 
 # --- the statistics ------------------------------------------------------------------------------------
 
-def test_mcnemar_mid_p_by_hand():
-    # 5 problems only A got right, 1 only B: Binomial(6, 1/2); exact two-sided 2 * P(X <= 1) = 14/64,
-    # mid-p subtracts P(X = 1) = 6/64
-    assert paired.mcnemar_mid_p(1, 5) == pytest.approx(8 / 64)
-    assert paired.mcnemar_mid_p(5, 1) == pytest.approx(8 / 64)
-    assert paired.mcnemar_mid_p(0, 0) == 1.0
-    assert paired.mcnemar_mid_p(3, 3) == pytest.approx(1.0)  # 2 * (P(X<=3) - P(X=3)/2) = 2 * (42 - 10) / 64
+def _tells_one_story(found: paired.PairedDifference) -> bool:
+    """Significant at 0.05 exactly when the 95% interval leaves out 0."""
+    return (found.p_value < 0.05) == (found.lo > 0 or found.hi < 0)
 
 
-def test_sign_flips_are_exact_for_few_problems_and_seeded_for_many():
-    assert paired.sign_flip_p(np.array([1.0, 1.0, 1.0])) == pytest.approx(2 / 8)  # +++ and ---
-    assert paired.sign_flip_p(np.array([0.5, -0.5, 0.0])) == 1.0  # zeros carry no sign
-    many = np.full(40, 0.25)
-    p = paired.sign_flip_p(many, seed=3)
-    assert p == paired.sign_flip_p(many, seed=3) and 0 < p < 1e-3  # all 40 the same way: (1 + 0) / 20001
-    assert p == pytest.approx(1 / (1 + paired.SAMPLED_SIGN_FLIPS))
-
-
-def test_a_planted_difference_on_the_same_problems_has_the_right_sign_interval_and_test():
+def test_a_planted_difference_on_the_same_problems_has_the_right_sign_interval_and_p_value():
     a = np.array([1.0] * 10 + [0.0] * 20)
     b = np.array([1.0] * 10 + [1.0] * 10 + [0.0] * 10)  # B solves A's ten and ten more
     found = paired.compare_scores(a, b)
-    assert found.delta == pytest.approx(1 / 3) and found.discordant == (0, 10)
+    assert found.delta == pytest.approx(1 / 3) and found.higher == (0, 10)
     assert 0 < found.lo < 1 / 3 < found.hi < 1
-    assert found.test == "McNemar exact mid-p" and found.p_value == pytest.approx(2**-10)
+    assert 1e-4 < found.p_value < 2**-10  # McNemar's mid-p says 2^-10 for these ten discordant problems
     back = paired.compare_scores(b, a)  # the other way round: the mirror image
     assert back.delta == pytest.approx(-1 / 3) and (back.lo, back.hi) == pytest.approx((-found.hi, -found.lo))
+    assert back.p_value == pytest.approx(found.p_value) and back.higher == (10, 0)
 
 
-def test_identical_runs_differ_by_nothing_and_averaged_scores_use_sign_flips():
+def test_the_p_value_is_the_intervals_own_at_every_level():
+    """interval_p inverts difference_interval: the interval at confidence 1 - p just touches 0."""
+    a = np.array([1.0] * 8 + [0.0] * 22)
+    b = np.array([1.0] * 14 + [0.0] * 16)
+    p = paired.interval_p(a, b)
+    lo, _ = paired.difference_interval(a, b, 1 - p)
+    assert 0 < p < 1 and lo == pytest.approx(0.0, abs=1e-6)
+    assert paired.difference_interval(a, b, 1 - p - 1e-4)[0] > 0 > paired.difference_interval(a, b, 1 - p + 1e-4)[0]
+
+
+def test_matched_spend_rows_that_contradicted_themselves_now_tell_one_story():
+    """The two rows of the report: (1) nine problems a little worse in B, none better, -1.8 points: the
+    sign-flip test said p = 0.0039 beside an interval of -9.2 to +5.6 (the report's p = 0.0027 beside -17.1
+    to +12.6); (2) A higher on 18 problems by a little, B on 2 by a lot, B ahead on average. Both rows
+    now agree with their interval, and the counts say which run scores higher where."""
+    a = np.array([1.0] * 12 + [0.0] * 18)
+    b = a.copy()
+    b[:9] -= 0.06  # read a little below the budget on nine problems
+    skewed = paired.compare_scores(a, b)
+    assert skewed.delta == pytest.approx(-0.018) and skewed.lo < 0 < skewed.hi and skewed.p_value > 0.05
+    assert skewed.higher == (9, 0) and _tells_one_story(skewed)
+    a = np.r_[np.full(18, 0.5), np.zeros(2), np.full(10, 0.3)]
+    b = np.r_[np.full(18, 0.45), np.full(2, 0.5), np.full(10, 0.3)]
+    mixed = paired.compare_scores(a, b)
+    assert mixed.delta > 0 and mixed.higher == (18, 2) and _tells_one_story(mixed)
+
+
+def test_p_value_and_interval_agree_on_many_random_pairs():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(2, 40))
+        skill = rng.random(n)
+        a = rng.binomial(int(rng.integers(1, 5)), skill) / 4
+        b = np.clip(a + rng.choice([-0.25, 0.0, 0.25, 0.5], size=n, p=[0.2, 0.4, 0.3, 0.1]), 0, 1)
+        found = paired.compare_scores(np.clip(a, 0, 1), b)
+        assert _tells_one_story(found), found
+
+
+def test_identical_runs_differ_by_nothing():
     a = np.array([0.0, 0.5, 1.0, 0.25, 0.75, 1.0])
     same = paired.compare_scores(a, a)
-    assert same.delta == 0 and same.lo < 0 < same.hi and same.p_value == 1.0 and same.discordant == (0, 0)
+    assert same.delta == 0 and same.lo < 0 < same.hi and same.p_value == 1.0 and same.higher == (0, 0)
     better = paired.compare_scores(a, np.clip(a + 0.25, 0, 1))
-    assert better.test == "sign-flip permutation" and better.delta > 0 and better.discordant == (0, 4)
+    assert better.test == paired.TEST and better.delta > 0 and better.higher == (0, 4)
 
 
 def test_pairing_narrows_the_interval_of_correlated_runs():
@@ -78,6 +105,15 @@ def test_the_paired_interval_covers_a_known_difference(problems):
     coverage = _coverage_benchmark().difference_coverage(problems, samples=1, a_mean=0.3, delta=0.2,
                                                          spread=2.0, reps=400, seed=5)
     assert coverage["interval"] >= 0.93, coverage
+
+
+def test_at_matched_spend_no_row_contradicts_itself_where_the_old_test_did():
+    """The simulation's contradicting case (benchmarks/coverage_compare.py, "At matched spend"), small:
+    30 problems read between two budgets, no true difference. The old sign-flip test beside the interval
+    contradicted it in 5 of these 100 runs; the interval's own p-value never does."""
+    found = _coverage_benchmark().matched_coverage(30, read=0.5, truth=0.0, weight=0.3, spread=2.0, reps=100)
+    assert found["contradictions"] == 0 and found["old contradictions"] >= 0.03, found
+    assert found["p below 0.05"] <= 0.05 and found["interval"] >= 0.93, found
 
 
 # --- tokens to reach an accuracy ---------------------------------------------------------------------------
@@ -139,19 +175,35 @@ def test_compare_pairs_planted_runs_by_problem_and_writes_compare_json(tmp_path,
     ab = report["pairs"][0]
     assert ab["problems"] == 30
     at = {r["budget"]: r for r in ab["budgets"]}
-    assert at[16]["delta"] == 0 and at[16]["discordant"] == [0, 0] and at[16]["p_value"] == 1.0
-    assert at[64]["delta"] == pytest.approx(0.4) and at[64]["discordant"] == [0, 12]
+    assert at[16]["delta"] == 0 and at[16]["problems_a_higher"] == at[16]["problems_b_higher"] == 0
+    assert at[16]["p_value"] == 1.0
+    assert at[64]["delta"] == pytest.approx(0.4) and (at[64]["problems_a_higher"], at[64]["problems_b_higher"]) == (0, 12)
     assert 0 < at[64]["lo"] < 0.4 < at[64]["hi"] and at[64]["p_value"] < 0.001
-    assert at[64]["test"] == "McNemar exact mid-p"
+    assert at[64]["test"] == "Newcombe interval inverted"
     assert [r["tokens"] for r in ab["matched_spend"]] == [32.0, 128.0]
     eff = ab["efficiency"]
     assert eff["target"] == pytest.approx(1 / 3)  # A's best, the lower of the two
     assert eff["a"]["reached"] == "crossing" and eff["ratio"] is not None and eff["ratio"] < 1  # B needs fewer
     ac = report["pairs"][1]
     assert {r["budget"]: r["delta"] for r in ac["budgets"]} == {16: pytest.approx(-5 / 30, abs=1e-6), 64: 0}
-    out = capsys.readouterr().out
-    assert "compare: B - A on 30 shared problems: budget 16: +0.0 points" in out
-    assert "budget 64: +40.0 points (95% CI" in out
+    printed = capsys.readouterr().out.splitlines()
+    out = printed[: printed.index('compare: B "C" - A "A" on 30 shared problems')]  # the first pair's lines
+    assert out[0] == 'compare: B "B" - A "A" on 30 shared problems'
+    assert out[1].split() == ["B", "-", "A", "at", "points", "95%", "CI", "p", "A", "higher", "B", "higher"]
+    budget_64 = next(line for line in out if line.strip().startswith("budget 64"))
+    assert budget_64.split()[2] == "+40.0" and budget_64.split()[-2:] == ["0", "12"]
+    spends = [line.split("tokens")[0].strip() for line in out if "matched spend" in line]
+    assert len(spends) == len(set(spends)) == 2  # each spend once
+    assert all(len(line) <= 100 for line in out), out  # a table, not one long line
+    assert printed.count(ROWS_KEY) == 1
+
+
+def test_spends_that_print_as_the_same_number_of_tokens_are_one_row():
+    """Runs that spent 67.6 and 68.3 tokens at their budgets once gave two rows "matched spend 68 tokens"."""
+    from harness.compare import distinct_spends
+
+    spends = distinct_spends([math.log2(t) for t in (68.3, 32.0, 67.6, 128.0)])
+    assert [round(2**x, 1) for x in spends] == [32.0, 67.6, 128.0]
 
 
 def test_compare_refuses_runs_that_share_no_problem_or_read_them_differently(tmp_path, monkeypatch, capsys):

@@ -26,8 +26,7 @@ def test_forcing_run_end_to_end_then_replays_with_zero_requests(project, fake_mo
     project(fake_model.url)
     assert main(["run"]) == 0
     samples = pd.read_csv("outputs/samples.csv")
-    assert list(samples.columns[: len(REQUIRED_COLUMNS)]) == REQUIRED_COLUMNS or set(REQUIRED_COLUMNS) <= set(
-        samples.columns)
+    assert [c for c in samples.columns if c in REQUIRED_COLUMNS] == REQUIRED_COLUMNS  # all there, in this order
     # 6 problems x (3 samples at 4 and 16, 6 samples at 64) = 72 planned samples, each exactly once
     assert len(samples) == 72
     assert not samples.duplicated(["problem_id", "budget", "sample"]).any()
@@ -67,7 +66,9 @@ def test_run_ends_with_a_summary_of_what_was_sent_replayed_and_found(project, fa
         assert f"{status} {count}" in live["samples"]
     assert live["requests"] == f"{sent} sent to the model, {samples['requests'].sum() - sent} replayed from the store"
     completion, prompt = int(samples["completion_tokens"].sum()), int(samples["prompt_tokens"].sum())
-    assert live["tokens"] == f"{completion:,} completion, {prompt:,} prompt"
+    sent_in = int(samples["input_tokens"].sum())  # every request's prompt: what metrics.json `cost` bills
+    assert live["tokens"] == (f"{completion:,} completion, {sent_in:,} input ({prompt:,} of it first prompts; "
+                              "a chain's later requests send them again)")
     assert live["cost"] == f"${(prompt * 1.0 + completion * 10.0) / 1e6:,.2f}"
     law = json.loads(Path("outputs/metrics.json").read_text())["law"]
     # six problems: too few for a law (its slope and saturation intervals under-cover below 16), and it says so
@@ -169,6 +170,24 @@ def test_api_key_is_sent_as_bearer_and_written_nowhere(project, fake_model, monk
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_keyless_remote_server_is_used_when_params_say_api_key_env_none(project, fake_model, monkeypatch, capsys):
+    """An open vLLM on a GPU node has no key. The fake server, reached by an address that is loopback but
+    not one the local-host rule knows (IPv4-mapped IPv6), stands for it: refused without a word about
+    the key (the message names the option), served with `api_key_env: none`, and no key from the
+    environment goes to it."""
+    decoy = "sk-decoy-" + "5" * 24
+    monkeypatch.setenv("OPENAI_API_KEY", decoy)
+    remote = fake_model.url.replace("127.0.0.1", "[::ffff:127.0.0.1]")
+    project(remote, sampling={"samples": 1, "vote_samples": 2})
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "model.api_key_env is not set" in err and "or to `none` if the server needs no key" in err, err
+    assert fake_model.requests == []
+    project(remote, model={"api_key_env": "none"}, sampling={"samples": 1, "vote_samples": 2})
+    assert main(["run"]) == 0
+    assert fake_model.requests and {r["authorization"] for r in fake_model.requests} == {"Bearer no-key"}
 
 
 def test_forcing_with_wait_extends_reasoning_up_to_the_budget(project, fake_model):

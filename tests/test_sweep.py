@@ -139,10 +139,14 @@ def test_two_queued_experiments_share_one_store_and_the_second_pays_nothing_for_
 
 
 def test_two_workers_at_once_never_pay_twice(sweep_repo, fake_model):
-    fake_model.delay_s = 0.05  # requests in flight long enough for the two workers to meet on claims
+    # requests in flight long enough for the two workers to meet on claims, even when one starts seconds
+    # after the other (a loaded machine): otherwise they never overlap and the test proves nothing
+    fake_model.delay_s = 0.25
     _queue(sweep_repo, "a", [4, 16])
     _queue(sweep_repo, "b", [4, 16, 32])
     _drain(sweep_repo, workers=2)
+    concurrency = yaml.safe_load((sweep_repo / "params.yaml").read_text())["sampling"]["concurrency"]
+    assert fake_model.max_in_flight > concurrency, "the two workers never sent at once: the test proves nothing"
     assert set(fake_model.successes.values()) == {1}, "a response was paid twice"
     assert len(fake_model.requests) < _requests_used(sweep_repo, "a") + _requests_used(sweep_repo, "b")
 

@@ -124,8 +124,8 @@ def _inside(path: Path) -> Iterator[None]:
 def read_run(path: Path) -> RunData:
     with _inside(path):
         params = load_params("params.yaml")
-        if params.model.api_key_env:  # the key itself never reaches the page, even if a response echoed it
-            register(os.environ.get(params.model.api_key_env))
+        if params.model.key_variable:  # the key itself never reaches the page, even if a response echoed it
+            register(os.environ.get(params.model.key_variable))
         problems = read_problems()
         samples = pd.read_csv(require(SAMPLES, "sample"), dtype={"problem_id": str, "answer": str, "gold": str,
                                                                   "error": str, "status": str},
@@ -137,7 +137,7 @@ def read_run(path: Path) -> RunData:
         shards = sorted(root.glob("*.jsonl"))
         store_info = {"responses": len(store), "bytes": sum(p.stat().st_size for p in shards),
                       "shards": [p.name for p in shards]}
-        return RunData(label=run_label(params), params=params, problems=problems, samples=samples,
+        return RunData(label=run_label(params) + tokens_note(samples), params=params, problems=problems, samples=samples,
                        curve=curve, metrics=read_json(METRICS), dataset=read_json(DATASET_INFO), store=store_info,
                        outcomes=outcomes)
 
@@ -146,6 +146,15 @@ def run_label(params: Params) -> str:
     """model · method · dataset, from params alone: never the directory, whose name and place differ from
     one checkout to the next while the page must not."""
     return f"{params.model.name} · {params.budgets.method} · {params.data.source}"
+
+
+def tokens_note(samples: pd.DataFrame) -> str:
+    """An imported run (samples.csv has `tokens_counted`) says in its label how its tokens were counted: an
+    estimate moves every point along the x-axis, and the reader must know it. Native runs: nothing."""
+    if "tokens_counted" not in samples.columns:
+        return ""
+    counted = samples["tokens_counted"].dropna().astype(str).value_counts().sort_index()
+    return " · tokens " + ", ".join(f"{how} ({n})" for how, n in counted.items())
 
 
 def _job(row: Any, problems: dict[str, dict[str, str]]) -> Job:
@@ -366,7 +375,7 @@ def provenance(data: RunData) -> dict[str, Any]:
     sha256, the store. The API key is never here: params hold only the name of its variable."""
     p = data.params
     return {
-        "model": p.model.name, "server": p.model.base_url, "api_key_env": p.model.api_key_env,
+        "model": p.model.name, "server": p.model.base_url, "api_key_env": p.model.key_variable,
         "chat_template": p.model.chat_template, "method": p.budgets.method,
         "budgets": [str(b) for b in p.budgets.requested],
         "dataset": data.dataset.get("source", p.data.source), "dataset_sha256": data.dataset.get("fingerprint"),

