@@ -129,3 +129,148 @@ def test_claims_are_exclusive_and_a_dead_or_expired_claimer_is_taken_over(tmp_pa
     assert mine.take("remote") is None
     mine.release_all()
     assert sorted(p.name for p in (tmp_path / ".claims").glob("[a-z]*")) == ["b"]
+
+
+def _filled(tmp_path, n=50):
+    store = ResponseStore(tmp_path, "sample")
+    store.append_many([(_req(i), {"text": f"answer {i}"}) for i in range(n)])
+    store.close()
+    return store
+
+
+def test_a_closed_shard_gets_an_index_and_a_longer_shard_is_read_past_it(tmp_path):
+    from harness.requests.keydir import index_path, load_index
+
+    store = _filled(tmp_path)
+    index = index_path(store.shard_path)
+    saved, problem = load_index(store.shard_path, store.shard_path.stat().st_size)
+    assert problem is None and saved is not None and len(saved.entries) == 50
+    covered = saved.covered
+    with open(store.shard_path, "ab") as fh:  # another writer appended after the index was saved
+        fh.write(ResponseStore._line_for(_req(50), {"text": "late"}))
+    reopened = ResponseStore(tmp_path, "report", readonly=True)
+    assert len(reopened) == 51 and reopened.get(request_key(_req(50)))["response"]["text"] == "late"
+    assert load_index(store.shard_path, store.shard_path.stat().st_size)[0].covered == covered  # readonly: untouched
+    assert index.exists()
+
+
+def test_a_damaged_or_stale_index_is_rebuilt_with_one_warning(tmp_path):
+    from harness.requests.keydir import index_path
+
+    store = _filled(tmp_path)
+    index = index_path(store.shard_path)
+    data = bytearray(index.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte in an entry
+    index.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"sample.jsonl.idx: damaged .*; rebuilt from"):
+        again = ResponseStore(tmp_path, "sample")
+    assert len(again) == 50 and again.get(request_key(_req(7)))["response"]["text"] == "answer 7"
+    lines = store.shard_path.read_bytes().splitlines(keepends=True)
+    store.shard_path.write_bytes(b"".join(lines[:20]))  # an older copy of the shard came back (a checkout)
+    with pytest.warns(UserWarning, match=r"stale \(it covers \d+ bytes, the shard has \d+\); rebuilt"):
+        older = ResponseStore(tmp_path, "sample")
+    assert len(older) == 20 and request_key(_req(30)) not in older and request_key(_req(3)) in older
+
+
+def test_a_canonical_record_edited_in_place_stops_when_read_with_file_and_line(tmp_path):
+    store = _filled(tmp_path, 5)
+    lines = store.shard_path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"prompt":"p3"', '"prompt":"p9"')  # still starts with the same key
+    store.shard_path.write_text("".join(lines))
+    with pytest.warns(UserWarning, match="stale"):
+        edited = ResponseStore(tmp_path, "sample")
+    assert edited.get(request_key(_req(1)))["response"]["text"] == "answer 1"
+    with pytest.raises(StoreError, match=r"sample.jsonl:4: the key does not match its request"):
+        edited.get(request_key(_req(3)))
+
+
+def test_memory_per_response_is_the_key_directory_not_the_text(tmp_path):
+    """The text is on disk only: what the store holds per response is a few fixed-width numbers."""
+    store = ResponseStore(tmp_path, "sample")
+    store.append_many([(_req(i), {"text": "t" * 20_000}) for i in range(3000)])
+    store.close()
+    reopened = ResponseStore(tmp_path, "vote", readonly=True)
+    table = reopened._table
+    held = table.prefix.nbytes + table.where.nbytes + table.length.nbytes
+    assert len(reopened) == 3000 and not reopened._recent
+    assert held / len(reopened) <= 100, held / len(reopened)
+
+
+def test_keys_stored_twice_count_once_and_the_first_shard_wins(tmp_path):
+    first = ResponseStore(tmp_path, "a")
+    first.append(_req(1), {"text": "from a"})
+    second = ResponseStore(tmp_path, "b")
+    assert request_key(_req(1)) in second
+    with open(second.shard_path, "ab") as fh:  # a second run raced the first and stored it again
+        fh.write(ResponseStore._line_for(_req(1), {"text": "from b"}))
+    both = ResponseStore(tmp_path, "c", readonly=True)
+    assert len(both) == 1 and both.get(request_key(_req(1)))["response"]["text"] == "from a"
+
+
+def _hold_the_stage_shard(root, ready, done):
+    store = ResponseStore(root, "sample")
+    store.append(_req(0), {"text": "held"})
+    ready.set()
+    done.wait(60)
+    store.append(_req(1), {"text": "still mine"})
+    store.close()
+
+
+def test_a_second_writer_gets_a_shard_of_its_own_and_never_touches_the_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOST", "beta")
+    ready, done = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_the_stage_shard, args=(tmp_path, ready, done))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        before = (tmp_path / "sample.jsonl").read_bytes()
+        second = ResponseStore(tmp_path, "sample")
+        assert second.shard_path.name.startswith("sample@beta@") and second.shard_path.suffix == ".jsonl"
+        second.append_many([(_req(i), {"text": f"second {i}"}) for i in range(2, 6)])
+        assert (tmp_path / "sample.jsonl").read_bytes() == before  # the holder's file: not one byte more
+        second.close()
+    finally:
+        done.set()
+        holder.join(60)
+    assert holder.exitcode == 0
+    everything = ResponseStore(tmp_path, "report", readonly=True)
+    assert len(everything) == 6
+    assert everything.get(request_key(_req(1)))["response"]["text"] == "still mine"
+    assert everything.get(request_key(_req(4)))["response"]["text"] == "second 4"
+    mine = ResponseStore(tmp_path, "sample")  # the holder is gone: the stage's shard is free again
+    assert mine.shard_path.name == "sample.jsonl"
+    mine.close()
+
+
+def test_a_dead_writers_torn_shard_is_settled_once(tmp_path):
+    """A writer killed mid-append left a partial line in its own shard; nobody appends there again, so the
+    next writer on its host cuts it (once) instead of every open reporting it."""
+    from harness.requests.store import host_name
+
+    shard = tmp_path / f"sample@{host_name()}@999999999@abcdef.jsonl"  # no such process on this host
+    shard.write_bytes(ResponseStore._line_for(_req(1), {"text": "kept"}) + b'{"key":"ab')
+    store = ResponseStore(tmp_path, "sample")
+    assert shard.read_bytes().endswith(b"\n") and len(store) == 1
+    store.close()
+
+
+def test_a_full_shard_is_closed_for_good_and_its_writer_goes_on_in_a_new_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_SHARD_MB", "0.004")  # 4,000 bytes: two batches of four records a file
+    store = ResponseStore(tmp_path, "sample")
+    for i in range(0, 40, 4):
+        store.append_many([(_req(j), {"text": "x" * 300}) for j in range(i, i + 4)])
+        if i == 8:
+            frozen = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl") if p != store.shard_path}
+    store.close()
+    shards = sorted(tmp_path.glob("*.jsonl"))
+    assert len(shards) == 5 and all(p.stat().st_size <= 4000 for p in shards), [p.stat().st_size for p in shards]
+    assert all(p.name.startswith("sample@") for p in shards if p.name != "sample.jsonl")
+    assert frozen and all((tmp_path / name).read_bytes() == data for name, data in frozen.items())  # closed
+    before = {p.name: p.read_bytes() for p in shards}
+    again = ResponseStore(tmp_path, "sample")
+    assert len(again) == 40 and again.get(request_key(_req(37)))["response"]["text"] == "x" * 300
+    assert again.shard_path.name != "sample.jsonl"  # its writer rotated away from it: closed for good
+    again.append_many([(_req(j), {"text": "x" * 300}) for j in range(40, 44)])
+    again.close()
+    assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
+    assert len(list(tmp_path.glob("*.jsonl"))) == 6

@@ -194,6 +194,35 @@ def test_two_runs_at_once_on_one_store_pay_once_per_request(project, tmp_path):
         server.kill()
 
 
+def test_two_hosts_sharing_a_store_write_their_own_shards_and_pay_once(project, tmp_path):
+    """Two `harness sample` runs that report different host names (two machines on a shared directory):
+    each appends only to its own file (the second finds the stage's shard taken and writes
+    sample@<host>@<pid>@<token>.jsonl), nothing is lost and nothing is paid twice."""
+    server, url, log = _start_server(tmp_path, delay=0.1)
+    try:
+        project(url, **SMALL_RUN)
+        assert main(["fetch"]) == 0
+        runs = []
+        for host in ("alpha", "beta"):
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_HOST": host}
+            runs.append(subprocess.Popen([sys.executable, "-m", "harness.cli", "sample"], cwd=tmp_path, env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outs = [run.communicate(timeout=180) for run in runs]
+        for run, (_, err) in zip(runs, outs):
+            assert run.returncode == 0, err
+        shards = sorted(p.name for p in (tmp_path / "store").glob("sample*.jsonl"))
+        own = [name for name in shards if name != "sample.jsonl"]
+        assert len(own) == 1 and own[0].split("@")[1] in {"alpha", "beta"}, shards
+        assert (tmp_path / "store" / own[0]).stat().st_size > 0, "the second writer stored nothing: no overlap"
+        billable = _billable_counts(log)
+        assert not {k: c for k, c in billable.items() if c > 1}, "paid twice"
+        stored = _stored_keys(tmp_path)
+        assert len(stored) == len(set(stored)) == len(billable)  # every response paid for is stored, once
+        _assert_complete(pd.read_csv("outputs/samples.csv"), PLANNED)
+    finally:
+        server.kill()
+
+
 def test_a_killed_claimers_claims_are_taken_over_at_once(project, tmp_path):
     """SIGKILL leaves claims behind; the next run sees their process is gone and does not wait out the
     lease (set to an hour here), paying again for at most what was in flight."""

@@ -108,3 +108,24 @@ def test_the_15b_run_marks_its_wait_cues_inside_the_thinking():
     waits = [[p for p in pieces(o.segments) if p[1] == WAIT_CUE] for o in outcomes]
     assert sum(map(len, waits)) == int((table["requests"] - 2).sum()) > 100
     assert all(p[0] == THINKING and p[2] == "\nWait," for found in waits for p in found)
+
+
+def test_a_lean_outcome_grades_as_the_full_one_without_holding_its_text():
+    """What a stage keeps per sample (chain.lean): the same table row, a bounded amount of text."""
+    from harness.requests.chain import GIST, Job, Outcome, lean
+    from harness.stages.sample import sample_row
+
+    job = Job("p1", "What is 1 + 2?", "3", 256, 0)
+    thinking = "step " * 20_000
+    outcomes = [
+        Outcome(job, 1, text=f"<think>{thinking}</think> so \\boxed{{3}}", reasoning=thinking, answer="\\boxed{3}",
+                finish_reason="stop", completion_tokens=20_003, parts=[{"text": thinking}],
+                segments=[("model", thinking)]),
+        Outcome(job, 1, text="   \n ", finish_reason="length", completion_tokens=3),  # blank: stays blank
+        Outcome(job, 1, text=thinking, reasoning=thinking, finish_reason="length", completion_tokens=20_000),
+    ]
+    for full in outcomes:
+        slim = lean(full)
+        assert sample_row(slim) == sample_row(full)
+        assert not slim.parts and not slim.segments
+        assert len(slim.text) <= 2 * GIST and len(slim.reasoning) <= 2 * GIST

@@ -71,7 +71,7 @@ class RunData:
     metrics: dict[str, Any]
     dataset: dict[str, Any]
     store: dict[str, Any]
-    outcomes: dict[tuple[str, Budget, int], Outcome | Missing]
+    outcomes: Walks
 
 
 def report_command(runs: list[str], output: str | None, split: bool) -> Path:
@@ -132,8 +132,8 @@ def read_run(path: Path) -> RunData:
                               keep_default_na=False, na_values=[""])
         curve = pd.read_csv(require(CURVE, "vote"))
         root = store_dir()
-        store = ResponseStore(root, "sample", readonly=True)
-        outcomes = asyncio.run(_walk_all(params, problems, samples, store))
+        store = ResponseStore(root.resolve(), "sample", readonly=True)  # read again later, from anywhere
+        outcomes = Walks(params, problems, store, asyncio.run(_gaps(params, problems, samples, store)))
         shards = sorted(root.glob("*.jsonl"))
         store_info = {"responses": len(store), "bytes": sum(p.stat().st_size for p in shards),
                       "shards": [p.name for p in shards]}
@@ -165,19 +165,20 @@ def _job(row: Any, problems: dict[str, dict[str, str]]) -> Job:
     return Job(problem["id"], problem["problem"], problem["answer"], as_budget(row.budget), int(row.sample))
 
 
-async def _walk_all(params: Params, problems: list[dict[str, str]], samples: pd.DataFrame,
-                    store: ResponseStore) -> dict[tuple[str, Budget, int], Outcome | Missing]:
-    """Every sample's chain walked over the store alone (nothing is sent): its outcome, or where it stops."""
+async def _gaps(params: Params, problems: list[dict[str, str]], samples: pd.DataFrame,
+               store: ResponseStore) -> dict[tuple[str, Budget, int], Missing]:
+    """Where each sample's chain stops short over the store alone (nothing is sent, no text is kept); an
+    answered sample without its whole chain stops the report here, before anything is written."""
     by_id = {p["id"]: p for p in problems}
     fetch = stored(store)
-    walked: dict[tuple[str, Budget, int], Outcome | Missing] = {}
+    gaps: dict[tuple[str, Budget, int], Missing] = {}
     missing = []
     for row in samples.itertuples(index=False):
         job = _job(row, by_id)
         try:
-            walked[job.problem_id, job.budget, job.sample] = await walk(params, job, fetch)
+            await walk(params, job, fetch)
         except Missing as gap:
-            walked[job.problem_id, job.budget, job.sample] = gap
+            gaps[job.problem_id, job.budget, job.sample] = gap
             if not str(row.status).startswith("failed"):
                 missing.append(f"{job.problem_id} at {job.budget} sample {job.sample} ({gap.step} request)")
     if missing:
@@ -185,7 +186,36 @@ async def _walk_all(params: Params, problems: list[dict[str, str]], samples: pd.
             f"report: {len(missing)} answered sample(s) of {SAMPLES} have no complete chain in {store_dir()}/ "
             f"(first: {missing[0]}); the report reads every transcript from the store: restore it "
             "(`git checkout store`, `dvc pull`) or rerun `harness sample`")
-    return walked
+    return gaps
+
+
+class Walks:
+    """Each sample's chain walked over the store when the page asks for it, one cell's samples kept at a time.
+
+    Why not every walk up front: a walk holds its sample's whole text, and a run of 57,600 forced samples
+    held gigabytes; the page is built cell by cell, so it needs one cell's transcripts at once.
+    """
+
+    def __init__(self, params: Params, problems: list[dict[str, str]], store: ResponseStore,
+                 gaps: dict[tuple[str, Budget, int], Missing]):
+        self.params, self.store, self.gaps = params, store, gaps
+        self.problems = {p["id"]: p for p in problems}
+        self.fetch = stored(store)
+        self.cell: tuple[str, Budget] | None = None
+        self.walked: dict[int, Outcome] = {}
+        self.loop = asyncio.new_event_loop()  # one loop for every walk (a new one per sample costs a millisecond)
+
+    def __getitem__(self, where: tuple[str, Budget, int]) -> Outcome | Missing:
+        if where in self.gaps:
+            return self.gaps[where]
+        pid, budget, sample = where
+        if self.cell != (pid, budget):
+            self.cell, self.walked = (pid, budget), {}
+        if sample not in self.walked:
+            problem = self.problems[pid]
+            job = Job(problem["id"], problem["problem"], problem["answer"], budget, sample)
+            self.walked[sample] = self.loop.run_until_complete(walk(self.params, job, self.fetch))
+        return self.walked[sample]
 
 
 # ---- assembly: the run's data -> the page's index and its cells' payloads ----
@@ -287,7 +317,7 @@ def _plain(value: Any) -> Any:
 
 
 def _cell_entry(p: int, b: int, cell: report_grid.Cell, graded: list[report_grid.Graded], rows: pd.DataFrame,
-                outcomes: dict[tuple[str, Budget, int], Outcome | Missing]) -> dict[str, Any]:
+                outcomes: Walks) -> dict[str, Any]:
     top = list(cell.winners)
     samples = []
     for g, row in zip(graded, rows.to_dict("records")):

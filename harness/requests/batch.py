@@ -40,7 +40,7 @@ from openai.types.chat import ChatCompletion
 
 from ..files import process_alive, write_json
 from ..params import Params
-from .chain import Job, Missing, Outcome, failed, first_missing, walk
+from .chain import Job, Missing, Outcome, failed, first_missing, lean, walk
 from .client import (
     AuthFailed,
     EmptyChoices,
@@ -368,7 +368,7 @@ class BatchRunner:
         out = []
         for job in jobs:
             try:
-                out.append(await walk(self.params, job, fetch))
+                out.append(lean(await walk(self.params, job, fetch)))  # the text stays in the store
             except (RequestFailed, Missing) as exc:
                 out.append(failed(self.params, job, exc))
         return out

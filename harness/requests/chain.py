@@ -31,7 +31,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..analysis.confidence import answer_logprob
@@ -542,15 +542,52 @@ async def _missing(params: Params, jobs: list[Job], store: ResponseStore) -> lis
     return [job for job in jobs if await first_missing(params, job, store) is not None]
 
 
+async def stored_or_missing(params: Params, jobs: list[Job], store: ResponseStore) -> tuple[list[Outcome], list[Job]]:
+    """One walk of every job over the store: the lean outcomes of those stored whole, and the jobs that are
+    not. Why one walk: a store reads each record from disk when it is used, so walking to find what is
+    missing and then again to replay read every record twice."""
+    fetch = stored(store)
+    outcomes: list[Outcome] = []
+    missing: list[Job] = []
+    for job in jobs:
+        try:
+            outcomes.append(lean(await walk(params, job, fetch)))
+        except Missing:
+            missing.append(job)
+    return outcomes, missing
+
+
 def missing_jobs(params: Params, jobs: list[Job], store: ResponseStore) -> list[Job]:
     """The jobs whose request chain is not fully in the store (walked offline, nothing is sent)."""
     return asyncio.run(_missing(params, jobs, store))
 
 
-async def replay(params: Params, jobs: list[Job], store: ResponseStore) -> list[Outcome]:
-    """Every job's outcome from the store alone (each chain must be stored whole)."""
+async def replay(params: Params, jobs: list[Job], store: ResponseStore, slim: bool = False) -> list[Outcome]:
+    """Every job's outcome from the store alone (each chain must be stored whole); `slim`: each one `lean`,
+    as a stage that only writes a table holds them."""
     fetch = stored(store)
-    return [await walk(params, job, fetch) for job in jobs]
+    keep = lean if slim else (lambda outcome: outcome)
+    return [keep(await walk(params, job, fetch)) for job in jobs]
+
+
+GIST = 512  # characters kept from each end of a lean outcome's text and thinking
+
+
+def lean(outcome: Outcome) -> Outcome:
+    """The outcome as a stage's table needs it, without the text it was read from.
+
+    Why: a stage holds every sample's outcome until it writes its table, and a forced sample's responses,
+    segments, text and thinking are four copies of up to tens of kilobytes; at 57,600 samples that was
+    gigabytes. The table needs the answer (kept whole), token counts, and whether the text and the thinking
+    are empty: text and thinking keep their first and last GIST characters (stripped, so empty stays
+    empty). The text itself stays in the store, where the report reads it again.
+    """
+    return replace(outcome, parts=[], segments=[], text=_gist(outcome.text), reasoning=_gist(outcome.reasoning))
+
+
+def _gist(text: str) -> str:
+    kept = text.strip()
+    return kept if len(kept) <= 2 * GIST else kept[:GIST] + kept[-GIST:]
 
 
 def check_may_request(desc: str, missing: int, planned: int) -> None:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..files import STORE_DIR, store_dir
 from ..params import Params
 from ..servers.embedded import embedded_server, model_for
-from .chain import Job, Outcome, check_may_request, failed, missing_jobs, replay, walk
+from .chain import Job, Outcome, check_may_request, failed, lean, replay, stored_or_missing, walk
 from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
 
@@ -132,15 +132,24 @@ def model_endpoint(params: Params) -> Iterator[Router]:
 
 
 def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:
-    """Every job's outcome, from the store where possible and from the model otherwise."""
+    """Every job's outcome, from the store where possible and from the model otherwise; lean (chain.lean:
+    what a stage's table needs, the text left in the store), so memory follows the number of samples."""
     store = ResponseStore(store_dir(), shard)
+    try:
+        return _collect(params, jobs, store, shard, desc)
+    finally:
+        store.close()  # saves the shard's key index: the next stage opens the store without reading it
+
+
+def _collect(params: Params, jobs: list[Job], store: ResponseStore, shard: str, desc: str) -> list[Outcome]:
     if store.root != STORE_DIR:  # a shared store: the project's own shard (a DVC output) stays as it is
         STORE_DIR.mkdir(exist_ok=True)
         (STORE_DIR / f"{shard}.jsonl").touch(exist_ok=True)
-    todo = missing_jobs(params, jobs, store)
+    replayed, todo = asyncio.run(stored_or_missing(params, jobs, store))
     if not todo:
         print(f"{desc}: all {len(jobs)} samples are in the store; no requests sent")
-        return asyncio.run(replay(params, jobs, store))
+        return replayed
+    del replayed  # the live run replays the stored ones again, in plan order with the rest
     check_may_request(desc, len(todo), len(jobs))
     print(f"{desc}: {len(jobs) - len(todo)}/{len(jobs)} samples in the store; requesting {len(todo)}"
           + (" through the Batch API (sampling.mode: batch)" if params.sampling.mode == "batch" else ""))
@@ -305,7 +314,7 @@ class Engine:
 
     async def _replayed(self) -> list[Outcome | None]:
         done = [job for job in self.jobs if job not in self.todo]
-        outcomes = iter(await replay(self.params, done, self.store))
+        outcomes = iter(await replay(self.params, done, self.store, slim=True))
         return [None if job in self.todo else next(outcomes) for job in self.jobs]
 
     async def worker(self) -> None:
@@ -324,7 +333,7 @@ class Engine:
         """One sample through its chain; False when it is not done (left for later, or the run halted)."""
         job = self.jobs[index]
         try:
-            self.results[index] = await walk(self.params, job, self.fetch)
+            self.results[index] = lean(await walk(self.params, job, self.fetch))  # the text stays in the store
         except Busy as exc:
             self.wait_for_other_run(index, exc.owner)
             return False

@@ -4,8 +4,11 @@ Why it looks like this: a scaling run is thousands of paid requests, and a run c
 moment. The store is a directory of append-only JSON-lines shards (one per stage that writes), each line
 one response keyed by the sha256 of the canonical request. Appends are fsync'd under an exclusive lock,
 so a response that was received is never lost and two processes never interleave half lines. A torn last
-line (a crash mid-write) is detected on open, reported, and cut off before the next append. Lookups read
+line (a crash mid-write) is detected on open, reported, and cut off before the next append. Lookups see
 every shard, so a response paid for by one stage is reused by every other stage.
+
+Opening reads keys, not records (keydir.py: each shard's saved index, then the lines past it), so memory
+follows the number of responses; a record is read from its shard, and checked, when it is used.
 
 A write either reaches the disk whole or fails loudly: short writes are continued, and any error (disk
 full, quota, read-only, I/O) raises `StoreWriteFailed` after cutting the shard back to its last whole
@@ -36,8 +39,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..files import canonical_json, process_alive
 from ..redact import scrub
+from . import keydir
 
 SCHEMA_VERSION = 1
 
@@ -75,30 +81,82 @@ class StoreWriteFailed(StoreError):
         super().__init__(message or f"cannot write {self.what}; {self.advice}, then rerun")
 
 
+HOST_ENV = "HARNESS_HOST"  # the name this process gives its host in claims and shard names
+
+
+def host_name() -> str:
+    """This machine's name as claims and writers' shards carry it: HARNESS_HOST when machines sharing a store
+    have the same host name (containers), else the host name. Any character a file name cannot hold is
+    replaced, and "@" (it separates the parts of a shard's name)."""
+    name = os.environ.get(HOST_ENV) or socket.gethostname()
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "host"
+
+
 def request_key(request: dict[str, Any]) -> str:
     """The identity of a request: sha256 of its canonical JSON (sorted keys, no whitespace)."""
     return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
 
 
 class ResponseStore:
-    """Look up responses by request key across all shards of `root`; append new ones to `shard`."""
+    """Look up responses by request key across all shards of `root`; append new ones to `shard`.
+
+    Memory follows the number of responses, not their text: the store holds a key directory (keydir.py,
+    20 bytes a response) and reads a record from its shard when `get` asks for it.
+    """
+
+    _RECENT_MAX = 65536  # keys appended or read since the table was built; merged into it beyond this
 
     def __init__(self, root: str | Path, shard: str, readonly: bool = False):
         self.root = Path(root)
         self.shard_path = self.root / f"{shard}.jsonl"
+        self.stage = shard
+        self.readonly = readonly
         self._lock_path = self.root / ".lock"
-        self._records: dict[str, dict[str, Any]] = {}
-        self._read_to: dict[Path, tuple[int, int]] = {}  # shard -> (bytes, lines) read so far (whole lines)
         self._index_lock = threading.Lock()  # appends run in a worker thread, refreshes on the event loop
+        self._lease: Path | None = None
         if not readonly:  # readonly: a preflight check must not create files
             self.root.mkdir(parents=True, exist_ok=True)
             self.shard_path.touch(exist_ok=True)  # a stage's shard exists even when it had nothing to ask
+            if not _closed(self.shard_path) and _take_lease(self.shard_path):
+                self._lease = self.shard_path
+            else:  # another writer has the stage's shard, or it is full (closed for good): a shard of our own
+                self.shard_path = self._own_shard()
+            _settle_dead_writers(self.root, self._lock_path)
+        self._load()
+
+    def _load(self) -> None:
+        """Read every shard's keys (from its index where it has a good one) into one table."""
+        self._shards: list[Path] = []
+        self._fds: dict[int, int] = {}
+        self._read_to: list[tuple[int, int]] = []  # per shard: (bytes, lines) of whole lines indexed
+        self._recent: dict[str, tuple[int, int, int]] = {}
+        found = []
         for path in sorted(self.root.glob("*.jsonl")):
-            data = path.read_bytes()
-            for record in _read_shard(path, data):
-                self._records.setdefault(record["key"], record)
-            whole = data.rfind(b"\n") + 1
-            self._read_to[path] = (whole, data.count(b"\n"))
+            keys = self._shard_keys(path, save=not self.readonly)
+            self._shards.append(path)
+            self._read_to.append((keys.covered, keys.lines))
+            found.append(keys)
+        self._table = keydir.Table.build(found)
+
+    def _shard_keys(self, path: Path, save: bool) -> keydir.ShardKeys:
+        """A shard's keys: its index, then the lines past it; a bad index is rebuilt, saying so."""
+        size = path.stat().st_size
+        saved, problem = keydir.load_index(path, size)
+        if problem:
+            warnings.warn(f"{keydir.index_path(path)}: {problem}; rebuilt from {path}", stacklevel=4)
+        start, lines = (saved.covered, saved.lines) if saved else (0, 0)
+        tail = keydir.scan(path, start, lines + 1, lambda n, raw: _slow_key(path, n, raw))
+        if tail.torn:
+            warnings.warn(
+                f"{path}: the last line is incomplete (a run was killed mid-write); it is ignored and will be "
+                "cut off at the next append",
+                stacklevel=4,
+            )
+        keys = tail if saved is None else keydir.ShardKeys(
+            np.concatenate([saved.entries, tail.entries]), tail.covered, tail.lines)
+        if save and keys.covered and (saved is None or keys.covered > saved.covered):
+            keydir.write_index(path, keys)
+        return keys
 
     def refresh(self) -> int:
         """Index the whole lines other processes appended since the last look; how many were new.
@@ -112,33 +170,113 @@ class ResponseStore:
                 size = path.stat().st_size
             except FileNotFoundError:
                 continue
-            offset, lines = self._read_to.get(path, (0, 0))
-            if size < offset:  # replaced (a checkout): read it again from the start
-                offset, lines = 0, 0
-            if size == offset:
-                continue
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(size - offset)
-            whole = data.rfind(b"\n") + 1
-            if not whole:
-                continue
-            with self._index_lock:
-                for record in _read_shard(path, data[:whole], first_line=lines + 1):
-                    if record["key"] not in self._records:
-                        self._records[record["key"]] = record
-                        added += 1
-                self._read_to[path] = (offset + whole, lines + data.count(b"\n", 0, whole))
+            number = self._number(path)
+            offset, lines = self._read_to[number]
+            if size < offset:  # replaced (a checkout): read the whole store again
+                before = len(self)
+                self._load()
+                return max(0, len(self) - before)
+            if size > offset:
+                added += self._index_tail(path, number, offset, lines)
         return added
 
-    def __len__(self) -> int:
-        return len(self._records)
+    def _number(self, path: Path) -> int:
+        if path not in self._shards:
+            with self._index_lock:
+                self._shards.append(path)
+                self._read_to.append((0, 0))
+        return self._shards.index(path)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._records
+    def _index_tail(self, path: Path, number: int, offset: int, lines: int) -> int:
+        tail = keydir.scan(path, offset, lines + 1, lambda n, raw: _slow_key(path, n, raw))
+        added = 0
+        with self._index_lock:
+            for entry in tail.entries:
+                key = entry["key"].hex()
+                if key not in self:
+                    self._recent[key] = (number, int(entry["offset"]), int(entry["length"]))
+                    added += 1
+            if self._read_to[number][0] == offset:
+                self._read_to[number] = (tail.covered, tail.lines)
+            self._merge_recent()
+        return added
+
+    def _merge_recent(self, force: bool = False) -> None:
+        """Fold the recent keys into the sorted table once there are many (a dict costs ~15x an entry)."""
+        if len(self._recent) < (1 if force else self._RECENT_MAX):
+            return
+        keys = list(self._recent)
+        spots = [self._recent[k] for k in keys]
+        raw = np.frombuffer(bytes.fromhex("".join(keys)), dtype="S32")
+        where = np.array([(n << keydir.OFFSET_BITS) | off for n, off, _ in spots], dtype="<u8")
+        length = np.array([size for *_, size in spots], dtype="<u4")
+        self._table = self._table.merged(keydir.prefixes(raw), where, length)
+        self._recent = {}
+
+    def __len__(self) -> int:
+        return len(self._table) + len(self._recent)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        if key in self._recent:
+            return True
+        return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._records.get(key)
+        """The stored record for `key`, read from its shard now (checked: its line's key and its request's)."""
+        spots = [self._recent[key]] if key in self._recent else []
+        for spot in spots or self._table.candidates(keydir.key_prefix(key)):
+            record = self._read(spot, key)
+            if record is not None:
+                return record
+        return None
+
+    def _fd(self, number: int) -> int:
+        fd = self._fds.get(number)
+        if fd is None:
+            fd = self._fds[number] = os.open(self._shards[number], os.O_RDONLY)
+        return fd
+
+    def _head(self, spot: tuple[int, int, int]) -> str | None:
+        """The key a line starts with (the canonical start), without reading the rest of the line."""
+        number, offset, _length = spot
+        head = os.pread(self._fd(number), keydir.HEAD, offset)
+        if head.startswith(keydir.KEY_START):
+            return head[len(keydir.KEY_START):keydir.HEAD - 2].decode("ascii", "replace")
+        return self._read(spot, None)["key"]  # type: ignore[index]  # a non-canonical line: parse it
+
+    def _read(self, spot: tuple[int, int, int], key: str | None) -> dict[str, Any] | None:
+        """The record at `spot` if its key is `key` (None: any); a damaged record stops with file and line."""
+        number, offset, length = spot
+        path = self._shards[number]
+        raw = os.pread(self._fd(number), length, offset)
+        try:
+            record = _check_record(raw)
+        except _Bad as bad:
+            raise StoreError(f"{path}:{_line_number(path, offset)}: {bad}") from None
+        if key is not None and record["key"] != key:
+            if key in self._recent or keydir.key_prefix(record["key"]) != keydir.key_prefix(key):
+                raise StoreError(
+                    f"{path}:{_line_number(path, offset)}: this line's key is not the one its index names "
+                    f"({key[:12]}...); the shard changed under its index: delete {keydir.index_path(path)} "
+                    "and rerun")
+            return None  # another key sharing the prefix: the next candidate is the one
+        return record
+
+    def close(self) -> None:
+        """Save the index of the shard this store wrote (the next open reads it instead of the shard)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+        if not self.readonly and self.shard_path.exists():
+            try:
+                self._shard_keys(self.shard_path, save=True)
+            except (OSError, StoreError):
+                pass  # an index is a cache: the next open reads the shard (and reports what is wrong there)
+        if self._lease is not None:
+            _give_lease(self._lease)
+            self._lease = None
 
     def append(self, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
         """Persist one response durably (write + fsync under lock) and index it."""
@@ -152,23 +290,60 @@ class ResponseStore:
         An API key echoed in a response is replaced by a placeholder, in `response` itself too.
         """
         records = [self._record(request, response) for request, response in pairs]
-        lines = [(canonical_json(r) + "\n").encode("utf-8") for r in records]
+        lines = [_line(r) for r in records]
+        start, path = 0, self.shard_path
         try:
             with _locked(self._lock_path):
                 _cut_torn_tail(self.shard_path)
-                _append_whole(self.shard_path, lines)
+                start = self.shard_path.stat().st_size if self.shard_path.exists() else 0  # a writer's own
+                if start and start + sum(map(len, lines)) > shard_limit():
+                    self._rotate()
+                    start = 0
+                path = self.shard_path
+                _append_whole(path, lines)
         except StoreWriteFailed as exc:
-            self._index(records[: exc.stored])
+            self._index(path, records[: exc.stored], lines, start)
             raise
         except OSError as exc:  # the lock or the torn-tail cut could not be written: nothing was
             raise StoreWriteFailed(self.shard_path, exc) from None
-        self._index(records)
+        self._index(path, records, lines, start)
         return records
 
-    def _index(self, records: list[dict[str, Any]]) -> None:
+    def _own_shard(self) -> Path:
+        return self.root / f"{self.stage}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
+
+    def _rotate(self) -> None:
+        """Close the full shard for good (its index saved, never appended to again) and start a new one:
+        Bitcask's rotation, so a big store is many files of at most `shard_limit()` bytes, and a DVC push
+        after more samples uploads only the new files."""
+        try:
+            self._shard_keys(self.shard_path, save=True)
+            _closed_mark(self.shard_path).touch()
+        except (OSError, StoreError):
+            pass  # an index is a cache; without the mark a later writer may fill the shard to its limit
+        if self._lease is not None:
+            _give_lease(self._lease)
+            self._lease = None
+        self.shard_path = self._own_shard()
+
+    def _index(self, path: Path, records: list[dict[str, Any]], lines: list[bytes], start: int) -> None:
+        """Where the records just written are: their shard, offsets from `start`, lengths."""
+        number = self._number(path)
+        offset = start
         with self._index_lock:
-            for record in records:
-                self._records.setdefault(record["key"], record)
+            for record, line in zip(records, lines):
+                if record["key"] not in self:
+                    self._recent[record["key"]] = (number, offset, len(line))
+                offset += len(line)
+            covered, lines_read = self._read_to[number]
+            if covered == start:  # nobody else wrote in between: these lines need no rescan
+                self._read_to[number] = (offset, lines_read + len(records))
+            self._merge_recent()
+
+    @classmethod
+    def _line_for(cls, request: dict[str, Any], response: dict[str, Any]) -> bytes:
+        """The exact bytes a record is stored as (tests write shards by hand with it)."""
+        return _line(cls._record(request, response))
 
     @staticmethod
     def _record(request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +356,95 @@ class ResponseStore:
         return {"v": SCHEMA_VERSION, "key": request_key(request), "request": request, "response": response}
 
 
+# The stage shard each process writes: path -> (descriptor holding its flock, stores of this process using it)
+_LEASES: dict[Path, tuple[int, int]] = {}
+_LEASES_LOCK = threading.Lock()
+
+
+def _take_lease(shard: Path) -> bool:
+    """Become the one writer of a stage's shard (`store/<stage>.jsonl`, the DVC output), or learn that another
+    process is. Why: every writer appends only to a file no other live writer appends to (runs on two hosts
+    sharing a store directory never interleave in one file); a second run at once writes a shard of its own,
+    `<stage>@<host>@<pid>@<token>.jsonl`, which no one appends to once it is closed. The flock goes with the
+    process: a killed writer's lease is free at once."""
+    shard = shard.resolve()  # one file, whatever directory a store was opened from
+    with _LEASES_LOCK:
+        if shard in _LEASES:  # this process writes it already (two stores of one process share a lease)
+            fd, users = _LEASES[shard]
+            _LEASES[shard] = (fd, users + 1)
+            return True
+        fd = os.open(shard, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        _LEASES[shard] = (fd, 1)
+        return True
+
+
+def _give_lease(shard: Path) -> None:
+    shard = shard.resolve()
+    with _LEASES_LOCK:
+        fd, users = _LEASES.pop(shard, (-1, 0))
+        if users > 1:
+            _LEASES[shard] = (fd, users - 1)
+        elif fd >= 0:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def _settle_dead_writers(root: Path, lock_path: Path) -> None:
+    """Cut the torn tail of shards whose own writer is dead (on this host): nobody else ever appends to them,
+    so without this their partial last line would be reported at every open."""
+    host = host_name()
+    for path in root.glob("*@*@*@*.jsonl"):
+        _, owner, pid, _ = path.stem.rsplit("@", 3)
+        if owner == host and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            try:
+                with _locked(lock_path):
+                    _cut_torn_tail(path)
+            except OSError:
+                pass  # read as it is: the partial line is ignored (and reported)
+
+
+SHARD_MB_ENV = "HARNESS_SHARD_MB"  # a writer starts a new shard file past this many megabytes
+DEFAULT_SHARD_MB = 256.0
+
+
+def shard_limit() -> int:
+    """The size in bytes past which a shard is closed for good and its writer starts a new one."""
+    raw = os.environ.get(SHARD_MB_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_SHARD_MB
+    except ValueError:
+        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a number of megabytes") from None
+    if value <= 0:
+        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a positive number of megabytes")
+    return int(value * 1_000_000)
+
+
+def _closed_mark(shard: Path) -> Path:
+    return keydir.index_path(shard).with_suffix(".closed")
+
+
+def _closed(shard: Path) -> bool:
+    """A shard its writer rotated away from (or one at the limit) is never appended to again."""
+    return _closed_mark(shard).exists() or shard.stat().st_size >= shard_limit()
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (canonical_json(record) + "\n").encode("utf-8")
+
+
 def count_records(root: str | Path) -> int:
-    """Complete records in every shard of `root` (no parsing: a before/after count of what a run added)."""
-    return sum(path.read_bytes().count(b"\n") for path in sorted(Path(root).glob("*.jsonl")))
+    """Complete records in every shard of `root` (no parsing: a before/after count of what a run added).
+    Read a chunk at a time: a store of many gigabytes is counted in flat memory."""
+    total = 0
+    for path in sorted(Path(root).glob("*.jsonl")):
+        with open(path, "rb") as fh:
+            while chunk := fh.read(16 << 20):
+                total += chunk.count(b"\n")
+    return total
 
 
 @contextmanager
@@ -276,7 +537,7 @@ class Claims:
     def __init__(self, root: str | Path, lease_s: float | None = None):
         self.dir = Path(root) / ".claims"
         self.lease_s = lease_s if lease_s is not None else lease_seconds()
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.me = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         self.held: set[str] = set()
 
@@ -342,43 +603,51 @@ class Claims:
         return age > self.lease_s
 
 
-def _read_shard(path: Path, data: bytes, first_line: int = 1) -> Iterator[dict[str, Any]]:
-    lines = data.split(b"\n")
-    torn = lines.pop()  # after the last newline: empty unless the last write was torn
-    if torn:
-        warnings.warn(
-            f"{path}: the last line is incomplete (a run was killed mid-write); it is ignored and will be "
-            "cut off at the next append",
-            stacklevel=3,
-        )
-    for number, raw in enumerate(lines, start=first_line):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise StoreError(
-                f"{path}:{number}: not a JSON record; the store is damaged. Restore it "
-                "(git checkout / dvc pull) or delete that line to re-request just that response"
-            ) from None
-        if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION or "key" not in record:
-            found = record.get("v") if isinstance(record, dict) else None
-            raise StoreError(
-                f"{path}:{number}: unknown store schema v={found!r} (expected v={SCHEMA_VERSION}); "
-                "this store was written by another version of the harness: use that version, or move the "
-                "store aside to re-request"
-            )
-        if not isinstance(record.get("request"), dict) or not _is_response(record.get("response")):
-            raise StoreError(
-                f"{path}:{number}: the record has no valid request/response (a response needs text and "
-                "finish_reason); delete that line to re-request just that response"
-            )
-        if request_key(record["request"]) != record["key"]:
-            raise StoreError(
-                f"{path}:{number}: the key does not match its request; the record was edited. "
-                "Delete that line to re-request it"
-            )
-        yield record
+class _Bad(Exception):
+    """What is wrong with one record (the caller adds the file and line)."""
+
+
+def _check_record(raw: bytes) -> dict[str, Any]:
+    """One line as a record, checked: JSON, this schema, a request and a response, a key that is its
+    request's. Run when the record is read, so a damaged line stops the run at the line that is used."""
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _Bad("not a JSON record; the store is damaged. Restore it (git checkout / dvc pull) or delete "
+                   "that line to re-request just that response") from None
+    if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION or "key" not in record:
+        found = record.get("v") if isinstance(record, dict) else None
+        raise _Bad(f"unknown store schema v={found!r} (expected v={SCHEMA_VERSION}); this store was written by "
+                   "another version of the harness: use that version, or move the store aside to re-request")
+    if not isinstance(record.get("request"), dict) or not _is_response(record.get("response")):
+        raise _Bad("the record has no valid request/response (a response needs text and finish_reason); "
+                   "delete that line to re-request just that response")
+    if request_key(record["request"]) != record["key"]:
+        raise _Bad("the key does not match its request; the record was edited. Delete that line to re-request it")
+    return record
+
+
+def _slow_key(path: Path, number: int, raw: bytes) -> bytes:
+    """The key of a line that does not start the canonical way, after checking the whole record."""
+    try:
+        record = _check_record(raw)
+    except _Bad as bad:
+        raise StoreError(f"{path}:{number}: {bad}") from None
+    try:
+        return bytes.fromhex(record["key"])
+    except (TypeError, ValueError):
+        raise StoreError(f"{path}:{number}: the key is not a sha256 in hex; delete that line to re-request "
+                         "it") from None
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """Which line starts at byte `offset` (counted only when a message needs it)."""
+    count = 0
+    with open(path, "rb") as fh:
+        while offset > 0 and (chunk := fh.read(min(16 << 20, offset))):
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count + 1
 
 
 def _is_response(response: Any) -> bool:
