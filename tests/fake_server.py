@@ -78,6 +78,11 @@ class FakeModel:
         self.url = ""
         self.cached_tokens = 0  # report this many prompt tokens as served from a prompt cache
         self.batch: Any = None  # a fake_batch.BatchAPI: serve OpenAI's Files and Batch APIs too
+        # llama-server's own endpoints, off by default (OpenAI has neither): POST /tokenize with the toy
+        # tokenizer, and POST /apply-template rendering one user message with this generation prompt's end
+        self.tokenize = False
+        self.generation_prompt_end: str | None = None
+        self.helper_requests: list[dict[str, Any]] = []  # /tokenize and /apply-template: never billed
 
     def bill(self, body: dict[str, Any]) -> None:
         """Count one billable response to `body` (live or in a batch)."""
@@ -352,6 +357,18 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             self.wfile.write(data)
             return True
 
+        def _llama_cpp_helper(self, body: dict[str, Any]) -> None:
+            """llama-server's /tokenize and /apply-template (404 unless the model enables them)."""
+            with model.lock:
+                model.helper_requests.append({"path": self.path, "body": body})
+            if self.path == "/tokenize" and model.tokenize:
+                self._json(200, {"tokens": list(range(len(_tokens(body["content"]))))})
+            elif self.path == "/apply-template" and model.generation_prompt_end is not None:
+                user = body["messages"][-1]["content"]
+                self._json(200, {"prompt": f"<|im_start|>user\n{user}<|im_end|>\n{model.generation_prompt_end}"})
+            else:
+                self._json(404, {"error": {"message": "File Not Found", "type": "not_found_error"}})
+
         def do_GET(self) -> None:
             if self._batch_api("GET"):
                 return
@@ -365,6 +382,9 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             if self._batch_api("POST", raw):
                 return
             body = json.loads(raw)
+            if self.path in ("/tokenize", "/apply-template"):
+                self._llama_cpp_helper(body)
+                return
             with model.lock:
                 model.requests.append({"path": self.path, "body": body,
                                        "authorization": self.headers.get("Authorization")})

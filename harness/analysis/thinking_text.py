@@ -36,8 +36,46 @@ def thinking_bounds(text: str) -> tuple[slice, slice]:
     return slice(0, 0), slice(0, len(text))
 
 
+def split_after_field(text: str) -> tuple[str, str]:
+    """(thinking, answer) of the content a server sent *beside* a separate reasoning field.
+
+    The field already holds the thinking block the template opened, so this content is the answer, except
+    for the blocks a small model writes after it: llama.cpp re-arms the budget on every new `<think>`, and
+    Qwen2.5-0.5B writes further `<think>…</think>` pairs, sometimes with a stray forced `</think>`. Those
+    pairs are thinking; a lone tag is dropped; an unclosed `<think>` was cut off by the token limit.
+    `split_thinking` would instead take everything before the last `</think>` for thinking, so a stray tag
+    after the real answer would hide it from the grader and inflate the thinking count.
+    """
+    thinking, answer, at = [], [], 0
+    while at < len(text):
+        start, close = text.find(THINK_OPEN, at), text.find(THINK_CLOSE, at)
+        if start < 0 and close < 0:
+            answer.append(text[at:])
+            break
+        if close >= 0 and (start < 0 or close < start):  # a lone close tag: stray, the text around it is answer
+            answer.append(text[at:close])
+            at = close + len(THINK_CLOSE)
+            continue
+        answer.append(text[at:start])
+        end = text.find(THINK_CLOSE, start)
+        end = len(text) if end < 0 else end
+        thinking.append(text[start + len(THINK_OPEN):end])
+        at = end + len(THINK_CLOSE)
+    return "".join(thinking), "".join(answer)
+
+
+def response_thinking(reasoning: str | None, text: str) -> tuple[str, str]:
+    """(thinking, answer) of one response: its separate reasoning field (when the server sent one) and any
+    think blocks inline in its text, against the rest of its text."""
+    if reasoning:
+        inline, answer = split_after_field(text)
+        return reasoning + inline, answer
+    return split_thinking(text)
+
+
 # How `reasoning_tokens` was obtained, in the sample table's `reasoning_count` column.
 COUNT_USAGE = "usage"  # the server's usage.completion_tokens_details.reasoning_tokens
+COUNT_TOKENIZE = "tokenize"  # the server's own tokenizer on the reasoning text (llama-server's /tokenize)
 COUNT_EXACT = "requests"  # forcing: the thinking filled whole requests, whose completion_tokens are exact
 COUNT_CHARS = "chars"  # a request held thinking and answer: its completion_tokens split by character share
 

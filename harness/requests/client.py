@@ -28,6 +28,7 @@ from typing import Any
 
 import openai
 
+from ..analysis.thinking_text import COUNT_TOKENIZE, response_thinking
 from ..params import ModelParams, ParamsError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
@@ -190,6 +191,8 @@ class Client:
         self.backoff_cap = backoff_cap
         self.counters = Counters()
         self._rng = random.Random()  # jitter only: timing, never content
+        self._root = server_root(base_url)
+        self._tokenize: bool | None = None  # does the server count tokens for us (llama-server's /tokenize)?
 
     async def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in request.items() if k != "endpoint"}
@@ -221,6 +224,7 @@ class Client:
                 await asyncio.sleep(wait)
                 continue
             record["latency_s"] = round(time.monotonic() - started, 3)
+            await self._count_reasoning(request["endpoint"], record)
             self.counters.responses += 1
             self.counters.completion_tokens += record.get("completion_tokens") or 0
             return record
@@ -235,6 +239,56 @@ class Client:
 
     async def close(self) -> None:
         await self._sdk.close()
+
+    async def _count_reasoning(self, endpoint: str, record: dict[str, Any]) -> None:
+        """Reasoning tokens counted exactly where the server can tell: a chat response with reasoning text
+        (a separate field or inline think blocks) but no usage count is tokenized by the server itself
+        (llama-server's /tokenize), and the record says so (`reasoning_count`). Servers without the
+        endpoint are asked once; their reasoning is then estimated from characters downstream."""
+        if endpoint != "chat" or record.get("reasoning_tokens") is not None or self._tokenize is False:
+            return
+        choices = record.get("choices", [record])
+        texts = [response_thinking(c.get("reasoning"), c.get("text") or "")[0] for c in choices]
+        if not any(texts):
+            return
+        counts = [await asyncio.to_thread(tokenize_count, self._root, text) if text else 0 for text in texts]
+        self._tokenize = None not in counts
+        if self._tokenize:
+            record["reasoning_tokens"] = sum(c or 0 for c in counts)
+            record["reasoning_count"] = COUNT_TOKENIZE
+
+
+def server_root(base_url: str) -> str:
+    """The server's own root, where llama-server keeps its non-OpenAI endpoints (/tokenize, /apply-template)."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def _post_json(url: str, body: dict[str, Any], timeout: float = 30.0) -> Any:
+    """One small JSON POST with no key (these helper endpoints need none); None if the server has no such
+    endpoint or does not answer."""
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def tokenize_count(root: str, text: str) -> int | None:
+    """How many tokens the server's tokenizer makes of `text` (llama-server's POST /tokenize), or None."""
+    answer = _post_json(f"{root}/tokenize", {"content": text, "add_special": False})
+    tokens = answer.get("tokens") if isinstance(answer, dict) else None
+    return len(tokens) if isinstance(tokens, list) else None
+
+
+def generation_prompt(base_url: str) -> str | None:
+    """The prompt the server's chat template builds for one user message (llama-server's POST
+    /apply-template), or None where the server has no such endpoint. Sends nothing to the model."""
+    answer = _post_json(f"{server_root(base_url)}/apply-template",
+                        {"messages": [{"role": "user", "content": "1 + 1 = ?"}]})
+    prompt = answer.get("prompt") if isinstance(answer, dict) else None
+    return prompt if isinstance(prompt, str) else None
 
 
 def reasoning_of(message: Any) -> str | None:
