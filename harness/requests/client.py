@@ -261,7 +261,7 @@ class Client:
 def server_root(base_url: str) -> str:
     """The server's own root, where llama-server keeps its non-OpenAI endpoints (/tokenize, /apply-template)."""
     root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
+    return root.removesuffix("/v1")
 
 
 def _post_json(url: str, body: dict[str, Any], timeout: float = 30.0) -> Any:

@@ -29,7 +29,16 @@ from ..files import STORE_DIR, store_dir
 from ..params import Params
 from ..servers.embedded import embedded_server, model_for
 from .chain import Job, Outcome, check_may_request, failed, missing_jobs, replay, walk
-from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, generation_prompt, probe
+from .client import (
+    Client,
+    Counters,
+    RequestFailed,
+    RequestRejected,
+    Router,
+    api_key_for,
+    generation_prompt,
+    probe,
+)
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
 from .thinking import check_thinking_prompt
 
