@@ -29,6 +29,9 @@ from typing import Any
 EXPR = re.compile(r"What is ([0-9+\-* ]+)\?")
 # Faults that cost nothing (the client must retry) and faults that are billable answers (stored as is).
 TRANSIENT = ("429", "500", "503", "timeout", "reset", "malformed", "no_choices")
+# A streamed response (`stream: true`) cut midway: half its events, then a reset connection. Not among
+# ALL_FAULTS (which non-streamed tests draw from); ask for it with `faults=("stream_break",)`.
+STREAM_BREAK = "stream_break"
 BILLABLE = ("empty", "refusal", "fewer")
 ALL_FAULTS = TRANSIENT + BILLABLE
 # `reasoning_effort` levels the toy reasoning model accepts, and the hidden reasoning tokens each costs.
@@ -326,6 +329,49 @@ def attach_logprobs(choice: dict[str, Any], seed: int, shape: str = "openai") ->
                           "top_logprobs": [{t: v} for t, v in zip(tokens, values)], "text_offset": offsets}
 
 
+def stream_events(payload: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole response cut into the chunks a streaming server sends: per choice, the reasoning field's
+    words, then the answer's (each with its log-probability entries), then a finish chunk; the usage last
+    when `stream_options.include_usage` asks for it."""
+    chat = "message" in (payload["choices"] or [{}])[0]
+    events = []
+    for choice in payload["choices"]:
+        i, message = choice["index"], choice.get("message") or {}
+        text = (message.get("content") or "") if chat else choice["text"]
+        for field in ("reasoning_content", "reasoning"):
+            for piece in _tokens(message.get(field) or ""):
+                events.append(_chunk(payload, i, {field: piece}, None))
+        pieces = _tokens(text)
+        logprobs = choice.get("logprobs") or {}
+        entries = logprobs.get("content") or []
+        for n, piece in enumerate(pieces):
+            event = _chunk(payload, i, {"content": piece} if chat else {"text": piece}, None)
+            if entries and len(entries) == len(pieces):
+                event["choices"][0]["logprobs"] = {"content": [entries[n]]}
+            elif logprobs.get("tokens") and len(logprobs["tokens"]) == len(pieces):
+                event["choices"][0]["logprobs"] = {"tokens": [logprobs["tokens"][n]],
+                                                   "token_logprobs": [logprobs["token_logprobs"][n]]}
+            events.append(event)
+        if message.get("refusal"):
+            events.append(_chunk(payload, i, {"refusal": message["refusal"]}, None))
+        events.append(_chunk(payload, i, {} if chat else {"text": ""}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        events.append({"id": payload["id"], "object": events[0]["object"] if events else "chat.completion.chunk",
+                       "created": 0, "model": payload["model"], "choices": [], "usage": payload["usage"]})
+    return events
+
+
+def _chunk(payload: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    chat = payload["object"] == "chat.completion"
+    choice: dict[str, Any] = {"index": index, "finish_reason": finish}
+    if chat:
+        choice["delta"] = delta
+    else:
+        choice.update(delta)
+    return {"id": payload["id"], "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": 0, "model": payload["model"], "choices": [choice]}
+
+
 def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
@@ -422,7 +468,26 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             payload = model.respond(self.path, body, fault)
             if fault != "no_choices":
                 model.bill(body)
-            self._json(200, payload)
+            if body.get("stream"):
+                self._stream(stream_events(payload, body), broken=fault == STREAM_BREAK)
+            else:
+                self._json(200, payload)
+
+        def _stream(self, events: list[dict[str, Any]], broken: bool) -> None:
+            """Server-sent events, as OpenAI's and llama.cpp's servers send them; `broken`: half, then a reset."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for event in events[: len(events) // 2] if broken else events:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            if broken:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+                return
+            self.wfile.write(b"data: [DONE]\n\n")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

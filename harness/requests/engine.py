@@ -131,7 +131,8 @@ def model_endpoint(params: Params) -> Iterator[Router]:
     thinking = params.budgets.method == "thinking"
 
     def client(url: str, key: str) -> Client:
-        return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
+        return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max,
+                      stream=params.sampling.stream)
 
     if m.is_embedded:
         # as many llama-server slots as requests in flight (the Python server serves them one by one)
