@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_server import STREAM_BREAK, FakeModel, serve
 
 from harness.cli import main
-from fake_server import STREAM_BREAK, FakeModel, serve
 
 
 def _store(path: Path) -> dict[str, dict]:
