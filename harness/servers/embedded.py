@@ -230,6 +230,16 @@ def check_installed(why: str = "model.base_url = 'embedded'", model: EmbeddedMod
         )
 
 
+def check_native_budget(why: str) -> None:
+    """Method `thinking` on the embedded model needs llama-server: the Python server has no thinking budget
+    and would answer every budget alike. Raised before anything is spent."""
+    if llama_server_binary() is None:
+        raise EmbeddedError(
+            f"{why} and budgets.method: thinking on the embedded model needs llama.cpp's llama-server (the "
+            "Python server has no thinking budget): build it with `python -m harness.llama_server build` "
+            "(~10 min on 2 cores), or use budgets.method: forcing")
+
+
 def python_server_command(gguf: Path, port: int, model: EmbeddedModel, threads: int) -> list[str]:
     """llama-cpp-python's server: one request at a time (its `n_ctx` is one request's context)."""
     return [
@@ -297,10 +307,7 @@ def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
     `thinking`: the server applies native thinking budgets (llama-server only; see llama_server_command)."""
     binary = llama_server_binary()
     if thinking and binary is None:
-        raise EmbeddedError(
-            "budgets.method: thinking on model.base_url: embedded needs llama.cpp's llama-server (the Python "
-            "server has no thinking budget): build it with `python -m harness.llama_server build` (~10 min on "
-            "2 cores), or use budgets.method: forcing")
+        check_native_budget("model.base_url = 'embedded'")
     check_installed(model=model, server="python" if binary is None else "llama-server")
     gguf = model_path(model)
     port = free_port()
