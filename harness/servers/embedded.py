@@ -253,7 +253,7 @@ def python_server_command(gguf: Path, port: int, model: EmbeddedModel, threads: 
 
 
 def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedModel, slots: int,
-                         threads: int, thinking: bool = False) -> list[str]:
+                         threads: int, thinking: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """llama.cpp's server with `slots` parallel sequences decoded together (continuous batching).
 
     `-c` is the whole KV cache, split evenly between the slots, so each slot gets the context one request
@@ -265,6 +265,7 @@ def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedMod
     does not recognise as a thinking template (so it would drop every budget field without a word), for
     THINK_TEMPLATE, whose generation prompt ends exactly at `<think>`: only then does llama.cpp's budget
     sampler start counting. Other methods keep the GGUF's template, so their chat requests do not think.
+    `extra`: more llama-server flags (the tests set `--reasoning-budget`).
     """
     template = ["--chat-template-file", str(THINK_TEMPLATE)] if thinking else []
     return [
@@ -281,6 +282,7 @@ def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedMod
         *template,
         "--reasoning-format", "deepseek",
         "--no-webui",
+        *extra,
     ]
 
 
@@ -301,7 +303,8 @@ def server_threads() -> int:
 
 @contextmanager
 def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
-                    ready_timeout: float = 180.0, thinking: bool = False) -> Iterator[str]:
+                    ready_timeout: float = 180.0, thinking: bool = False,
+                    extra: tuple[str, ...] = ()) -> Iterator[str]:
     """Start a llama.cpp OpenAI-compatible server for `model` on a free loopback port; yield its base URL;
     stop it. llama-server (with `slots` parallel slots) when built here, else the Python server.
     `thinking`: the server applies native thinking budgets (llama-server only; see llama_server_command)."""
@@ -314,7 +317,7 @@ def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
     base_url = f"http://127.0.0.1:{port}/v1"
     threads = server_threads()
     if binary is not None:
-        server = llama_server_command(binary, gguf, port, model, max(1, slots), threads, thinking)
+        server = llama_server_command(binary, gguf, port, model, max(1, slots), threads, thinking, extra)
     else:
         server = python_server_command(gguf, port, model, threads)
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in finally
