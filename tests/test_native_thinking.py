@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.requests.chain import CHAT_TEMPLATES
 from harness.requests.client import Client, generation_prompt, server_root, tokenize_count
 from harness.requests.thinking import PRESETS, check_thinking_prompt
 from harness.servers import embedded, llama_server
@@ -75,7 +76,8 @@ def _reasoning_tokens(url: str, response: dict) -> int:
 
 def test_the_template_opens_think_at_the_very_end_so_the_server_applies_budgets(server):
     prompt = generation_prompt(server)
-    assert prompt is not None and prompt.endswith("<|im_start|>assistant\n<think>")
+    # the system turn of the harness's own prompted thinking (chatml-think), with "<think>" and no newline
+    assert prompt == CHAT_TEMPLATES["chatml-think"].render("1 + 1 = ?").removesuffix("\n")
     check_thinking_prompt(prompt, "llamacpp")  # no error
     free = _chat(server)
     assert free["choices"][0]["message"].get("reasoning_content"), free  # separated without any field sent
