@@ -191,8 +191,9 @@ class StreamedResponse:
                 value = getattr(delta, name, None)
                 if isinstance(value, str) and value:
                     self.reasoning.setdefault(i, {}).setdefault(name, []).append(value)
-            if getattr(delta, "refusal", None):
-                self.refusal.setdefault(i, []).append(delta.refusal)
+            refusal = getattr(delta, "refusal", None)
+            if isinstance(refusal, str) and refusal:
+                self.refusal.setdefault(i, []).append(refusal)
             logprobs = getattr(choice, "logprobs", None)
             if logprobs is not None:
                 self.logprobs.setdefault(i, []).append(logprobs)
