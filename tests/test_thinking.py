@@ -263,26 +263,34 @@ def test_prompted_thinking_asks_for_the_block_in_the_system_turn_and_opens_it_fo
 
 # --- native budgets on llama.cpp: what its server returns, read without being fooled ---------------------
 
-# The shape Qwen2.5-Coder-0.5B gave on llama-server at budget 64 (the stored response): the forced
-# block in the field, then an answer holding further think pairs and a stray forced close tag.
-STRAY = ("The sum is \\boxed{42}.</think>\n\n<think>Let me double-check: 20 + 22 = 42.</think>\n\n"
-         "So the answer is \\boxed{42}.")
+# The shape llama-server sends when its budget closes the block (Qwen2.5-Coder-1.5B at budget 32, the
+# first response of examples/native-thinking): the field holds the first line of the thinking, the content
+# the rest of it up to the forced close tag, then the answer; a 0.5B model writes further pairs after it.
+STRAY = ("1. 11\n2. 1</think>\n\nThe sum is \\boxed{42}.\n\n<think>Let me double-check: 20 + 22 = 42.</think>"
+         "\n\nSo the answer is \\boxed{42}.")
 
 
-def test_a_stray_close_tag_after_a_reasoning_field_hides_neither_the_answer_nor_inflates_the_thinking():
+def test_the_forced_close_tag_ends_the_thinking_and_later_pairs_are_thinking_not_the_answer():
     from harness.analysis.thinking_text import response_thinking, split_after_field
 
     thinking, answer = split_after_field(STRAY)
-    assert thinking == "Let me double-check: 20 + 22 = 42."
-    assert "</think>" not in answer and "<think>" not in answer and answer.startswith("The sum is \\boxed{42}.")
+    assert thinking == "1. 11\n2. 1Let me double-check: 20 + 22 = 42."
+    assert "</think>" not in answer and "<think>" not in answer
+    assert answer.startswith("\n\nThe sum is \\boxed{42}.") and answer.endswith("So the answer is \\boxed{42}.")
     assert split_after_field("first \\boxed{3} <think>cut off by the limit") == ("cut off by the limit",
                                                                                   "first \\boxed{3} ")
-    assert response_thinking("the field", "x</think>y") == ("the field", "xy")
+    assert split_after_field("a</think>b</think>c") == ("a", "bc")  # a second lone tag is stray: dropped
+    assert response_thinking("the field", "x</think>y") == ("the fieldx", "y")
     assert response_thinking(None, "a</think>b") == split_thinking("a</think>b")  # no field: as before
     job = Job("p0", "What is 20 + 22?", "42", 64, 0)
-    lone = Outcome(job=job, seed=0, text="\\boxed{42}</think>\n\n", finish_reason="stop",
-                   answer=split_after_field("\\boxed{42}</think>\n\n")[1], reasoning="x")
-    assert sample_row(lone)["answer"] == "42"  # split_thinking would have graded an empty answer
+    # the thinking tail before the forced tag is never graded: here it holds the only \boxed{}
+    cut = "so \\boxed{41}</think>\n\n"
+    row = sample_row(Outcome(job=job, seed=0, text=cut, finish_reason="stop",
+                             answer=split_after_field(cut)[1], reasoning="x"))
+    assert row["answer"] is None and row["status"] == "no-answer-found"
+    after = "<think>maybe \\boxed{41}</think>The answer is \\boxed{42}. <think>or \\boxed{40}</think>"
+    assert sample_row(Outcome(job=job, seed=0, text=after, finish_reason="stop",
+                              answer=split_after_field(after)[1], reasoning="x"))["answer"] == "42"
 
 
 def test_the_budget_check_counts_the_reasoning_field_not_an_answer_full_of_stray_tags():

@@ -39,20 +39,26 @@ def thinking_bounds(text: str) -> tuple[slice, slice]:
 def split_after_field(text: str) -> tuple[str, str]:
     """(thinking, answer) of the content a server sent *beside* a separate reasoning field.
 
-    The field already holds the thinking block the template opened, so this content is the answer, except
-    for the blocks a small model writes after it: llama.cpp re-arms the budget on every new `<think>`, and
-    Qwen2.5-0.5B writes further `<think>…</think>` pairs, sometimes with a stray forced `</think>`. Those
-    pairs are thinking; a lone tag is dropped; an unclosed `<think>` was cut off by the token limit.
-    `split_thinking` would instead take everything before the last `</think>` for thinking, so a stray tag
-    after the real answer would hide it from the grader and inflate the thinking count.
+    What llama-server sends when its budget closes the block (measured, docs/servers.md): the field holds
+    the start of the thinking, and the content goes on with the rest of it up to the `</think>` the
+    sampler forced, then the answer. So a close tag with no open tag before it ends the thinking: what
+    precedes it is thinking, never the graded answer. After that the content is the answer, except for
+    the `<think>…</think>` pairs a small model writes later (llama.cpp re-arms the budget on each new
+    `<think>`): thinking; an unclosed `<think>` was cut off by the token limit; any other lone tag is
+    dropped. `split_thinking` would take everything before the *last* `</think>` for thinking, so a pair
+    written after the real answer would hide it from the grader and inflate the thinking count.
     """
     thinking, answer, at = [], [], 0
+    close, start = text.find(THINK_CLOSE), text.find(THINK_OPEN)
+    if close >= 0 and (start < 0 or close < start):  # the field's block, continued and closed here
+        thinking.append(text[:close])
+        at = close + len(THINK_CLOSE)
     while at < len(text):
         start, close = text.find(THINK_OPEN, at), text.find(THINK_CLOSE, at)
         if start < 0 and close < 0:
             answer.append(text[at:])
             break
-        if close >= 0 and (start < 0 or close < start):  # a lone close tag: stray, the text around it is answer
+        if close >= 0 and (start < 0 or close < start):  # a stray close tag: dropped
             answer.append(text[at:close])
             at = close + len(THINK_CLOSE)
             continue
