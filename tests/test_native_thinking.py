@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
 from harness.analysis.thinking_text import response_thinking
+from harness.cli import main
 from harness.requests.chain import CHAT_TEMPLATES
 from harness.requests.client import Client, generation_prompt, server_root, tokenize_count
 from harness.requests.thinking import PRESETS, check_thinking_prompt
