@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.analysis.thinking_text import response_thinking
+from harness.analysis.thinking_text import think_blocks
 from harness.cli import main
 from harness.requests.chain import CHAT_TEMPLATES
 from harness.requests.client import Client, generation_prompt, server_root, tokenize_count
@@ -68,14 +68,15 @@ def _chat(url: str, **fields) -> dict:
 
 
 def _reasoning_tokens(url: str, response: dict) -> int:
-    """The thinking the server sent, counted by its own tokenizer (0 when it sent none): its
-    `reasoning_content` and, as the harness reads it, the rest of the block up to the forced `</think>`
-    in the content (llama-server puts only the block's first line in the field)."""
+    """The longest thinking block the server sent, counted by its own tokenizer (0 when it sent none).
+    A block is the `reasoning_content` field with the rest of it up to the forced `</think>` in the
+    content (llama-server puts only the block's first line in the field), or one of the `<think>…</think>`
+    pairs a small model writes after it: llama.cpp grants each block the budget afresh."""
     message = response["choices"][0]["message"]
-    text = response_thinking(message.get("reasoning_content"), message.get("content") or "")[0]
-    count = tokenize_count(server_root(url), text) if text else 0
-    assert count is not None
-    return count
+    blocks = think_blocks(message.get("reasoning_content"), message.get("content") or "")
+    counts = [tokenize_count(server_root(url), block) if block else 0 for block in blocks]
+    assert None not in counts
+    return max(counts)
 
 
 def test_the_template_opens_think_at_the_very_end_so_the_server_applies_budgets(server):

@@ -70,6 +70,22 @@ def split_after_field(text: str) -> tuple[str, str]:
     return "".join(thinking), "".join(answer)
 
 
+def think_blocks(reasoning: str | None, text: str) -> list[str]:
+    """Each thinking block of a response beside a reasoning field, in order: the field with its
+    continuation up to the forced close tag, then every `<think>…</think>` pair after it (as
+    split_after_field reads them). llama.cpp grants each block the budget afresh."""
+    close, start = text.find(THINK_CLOSE), text.find(THINK_OPEN)
+    head = text[:close] if close >= 0 and (start < 0 or close < start) else ""
+    blocks = [(reasoning or "") + head]
+    at = len(head)
+    while (start := text.find(THINK_OPEN, at)) >= 0:
+        end = text.find(THINK_CLOSE, start)
+        end = len(text) if end < 0 else end
+        blocks.append(text[start + len(THINK_OPEN):end])
+        at = end
+    return blocks
+
+
 def response_thinking(reasoning: str | None, text: str) -> tuple[str, str]:
     """(thinking, answer) of one response: its separate reasoning field (when the server sent one) and any
     think blocks inline in its text, against the rest of its text."""
