@@ -280,6 +280,9 @@ def test_the_forced_close_tag_ends_the_thinking_and_later_pairs_are_thinking_not
     assert split_after_field("first \\boxed{3} <think>cut off by the limit") == ("cut off by the limit",
                                                                                   "first \\boxed{3} ")
     assert split_after_field("a</think>b</think>c") == ("a", "bc")  # a second lone tag is stray: dropped
+    from harness.analysis.thinking_text import think_blocks
+
+    assert think_blocks("field ", STRAY) == ["field 1. 11\n2. 1", "Let me double-check: 20 + 22 = 42."]
     assert response_thinking("the field", "x</think>y") == ("the fieldx", "y")
     assert response_thinking(None, "a</think>b") == split_thinking("a</think>b")  # no field: as before
     job = Job("p0", "What is 20 + 22?", "42", 64, 0)
