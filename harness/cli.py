@@ -50,14 +50,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .requests.client import AuthFailed, RequestFailed
     from .requests.engine import NoAnswers, RunRejected
     from .requests.store import StoreError
-    from .requests.thinking import LimitIgnored
+    from .requests.thinking import LimitIgnored, TemplateWithoutThinking
     from .servers.embedded import EmbeddedError
     from .share import ShareError
     from .stages.vote import VoteError
 
     return (ParamsError, DataError, StoreError, EmbeddedError, VoteError, RequestFailed, AuthFailed,
             CompareError, RunRejected, NoAnswers, MissingInput, LimitIgnored, ReportError, ShareError,
-            InteropError)
+            InteropError, TemplateWithoutThinking)
 
 
 def reproduce(params_path: str, params: Params, incremental: bool) -> int:

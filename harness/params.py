@@ -223,6 +223,10 @@ class SamplingParams(_Section):
     # them in the store, for the confidence-weighted vote (harness/analysis/confidence.py). Changes every request,
     # so the store pays for them once more. Never sent under `effort` (OpenAI's reasoning models reject it).
     logprobs: bool = False
+    # stream each live response (server-sent events) instead of waiting for the whole body: a long thought
+    # is minutes of silence that proxies and load balancers cut. The stored record and its key are exactly
+    # a non-streamed response's (requests/client.py), so a store serves either setting.
+    stream: bool = False
 
     @field_validator("samples")
     @classmethod

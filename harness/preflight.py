@@ -14,7 +14,7 @@ from .files import store_dir
 from .params import Params, load_params
 from .requests.chain import check_may_request, missing_jobs
 from .requests.store import ResponseStore
-from .servers.embedded import check_installed, model_for
+from .servers.embedded import check_installed, check_native_budget, model_for
 
 
 def missing_samples(params: Params) -> tuple[int, int]:
@@ -62,8 +62,10 @@ def preflight(params: Params) -> None:
     check_may_request("run", missing, planned)
     if params.model.is_embedded:
         # no key, and the stage that needs it starts the server; but its packages must be there now
-        check_installed(f"run: {missing} of {planned} samples are missing from {store_dir()}/",
-                        model_for(params.model.name))
+        why = f"run: {missing} of {planned} samples are missing from {store_dir()}/"
+        if params.budgets.method == "thinking":
+            check_native_budget(why)
+        check_installed(why, model_for(params.model.name))
         return
     api_key_for(params.model, params.model.base_url)
     probe(params.model.base_url)

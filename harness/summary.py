@@ -122,7 +122,8 @@ def _thinking(thinking: dict[str, Any]) -> str:
     where = (f"; first correct at {last} after {first['mean_tokens']:,.0f} tokens on average "
              f"({never} problem{'' if never == 1 else 's'} never)" if first.get("mean_tokens") is not None
              else f"; no correct answer at {last}")
-    return ", ".join(parts) + where
+    ignored = thinking.get("budget_ignored")
+    return ", ".join(parts) + where + (f"; WARNING: {ignored}" if ignored else "")
 
 
 def by_budget_order(by_budget: dict[str, Any]) -> dict[str, Any]:

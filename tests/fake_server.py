@@ -29,6 +29,9 @@ from typing import Any
 EXPR = re.compile(r"What is ([0-9+\-* ]+)\?")
 # Faults that cost nothing (the client must retry) and faults that are billable answers (stored as is).
 TRANSIENT = ("429", "500", "503", "timeout", "reset", "malformed", "no_choices")
+# A streamed response (`stream: true`) cut midway: half its events, then a reset connection. Not among
+# ALL_FAULTS (which non-streamed tests draw from); ask for it with `faults=("stream_break",)`.
+STREAM_BREAK = "stream_break"
 BILLABLE = ("empty", "refusal", "fewer")
 ALL_FAULTS = TRANSIENT + BILLABLE
 # `reasoning_effort` levels the toy reasoning model accepts, and the hidden reasoning tokens each costs.
@@ -80,6 +83,11 @@ class FakeModel:
         self.url = ""
         self.cached_tokens = 0  # report this many prompt tokens as served from a prompt cache
         self.batch: Any = None  # a fake_batch.BatchAPI: serve OpenAI's Files and Batch APIs too
+        # llama-server's own endpoints, off by default (OpenAI has neither): POST /tokenize with the toy
+        # tokenizer, and POST /apply-template rendering one user message with this generation prompt's end
+        self.tokenize = False
+        self.generation_prompt_end: str | None = None
+        self.helper_requests: list[dict[str, Any]] = []  # /tokenize and /apply-template: never billed
 
     def bill(self, body: dict[str, Any]) -> None:
         """Count one billable response to `body` (live or in a batch)."""
@@ -323,6 +331,49 @@ def attach_logprobs(choice: dict[str, Any], seed: int, shape: str = "openai") ->
                           "top_logprobs": [{t: v} for t, v in zip(tokens, values)], "text_offset": offsets}
 
 
+def stream_events(payload: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole response cut into the chunks a streaming server sends: per choice, the reasoning field's
+    words, then the answer's (each with its log-probability entries), then a finish chunk; the usage last
+    when `stream_options.include_usage` asks for it."""
+    chat = "message" in (payload["choices"] or [{}])[0]
+    events = []
+    for choice in payload["choices"]:
+        i, message = choice["index"], choice.get("message") or {}
+        text = (message.get("content") or "") if chat else choice["text"]
+        for field in ("reasoning_content", "reasoning"):
+            for piece in _tokens(message.get(field) or ""):
+                events.append(_chunk(payload, i, {field: piece}, None))
+        pieces = _tokens(text)
+        logprobs = choice.get("logprobs") or {}
+        entries = logprobs.get("content") or []
+        for n, piece in enumerate(pieces):
+            event = _chunk(payload, i, {"content": piece} if chat else {"text": piece}, None)
+            if entries and len(entries) == len(pieces):
+                event["choices"][0]["logprobs"] = {"content": [entries[n]]}
+            elif logprobs.get("tokens") and len(logprobs["tokens"]) == len(pieces):
+                event["choices"][0]["logprobs"] = {"tokens": [logprobs["tokens"][n]],
+                                                   "token_logprobs": [logprobs["token_logprobs"][n]]}
+            events.append(event)
+        if message.get("refusal"):
+            events.append(_chunk(payload, i, {"refusal": message["refusal"]}, None))
+        events.append(_chunk(payload, i, {} if chat else {"text": ""}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        events.append({"id": payload["id"], "object": events[0]["object"] if events else "chat.completion.chunk",
+                       "created": 0, "model": payload["model"], "choices": [], "usage": payload["usage"]})
+    return events
+
+
+def _chunk(payload: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    chat = payload["object"] == "chat.completion"
+    choice: dict[str, Any] = {"index": index, "finish_reason": finish}
+    if chat:
+        choice["delta"] = delta
+    else:
+        choice.update(delta)
+    return {"id": payload["id"], "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": 0, "model": payload["model"], "choices": [choice]}
+
+
 def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
@@ -354,6 +405,18 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             self.wfile.write(data)
             return True
 
+        def _llama_cpp_helper(self, body: dict[str, Any]) -> None:
+            """llama-server's /tokenize and /apply-template (404 unless the model enables them)."""
+            with model.lock:
+                model.helper_requests.append({"path": self.path, "body": body})
+            if self.path == "/tokenize" and model.tokenize:
+                self._json(200, {"tokens": list(range(len(_tokens(body["content"]))))})
+            elif self.path == "/apply-template" and model.generation_prompt_end is not None:
+                user = body["messages"][-1]["content"]
+                self._json(200, {"prompt": f"<|im_start|>user\n{user}<|im_end|>\n{model.generation_prompt_end}"})
+            else:
+                self._json(404, {"error": {"message": "File Not Found", "type": "not_found_error"}})
+
         def do_GET(self) -> None:
             if self._batch_api("GET"):
                 return
@@ -367,6 +430,9 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             if self._batch_api("POST", raw):
                 return
             body = json.loads(raw)
+            if self.path in ("/tokenize", "/apply-template"):
+                self._llama_cpp_helper(body)
+                return
             with model.lock:
                 model.requests.append({"path": self.path, "body": body,
                                        "authorization": self.headers.get("Authorization")})
@@ -414,7 +480,26 @@ def serve(model: FakeModel) -> tuple[ThreadingHTTPServer, str]:
             payload = model.respond(self.path, body, fault)
             if fault != "no_choices":
                 model.bill(body)
-            self._json(200, payload)
+            if body.get("stream"):
+                self._stream(stream_events(payload, body), broken=fault == STREAM_BREAK)
+            else:
+                self._json(200, payload)
+
+        def _stream(self, events: list[dict[str, Any]], broken: bool) -> None:
+            """Server-sent events, as OpenAI's and llama.cpp's servers send them; `broken`: half, then a reset."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for event in events[: len(events) // 2] if broken else events:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            if broken:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+                return
+            self.wfile.write(b"data: [DONE]\n\n")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

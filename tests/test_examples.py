@@ -194,3 +194,31 @@ def test_the_reasoning_pipeline_is_the_root_pipeline_run_in_its_own_dvc_project(
     assert example == root
     assert (REASONING / "harness").is_symlink() and (REASONING / "harness").resolve() == REPO / "harness"
     assert (REASONING / ".dvc" / "config").is_file()  # its own project: the root's dvc never collects it
+
+
+NATIVE = REPO / "examples" / "native-thinking"
+
+
+def test_the_native_thinking_run_is_what_its_readme_says(monkeypatch):
+    """examples/native-thinking: the 1.5B model with llama.cpp's own budget on the forcing run's 30
+    problems; every thinking count from the server's tokenizer and within its budget; the accuracies and
+    the paired comparison its README quotes are the ones in its outputs."""
+    from harness.params import load_params
+
+    monkeypatch.chdir(NATIVE)
+    params = load_params("params.yaml")
+    assert (params.budgets.method, params.budgets.thinking_preset) == ("thinking", "llamacpp")
+    assert params.model.name == "qwen2.5-coder-1.5b-instruct" and params.data.limit == 30
+    samples = pd.read_csv(NATIVE / "outputs" / "samples.csv")
+    forced = pd.read_csv(REASONING / "outputs" / "samples.csv")
+    assert set(samples["problem_id"]) == set(forced["problem_id"])
+    assert (samples["reasoning_count"] == "tokenize").all()
+    assert (samples["reasoning_tokens"] <= samples["budget"]).all()
+    flat = " ".join((NATIVE / "README.md").read_text(encoding="utf-8").split())
+    curve = pd.read_csv(NATIVE / "outputs" / "curve.csv").set_index("budget")
+    for budget in params.budgets.requested:
+        assert f"| {budget} | " in flat and f"{curve.loc[budget, 'maj_at_k']:.1%}" in flat
+    pair = json.loads((NATIVE / "outputs" / "compare.json").read_text(encoding="utf-8"))["pairs"][0]
+    for row in pair["budgets"]:
+        interval = f"{100 * row['lo']:+.1f} to {100 * row['hi']:+.1f}".replace("-", "−")
+        assert interval in flat, row

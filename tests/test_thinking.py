@@ -259,3 +259,100 @@ def test_prompted_thinking_asks_for_the_block_in_the_system_turn_and_opens_it_fo
     answer = answer_request(params, first, "17 * 23 = 391.", 0)
     assert answer["prompt"].endswith("<think>\n17 * 23 = 391.\n</think>" + CUE)
     assert CHAT_TEMPLATES["chatml"].render("x").startswith("<|im_start|>system\nYou are a helpful assistant.")
+
+
+# --- native budgets on llama.cpp: what its server returns, read without being fooled ---------------------
+
+# The shape llama-server sends when its budget closes the block (Qwen2.5-Coder-1.5B at budget 32, the
+# first response of examples/native-thinking): the field holds the first line of the thinking, the content
+# the rest of it up to the forced close tag, then the answer; a 0.5B model writes further pairs after it.
+STRAY = ("1. 11\n2. 1</think>\n\nThe sum is \\boxed{42}.\n\n<think>Let me double-check: 20 + 22 = 42.</think>"
+         "\n\nSo the answer is \\boxed{42}.")
+
+
+def test_the_forced_close_tag_ends_the_thinking_and_later_pairs_are_thinking_not_the_answer():
+    from harness.analysis.thinking_text import response_thinking, split_after_field
+
+    thinking, answer = split_after_field(STRAY)
+    assert thinking == "1. 11\n2. 1Let me double-check: 20 + 22 = 42."
+    assert "</think>" not in answer and "<think>" not in answer
+    assert answer.startswith("\n\nThe sum is \\boxed{42}.") and answer.endswith("So the answer is \\boxed{42}.")
+    assert split_after_field("first \\boxed{3} <think>cut off by the limit") == ("cut off by the limit",
+                                                                                  "first \\boxed{3} ")
+    assert split_after_field("a</think>b</think>c") == ("a", "bc")  # a second lone tag is stray: dropped
+    from harness.analysis.thinking_text import think_blocks
+
+    assert think_blocks("field ", STRAY) == ["field 1. 11\n2. 1", "Let me double-check: 20 + 22 = 42."]
+    assert response_thinking("the field", "x</think>y") == ("the fieldx", "y")
+    assert response_thinking(None, "a</think>b") == split_thinking("a</think>b")  # no field: as before
+    job = Job("p0", "What is 20 + 22?", "42", 64, 0)
+    # the thinking tail before the forced tag is never graded: here it holds the only \boxed{}
+    cut = "so \\boxed{41}</think>\n\n"
+    row = sample_row(Outcome(job=job, seed=0, text=cut, finish_reason="stop",
+                             answer=split_after_field(cut)[1], reasoning="x"))
+    assert row["answer"] is None and row["status"] == "no-answer-found"
+    after = "<think>maybe \\boxed{41}</think>The answer is \\boxed{42}. <think>or \\boxed{40}</think>"
+    assert sample_row(Outcome(job=job, seed=0, text=after, finish_reason="stop",
+                              answer=split_after_field(after)[1], reasoning="x"))["answer"] == "42"
+
+
+def test_the_budget_check_counts_the_reasoning_field_not_an_answer_full_of_stray_tags():
+    """A response measured on llama-server (0.5B): 177 characters of reasoning (~45 tokens) and 246 completion tokens at budget 64
+    were once estimated at 172 reasoning tokens and stopped the run."""
+    response = {"reasoning": ("step " * 36)[:177], "text": STRAY * 3, "completion_tokens": 246,
+                "finish_reason": "stop"}
+    request = {"endpoint": "chat", "messages": []}
+    check_within_limits(request, response, 64, 16, "llamacpp")  # no LimitIgnored
+    assert _estimated_reasoning(response) < 172
+    counted = {**response, "reasoning_tokens": 70, "reasoning_count": "tokenize"}  # 4 blocks: 1 field + 3 pairs
+    check_within_limits(request, counted, 16, 16, "llamacpp")  # 70 <= (16 + 16) x 4 blocks
+    with pytest.raises(LimitIgnored, match="counted by its /tokenize"):
+        check_within_limits(request, {**counted, "text": "plain answer"}, 16, 16, "llamacpp")
+
+
+def test_reasoning_tokens_are_counted_by_the_servers_tokenizer_where_it_has_one(project, fake_model):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.report_reasoning_tokens = False
+    fake_model.tokenize = True  # llama-server's POST /tokenize
+    samples = _run(project, fake_model, budgets={"method": "prompt", "requested": [4, 16]})
+    assert (samples["reasoning_count"] == "tokenize").all()
+    assert (samples["reasoning_tokens"].astype(int) == 40).all()  # the toy model's 40 words of thinking
+    assert {r["path"] for r in fake_model.helper_requests} == {"/tokenize"}
+    stored = [json.loads(line)["response"] for line in Path("store/sample.jsonl").read_text().splitlines()]
+    assert all(r["reasoning_count"] == "tokenize" and r["reasoning_tokens"] == 40 for r in stored)
+
+
+def test_a_llama_cpp_template_that_does_not_open_think_stops_before_any_request(project, fake_model, capsys):
+    fake_model.reasoning_field = "reasoning_content"
+    fake_model.generation_prompt_end = "<|im_start|>assistant\n"  # the Qwen2.5 GGUF's own template
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "llamacpp"},
+            sampling={"samples": 1, "vote_samples": 1})
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "not '<think>'" in err and "--chat-template-file" in err and len(err.strip().splitlines()) == 1
+    assert fake_model.requests == []
+    fake_model.generation_prompt_end = "<|im_start|>assistant\n<think>"
+    assert main(["run"]) == 0 and fake_model.requests
+
+
+def test_a_thinking_budget_that_changed_nothing_is_flagged_in_metrics_and_the_summary(project, fake_model, capsys):
+    """A server that drops the budget field answers every budget alike: the run completes, but says so."""
+    project(fake_model.url, budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "llamacpp"},
+            sampling={"samples": 1, "vote_samples": 1})
+    assert main(["run"]) == 0
+    flagged = json.loads(Path("outputs/metrics.json").read_text())["thinking"]["budget_ignored"]
+    assert "the budget changed nothing" in flagged
+    assert "WARNING: every sample spent the same completion tokens" in capsys.readouterr().out
+    fake_model.reasoning_field = "reasoning_content"  # a server that applies it: nothing flagged
+    Path("store/sample.jsonl").unlink()
+    Path("store/calibrate.jsonl").unlink()
+    assert main(["run"]) == 0
+    assert json.loads(Path("outputs/metrics.json").read_text())["thinking"]["budget_ignored"] is None
+
+
+def test_method_thinking_on_the_embedded_python_server_stops_before_any_request(project, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_EMBEDDED_SERVER", "python")
+    project("embedded", budgets={"method": "thinking", "requested": [16, 64], "thinking_preset": "llamacpp"},
+            sampling={"samples": 1, "vote_samples": 1})
+    assert main(["run"]) == 2
+    assert "needs llama.cpp's llama-server" in capsys.readouterr().err

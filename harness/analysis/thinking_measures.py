@@ -107,5 +107,32 @@ def thinking_metrics(answered: pd.DataFrame, graded: pd.DataFrame, method: str) 
     frame = answered.assign(budget=graded["budget"], correct=graded["correct"], sample=graded["sample"])
     order = {b: i for i, b in enumerate(budgets_in_order(frame["budget"].unique()))}
     frame = frame.assign(_order=frame["budget"].map(order)).sort_values("_order", kind="stable")
-    return {"thinking": {"method": method, "definition": DEFINITION,
-                         "by_budget": measure(frame.drop(columns="_order"), method)}}
+    out: dict[str, Any] = {"method": method, "definition": DEFINITION,
+                           "by_budget": measure(frame.drop(columns="_order"), method)}
+    if method == "thinking":
+        out["budget_ignored"] = budget_ignored(frame)
+    return {"thinking": out}
+
+
+def budget_ignored(frame: pd.DataFrame) -> str | None:
+    """Why the run's thinking budget looks like it changed nothing, or None.
+
+    Why: a server that drops the budget field (llama.cpp with a template it does not see as thinking)
+    answers every budget alike and reports no reasoning; the run then completes and plots a flat line
+    at budgets it never applied. Two signs, either enough: no sample came back with any reasoning, or
+    every (problem, sample) spent the same completion tokens at every budget.
+    """
+    if len(frame) == 0:
+        return None
+    reasoning = pd.to_numeric(frame["reasoning_tokens"], errors="coerce") if "reasoning_tokens" in frame \
+        else pd.Series(np.nan, index=frame.index)
+    if not bool((reasoning.fillna(0) > 0).any()):
+        return "no sample came back with any reasoning: the server ignored the thinking budget (docs/servers.md)"
+    if frame["budget"].nunique() < 2:
+        return None
+    spent = frame.assign(_tokens=pd.to_numeric(frame["completion_tokens"], errors="coerce"))
+    per_pair = spent.groupby(["problem_id", "sample"])["_tokens"].nunique(dropna=False)
+    if bool((per_pair <= 1).all()):
+        return ("every sample spent the same completion tokens at every budget: the budget changed nothing "
+                "(docs/servers.md)")
+    return None

@@ -258,7 +258,9 @@ def build_run(run_id: str, data: RunData) -> tuple[dict[str, Any], list[str]]:
         "id": run_id,
         "label": data.label,
         "provenance": provenance(data),
-        "params": params.model_dump(mode="json"),
+        # sampling.stream is how responses travelled, not what was measured: a streamed run's page is the
+        # same bytes as the non-streamed run's, as its store is
+        "params": params.model_dump(mode="json", exclude={"sampling": {"stream"}}),
         "metrics": data.metrics,
         "summary": metric_tables(data.metrics, budgets),
         "curve": curve_points(data.curve),

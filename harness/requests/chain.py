@@ -38,9 +38,12 @@ from ..analysis.confidence import answer_logprob
 from ..analysis.thinking_text import (
     COUNT_CHARS,
     COUNT_EXACT,
+    COUNT_TOKENIZE,
     COUNT_USAGE,
     THINK_CLOSE,
     reasoning_tokens_by_chars,
+    response_thinking,
+    split_after_field,
     split_thinking,
 )
 from ..budget_axis import Budget
@@ -491,12 +494,14 @@ def _answer_logprob(part: dict[str, Any]) -> float | None:
 
 def _separate_thinking(params: Params, outcome: Outcome, forced: bool) -> None:
     """Thinking apart from the answer, and how many tokens the thinking took (and how we know)."""
-    inline, outcome.answer = split_thinking(outcome.text)
     fields = [p.get("reasoning") or "" for p in outcome.parts]
+    split = split_after_field if any(fields) else split_thinking
+    inline, outcome.answer = split(outcome.text)
     outcome.reasoning = "".join(fields) + inline
     outcome.reasoning_tokens = _total(outcome.parts, "reasoning_tokens")
     if outcome.reasoning_tokens is not None:
-        outcome.reasoning_count = COUNT_USAGE
+        tokenized = any(p.get("reasoning_count") == COUNT_TOKENIZE for p in outcome.parts)
+        outcome.reasoning_count = COUNT_TOKENIZE if tokenized else COUNT_USAGE
     elif not outcome.reasoning:
         return
     elif forced and template_of(params).thinks:  # every request but the forced answer was thinking
@@ -505,8 +510,7 @@ def _separate_thinking(params: Params, outcome: Outcome, forced: bool) -> None:
     else:
         shares = []
         for part in outcome.parts:
-            thinking, answer = split_thinking(part["text"])
-            thinking = (part.get("reasoning") or "") + thinking
+            thinking, answer = response_thinking(part.get("reasoning"), part["text"])
             shares.append(reasoning_tokens_by_chars(part.get("completion_tokens"), thinking, answer))
         outcome.reasoning_tokens = None if all(v is None for v in shares) else sum(v or 0 for v in shares)
         outcome.reasoning_count = COUNT_CHARS

@@ -28,6 +28,7 @@ from typing import Any
 
 import openai
 
+from ..analysis.thinking_text import COUNT_TOKENIZE, response_thinking
 from ..params import NO_KEY, ModelParams, ParamsError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
@@ -144,7 +145,7 @@ def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -
 
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, openai.APIConnectionError,
-                        EmptyChoices)):
+                        EmptyChoices, StreamBroken)):
         return True  # APITimeoutError is an APIConnectionError
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
@@ -153,6 +154,87 @@ def _retryable(exc: Exception) -> bool:
 
 class EmptyChoices(Exception):
     """A 200 with no choices at all: nothing to store, ask again."""
+
+
+class StreamBroken(Exception):
+    """A streamed response cut before its end (connection dropped, error event, no finish_reason): the
+    part received is dropped and the request asked again."""
+
+
+class _Namespace:
+    """Attribute access over the pieces a stream delivered, in the shapes response_record reads."""
+
+    def __init__(self, **fields: Any):
+        self.__dict__.update(fields)
+
+
+class StreamedResponse:
+    """The chunks of one streamed response gathered per choice: the answer's deltas and the reasoning's
+    deltas (`reasoning_content` or `reasoning`) kept apart, log-probabilities in order, the usage chunk."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self.chunks = 0
+        self.usage: Any = None
+        self.text: dict[int, list[str]] = {}
+        self.reasoning: dict[int, dict[str, list[str]]] = {}
+        self.refusal: dict[int, list[str]] = {}
+        self.logprobs: dict[int, list[Any]] = {}
+        self.finish: dict[int, str | None] = {}
+
+    def add(self, chunk: Any) -> None:
+        self.chunks += 1
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        for choice in getattr(chunk, "choices", None) or []:
+            i = choice.index
+            self.text.setdefault(i, [])
+            self.finish.setdefault(i, None)
+            delta = getattr(choice, "delta", None) if self.endpoint == "chat" else choice
+            piece = getattr(delta, "content" if self.endpoint == "chat" else "text", None)
+            if piece:
+                self.text[i].append(piece)
+            for name in ("reasoning_content", "reasoning"):
+                value = getattr(delta, name, None)
+                if isinstance(value, str) and value:
+                    self.reasoning.setdefault(i, {}).setdefault(name, []).append(value)
+            refusal = getattr(delta, "refusal", None)
+            if isinstance(refusal, str) and refusal:
+                self.refusal.setdefault(i, []).append(refusal)
+            logprobs = getattr(choice, "logprobs", None)
+            if logprobs is not None:
+                self.logprobs.setdefault(i, []).append(logprobs)
+            if choice.finish_reason is not None:
+                self.finish[i] = choice.finish_reason
+
+    def assembled(self) -> Any:
+        """The whole response, as the SDK would have parsed it unstreamed; StreamBroken if incomplete."""
+        if not self.text or any(reason is None for reason in self.finish.values()):
+            raise StreamBroken(f"stream ended after {self.chunks} chunks without every choice's finish_reason")
+        return _Namespace(choices=[self._choice(i) for i in sorted(self.text)], usage=self.usage)
+
+    def _choice(self, i: int) -> Any:
+        text = "".join(self.text[i])
+        logprobs = _joined_logprobs(self.logprobs.get(i, []))
+        if self.endpoint != "chat":
+            return _Namespace(index=i, text=text, finish_reason=self.finish[i], logprobs=logprobs)
+        reasoning = {name: "".join(parts) for name, parts in self.reasoning.get(i, {}).items()}
+        message = _Namespace(content=text, refusal="".join(self.refusal[i]) if i in self.refusal else None,
+                             **reasoning)
+        return _Namespace(index=i, message=message, finish_reason=self.finish[i], logprobs=logprobs)
+
+
+def _joined_logprobs(pieces: list[Any]) -> Any:
+    """One choice's log-probabilities from its chunks: chat's `content[]` lists concatenated, or the legacy
+    completions arrays (`tokens`, `token_logprobs`) concatenated; None when no chunk carried any."""
+    content = [entry for piece in pieces for entry in (_field(piece, "content") or [])]
+    if content:
+        return {"content": content}
+    tokens = [t for piece in pieces for t in (_field(piece, "tokens") or [])]
+    if tokens:
+        return {"tokens": tokens,
+                "token_logprobs": [v for piece in pieces for v in (_field(piece, "token_logprobs") or [])]}
+    return None
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -177,6 +259,8 @@ def describe_error(exc: BaseException) -> str:
         return "malformed response body (not valid JSON)"
     if isinstance(exc, EmptyChoices):
         return "response without choices"
+    if isinstance(exc, StreamBroken):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
@@ -185,7 +269,7 @@ class Client:
 
     def __init__(
         self, base_url: str, api_key: str, timeout: float, max_retries: int,
-        backoff_base: float = 0.5, backoff_cap: float = 30.0,
+        backoff_base: float = 0.5, backoff_cap: float = 30.0, stream: bool = False,
     ):
         # aiohttp under the SDK: measured 1.7x the requests/s of its default transport at concurrency 64
         self._sdk = openai.AsyncOpenAI(
@@ -197,6 +281,9 @@ class Client:
         self.backoff_cap = backoff_cap
         self.counters = Counters()
         self._rng = random.Random()  # jitter only: timing, never content
+        self.stream = stream  # sampling.stream: how the response travels, never part of the request or its key
+        self._root = server_root(base_url)
+        self._tokenize: bool | None = None  # does the server count tokens for us (llama-server's /tokenize)?
 
     async def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in request.items() if k != "endpoint"}
@@ -228,20 +315,90 @@ class Client:
                 await asyncio.sleep(wait)
                 continue
             record["latency_s"] = round(time.monotonic() - started, 3)
+            await self._count_reasoning(request["endpoint"], record)
             self.counters.responses += 1
             self.counters.completion_tokens += record.get("completion_tokens") or 0
             return record
         raise AssertionError("unreachable")
 
     async def _send(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.stream:
+            return await self._send_streamed(endpoint, body)
         if endpoint == "chat":
             raw: Any = await self._sdk.chat.completions.create(**body)
         else:
             raw = await self._sdk.completions.create(**body)
         return response_record(endpoint, raw)
 
+    async def _send_streamed(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One response streamed as server-sent events, gathered into the record the same response sent
+        whole would give (response_record on the assembled choices). A stream that breaks or ends
+        without every choice's finish_reason raises StreamBroken, a retry: nothing partial is returned,
+        so nothing partial is ever stored."""
+        create = self._sdk.chat.completions.create if endpoint == "chat" else self._sdk.completions.create
+        gathered = StreamedResponse(endpoint)
+        try:
+            stream = await create(**body, stream=True, stream_options={"include_usage": True})
+            async for chunk in stream:
+                gathered.add(chunk)
+        except openai.APIStatusError:
+            raise  # the server refused the request before streaming: classified as any other status
+        except Exception as exc:  # noqa: BLE001 - any break in the middle of a stream is the same retry
+            raise StreamBroken(f"stream broken after {gathered.chunks} chunks ({type(exc).__name__})") from None
+        return response_record(endpoint, gathered.assembled())
+
     async def close(self) -> None:
         await self._sdk.close()
+
+    async def _count_reasoning(self, endpoint: str, record: dict[str, Any]) -> None:
+        """Reasoning tokens counted exactly where the server can tell: a chat response with reasoning text
+        (a separate field or inline think blocks) but no usage count is tokenized by the server itself
+        (llama-server's /tokenize), and the record says so (`reasoning_count`). Servers without the
+        endpoint are asked once; their reasoning is then estimated from characters downstream."""
+        if endpoint != "chat" or record.get("reasoning_tokens") is not None or self._tokenize is False:
+            return
+        choices = record.get("choices", [record])
+        texts = [response_thinking(c.get("reasoning"), c.get("text") or "")[0] for c in choices]
+        if not any(texts):
+            return
+        counts = [await asyncio.to_thread(tokenize_count, self._root, text) if text else 0 for text in texts]
+        self._tokenize = None not in counts
+        if self._tokenize:
+            record["reasoning_tokens"] = sum(c or 0 for c in counts)
+            record["reasoning_count"] = COUNT_TOKENIZE
+
+
+def server_root(base_url: str) -> str:
+    """The server's own root, where llama-server keeps its non-OpenAI endpoints (/tokenize, /apply-template)."""
+    root = base_url.rstrip("/")
+    return root.removesuffix("/v1")
+
+
+def _post_json(url: str, body: dict[str, Any], timeout: float = 30.0) -> Any:
+    """One small JSON POST with no key (these helper endpoints need none); None if the server has no such
+    endpoint or does not answer."""
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def tokenize_count(root: str, text: str) -> int | None:
+    """How many tokens the server's tokenizer makes of `text` (llama-server's POST /tokenize), or None."""
+    answer = _post_json(f"{root}/tokenize", {"content": text, "add_special": False})
+    tokens = answer.get("tokens") if isinstance(answer, dict) else None
+    return len(tokens) if isinstance(tokens, list) else None
+
+
+def generation_prompt(base_url: str) -> str | None:
+    """The prompt the server's chat template builds for one user message (llama-server's POST
+    /apply-template), or None where the server has no such endpoint. Sends nothing to the model."""
+    answer = _post_json(f"{server_root(base_url)}/apply-template",
+                        {"messages": [{"role": "user", "content": "1 + 1 = ?"}]})
+    prompt = answer.get("prompt") if isinstance(answer, dict) else None
+    return prompt if isinstance(prompt, str) else None
 
 
 def reasoning_of(message: Any) -> str | None:

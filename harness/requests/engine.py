@@ -29,8 +29,18 @@ from ..files import STORE_DIR, store_dir
 from ..params import Params
 from ..servers.embedded import embedded_server, model_for
 from .chain import Job, Outcome, check_may_request, failed, lean, replay, stored_or_missing, walk
-from .client import Client, Counters, RequestFailed, RequestRejected, Router, api_key_for, probe
+from .client import (
+    Client,
+    Counters,
+    RequestFailed,
+    RequestRejected,
+    Router,
+    api_key_for,
+    generation_prompt,
+    probe,
+)
 from .store import Claims, ResponseStore, StoreWriteFailed, request_key
+from .thinking import check_thinking_prompt
 
 # Rejections for this many different problems, with no answer at all: the request shape is wrong, not
 # one problem's prompt.
@@ -115,20 +125,33 @@ class GroupCommit:
 @contextmanager
 def model_endpoint(params: Params) -> Iterator[Router]:
     """Clients for the configured model: the embedded server (started here) or `model.base_url`'s
-    endpoints, behind a router that keeps `sampling.concurrency` requests in flight on each."""
+    endpoints, behind a router that keeps `sampling.concurrency` requests in flight on each. With a
+    native thinking budget on llama.cpp, its chat template is checked before the first request."""
     m = params.model
+    thinking = params.budgets.method == "thinking"
 
     def client(url: str, key: str) -> Client:
-        return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max)
+        return Client(url, key, m.request_timeout, m.max_retries, m.backoff_base, m.backoff_max,
+                      stream=params.sampling.stream)
 
     if m.is_embedded:
         # as many llama-server slots as requests in flight (the Python server serves them one by one)
-        with embedded_server(model_for(m.name), slots=params.sampling.concurrency) as url:
+        with embedded_server(model_for(m.name), slots=params.sampling.concurrency, thinking=thinking) as url:
+            _check_template(params, [url])
             yield Router([client(url, "embedded")], params.sampling.concurrency)
         return
     key = api_key_for(m, m.base_url)
     alive = probe(m.base_url)
+    _check_template(params, alive)
     yield Router([client(url, key) for url in alive], params.sampling.concurrency)
+
+
+def _check_template(params: Params, urls: list[str]) -> None:
+    """llama.cpp's native budget needs a template that opens `<think>` (thinking.check_thinking_prompt)."""
+    preset = params.budgets.thinking_preset if params.budgets.method == "thinking" else None
+    if preset == "llamacpp":
+        for url in urls:
+            check_thinking_prompt(generation_prompt(url), preset)
 
 
 def collect(params: Params, jobs: list[Job], shard: str, desc: str) -> list[Outcome]:

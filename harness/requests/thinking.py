@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis.thinking_text import reasoning_tokens_by_chars, split_thinking
+from ..analysis.thinking_text import COUNT_TOKENIZE, THINK_OPEN, reasoning_tokens_by_chars, response_thinking
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,13 @@ PRESETS: dict[str, Preset] = {
     # docs.sglang.io, Thinking Budget.
     "sglang": Preset(body={"custom_params": {"thinking_budget": "{budget}"}}, tolerance=16,
                      source="https://docs.sglang.io/docs/advanced_features/thinking_budget"),
-    # llama.cpp server: the launch flag `--reasoning-budget N` (tools/server/README.md), and per request
-    # `thinking_budget_tokens` on /v1/chat/completions, read only while the flag is left at -1 and the chat
-    # template has a thinking end tag (tools/server/server-common.cpp, "Reasoning budget: pass parameters
-    # through to sampling layer"); at the budget the sampler forces the end tag.
+    # llama.cpp server: per request `thinking_budget_tokens` (or its alias `reasoning_budget_tokens`, read
+    # first) on /v1/chat/completions; the request wins over the launch flag `--reasoning-budget N`, which
+    # only fills in for a request that sends neither (tools/server/server-common.cpp, "Reasoning budget:
+    # pass parameters through to sampling layer", in the llama.cpp vendored by llama-cpp-python 0.3.36).
+    # Applied only when the chat template is recognised as a thinking one and the prompt's tokens end with
+    # its start tag; at the budget the sampler forces the end tag, and every later `<think>` in the same
+    # response gets the budget afresh. Verified on llama-server (docs/servers.md).
     "llamacpp": Preset(body={"thinking_budget_tokens": "{budget}"}, tolerance=16,
                        source="https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md"),
     # Anthropic's OpenAI SDK compatibility layer: `thinking: {type: enabled, budget_tokens: N}` in the body;
@@ -75,6 +78,30 @@ EFFORT_PRESETS = {
     "gemini": "https://ai.google.dev/gemini-api/docs/openai#thinking",
 }
 PRESET_NAMES = tuple(PRESETS) + ("openai",)
+
+
+class TemplateWithoutThinking(RuntimeError):
+    """llama-server's chat template does not open a thinking block: every budget field would be dropped."""
+
+
+def check_thinking_prompt(prompt: str | None, preset: str | None) -> None:
+    """Refuse, before any request, a llama.cpp server whose chat template cannot apply a thinking budget.
+
+    llama.cpp's budget sampler starts counting when the prompt's tokens end with the template's start tag,
+    and matches tokens, not text (Qwen2.5's `<think>` and `<think>\n` are different tokens), so the
+    generation prompt must end exactly at `<think>`. A template that does not (the Qwen2.5 GGUFs' own) makes
+    the server drop every budget field silently: the run would plot one answer at every budget. `prompt`
+    is the server's rendering of one user message (client.generation_prompt); None (a server without
+    /apply-template) cannot be checked here, and the limit check after each response still applies.
+    """
+    if preset != "llamacpp" or prompt is None or prompt.endswith(THINK_OPEN):
+        return
+    raise TemplateWithoutThinking(
+        f"budgets.thinking_preset: llamacpp, but the server's chat template ends its generation prompt with "
+        f"{prompt[-40:]!r}, not {THINK_OPEN!r}, so llama.cpp would ignore every thinking budget; start "
+        "llama-server with `--jinja --chat-template-file harness/servers/templates/chatml-think.jinja "
+        "--reasoning-format deepseek` (or a template of your model that ends with <think>), or use "
+        "budgets.method: forcing")
 
 
 class LimitIgnored(RuntimeError):
@@ -111,17 +138,30 @@ def check_within_limits(request: dict[str, Any], response: dict[str, Any], think
             )
     if thinking_budget is None or tolerance is None:
         return
-    allowed = (thinking_budget + tolerance) * choices
     reasoning, how = response.get("reasoning_tokens"), "reported"
-    if reasoning is None:  # no count: estimate each choice from its text, flag only what no estimate error explains
+    allowed = (thinking_budget + tolerance) * choices
+    if response.get("reasoning_count") == COUNT_TOKENIZE:  # its own tokenizer on the text: exact, per block
+        how = "sent (counted by its /tokenize)"
+        allowed = (thinking_budget + tolerance) * thinking_blocks(response)
+    elif reasoning is None:  # no count: estimate each choice from its text, flag only what no estimate error explains
         reasoning, how = _estimated_reasoning(response), "sent in one choice (estimated from its reasoning text)"
-        allowed = (thinking_budget + tolerance) * ESTIMATE_SLACK
+        allowed = (thinking_budget + tolerance) * ESTIMATE_SLACK * max(1, thinking_blocks(response) // choices)
     if reasoning is not None and reasoning > allowed:
         raise LimitIgnored(
             f"the server ignored the thinking budget (`budgets.thinking_preset: {preset}`): asked for at most "
             f"{thinking_budget} reasoning tokens, it {how} {reasoning}; start the server with the flag "
             "its preset names (docs/servers.md), or pick the preset of the server you run"
         )
+
+
+def thinking_blocks(response: dict[str, Any]) -> int:
+    """How many thinking blocks a response holds (at least one per choice): the separate reasoning field and
+    each `<think>` in the text. llama.cpp grants every block the budget afresh (its budget sampler re-arms
+    on each new `<think>`), and a small model writes several, so the limit is the budget per block."""
+    blocks = 0
+    for choice in response.get("choices", [response]):
+        blocks += max(1, bool(choice.get("reasoning")) + (choice.get("text") or "").count(THINK_OPEN))
+    return blocks
 
 
 # A character-share estimate of reasoning tokens may be off by this factor (prose vs. LaTeX tokenizes very
@@ -146,8 +186,7 @@ def _estimated_reasoning(response: dict[str, Any]) -> int | None:
     most = None
     choices = response.get("choices", [response])
     for index, choice in enumerate(choices):
-        thinking, answer = split_thinking(choice.get("text") or "")
-        thinking = (choice.get("reasoning") or "") + thinking
+        thinking, answer = response_thinking(choice.get("reasoning"), choice.get("text") or "")
         if not thinking:
             continue
         own = choice_share(response, index, response.get("completion_tokens"))

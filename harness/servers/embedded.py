@@ -90,6 +90,8 @@ PART_PACKAGES = DEFAULT_MODEL.part_packages
 CONTEXT_TOKENS = DEFAULT_MODEL.context_tokens
 SERVER_ENV = "HARNESS_EMBEDDED_SERVER"  # auto | python | llama-server
 THREADS_ENV = "HARNESS_EMBEDDED_THREADS"  # threads of the model server; default: the usable cores
+# ChatML with a thinking block for the embedded Qwen2.5 models (docs/servers.md, "The embedded models think")
+THINK_TEMPLATE = Path(__file__).resolve().parent / "templates" / "chatml-think.jinja"
 
 
 class EmbeddedError(RuntimeError):
@@ -228,6 +230,16 @@ def check_installed(why: str = "model.base_url = 'embedded'", model: EmbeddedMod
         )
 
 
+def check_native_budget(why: str) -> None:
+    """Method `thinking` on the embedded model needs llama-server: the Python server has no thinking budget
+    and would answer every budget alike. Raised before anything is spent."""
+    if llama_server_binary() is None:
+        raise EmbeddedError(
+            f"{why} and budgets.method: thinking on the embedded model needs llama.cpp's llama-server (the "
+            "Python server has no thinking budget): build it with `python -m harness.llama_server build` "
+            "(~10 min on 2 cores), or use budgets.method: forcing")
+
+
 def python_server_command(gguf: Path, port: int, model: EmbeddedModel, threads: int) -> list[str]:
     """llama-cpp-python's server: one request at a time (its `n_ctx` is one request's context)."""
     return [
@@ -241,14 +253,21 @@ def python_server_command(gguf: Path, port: int, model: EmbeddedModel, threads: 
 
 
 def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedModel, slots: int,
-                         threads: int) -> list[str]:
+                         threads: int, thinking: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """llama.cpp's server with `slots` parallel sequences decoded together (continuous batching).
 
     `-c` is the whole KV cache, split evenly between the slots, so each slot gets the context one request
     had on the Python server. `--alias` makes /v1/models report `model.name`. Reasoning is parsed into
     `reasoning_content` on the chat endpoint (`--reasoning-format deepseek`) for templates that think;
     forcing uses the raw completions endpoint, which is never parsed. No web UI: loopback API only.
+
+    `thinking` (a run with `budgets.method: thinking`) swaps the GGUF's own chat template, which llama.cpp
+    does not recognise as a thinking template (so it would drop every budget field without a word), for
+    THINK_TEMPLATE, whose generation prompt ends exactly at `<think>`: only then does llama.cpp's budget
+    sampler start counting. Other methods keep the GGUF's template, so their chat requests do not think.
+    `extra`: more llama-server flags (the tests set `--reasoning-budget`).
     """
+    template = ["--chat-template-file", str(THINK_TEMPLATE)] if thinking else []
     return [
         str(binary),
         "--model", str(gguf),
@@ -260,8 +279,10 @@ def llama_server_command(binary: Path, gguf: Path, port: int, model: EmbeddedMod
         "--threads", str(threads),
         "--threads-batch", str(threads),
         "--jinja",
+        *template,
         "--reasoning-format", "deepseek",
         "--no-webui",
+        *extra,
     ]
 
 
@@ -282,17 +303,21 @@ def server_threads() -> int:
 
 @contextmanager
 def embedded_server(model: EmbeddedModel = DEFAULT_MODEL, slots: int = 1,
-                    ready_timeout: float = 180.0) -> Iterator[str]:
+                    ready_timeout: float = 180.0, thinking: bool = False,
+                    extra: tuple[str, ...] = ()) -> Iterator[str]:
     """Start a llama.cpp OpenAI-compatible server for `model` on a free loopback port; yield its base URL;
-    stop it. llama-server (with `slots` parallel slots) when built here, else the Python server."""
+    stop it. llama-server (with `slots` parallel slots) when built here, else the Python server.
+    `thinking`: the server applies native thinking budgets (llama-server only; see llama_server_command)."""
     binary = llama_server_binary()
+    if thinking and binary is None:
+        check_native_budget("model.base_url = 'embedded'")
     check_installed(model=model, server="python" if binary is None else "llama-server")
     gguf = model_path(model)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     threads = server_threads()
     if binary is not None:
-        server = llama_server_command(binary, gguf, port, model, max(1, slots), threads)
+        server = llama_server_command(binary, gguf, port, model, max(1, slots), threads, thinking, extra)
     else:
         server = python_server_command(gguf, port, model, threads)
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in finally
