@@ -2,9 +2,9 @@
 and wall time, the replay; and the open of a store of a million responses (benchmarks/README.md, "The
 response store at scale").
 
-    python benchmarks/bench_store.py run --problems 300 --dir /tmp/bench-300     # the forcing run + replay
-    python benchmarks/bench_store.py million --dir /tmp/bench-1m                   # open 1,000,000 responses
-    python benchmarks/bench_store.py dvc --dir /tmp/bench-dvc                      # push, 10% more, push again
+    python benchmarks/bench_store.py run --problems 300 --dir BENCH/300     # the forcing run + replay
+    python benchmarks/bench_store.py million --dir BENCH/1m                   # open 1,000,000 responses
+    python benchmarks/bench_store.py dvc --dir BENCH/dvc                      # push, 10% more, push again
 
 The run: budget forcing (`chatml-think`, no Wait) at 5 budgets 256...4,096 with 4 samples each and a pool
 of 32 at 4,096, against a local OpenAI-protocol server (its own process) that answers at once: a thinking
