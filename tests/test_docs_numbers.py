@@ -137,3 +137,27 @@ def test_every_nox_session_says_what_it_does_in_one_whole_first_line():
     for function in sessions:
         first = (ast.get_docstring(function) or "").split("\n", 1)[0]
         assert first.endswith("."), f"{function.name}: {first!r}"
+
+
+def _methods_run(method: str) -> dict:
+    return json.loads((REPO / "examples/embedded-methods" / method / "outputs/metrics.json").read_text())
+
+
+def test_the_methods_doc_quotes_the_committed_method_runs():
+    """docs/methods.md's paragraph on the four committed method runs (examples/embedded-methods), figure by
+    figure from their metrics.json."""
+    prompt, cap, forcing, wait = (_methods_run(m) for m in ("prompt", "cap", "forcing", "forcing_wait"))
+    used = prompt["tokens_by_budget"].values()
+    natural = cap["tokens_by_budget"]["512"]
+    quoted = [
+        f"({round(min(used))}–{round(max(used))} tokens whatever N is)",
+        f"natural length (~{round(natural / 5) * 5:.0f} tokens)",
+        f"reach {100 * cap['accuracy_by_budget']['512']:.0f}% and {100 * forcing['accuracy_by_budget']['512']:.0f}% there",
+        (f"spends {100 * wait['tokens_by_budget']['256'] / 256:.0f}% of the budget at 256 and "
+         f"{100 * wait['tokens_by_budget']['512'] / 512:.0f}% at 512"),
+    ]
+    at_256, at_512 = (round(100 * wait["accuracy_by_budget"][b]) for b in ("256", "512"))
+    quoted.append(f"({at_256}% at both)" if at_256 == at_512 else f"({at_256}%, {at_512}%)")
+    flat = _flat(REPO / "docs/methods.md")
+    missing = [q for q in quoted if q not in flat]
+    assert not missing, missing
