@@ -47,6 +47,7 @@ module.main()
 NOT_HERE = {
     "bench_servers.py": "runs both real model servers on the 1.5B weights (nox -s llama-server's machine)",
     "bench_report.py": "builds a ~100 MB synthetic run and opens it in Debian's chromium (minutes, not seconds)",
+    "bench_store.py": "writes a million responses (0.4 GB) or whole forcing runs under /usr/bin/time (minutes)",
 }
 
 

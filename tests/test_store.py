@@ -172,16 +172,27 @@ def test_a_damaged_or_stale_index_is_rebuilt_with_one_warning(tmp_path):
     assert len(older) == 20 and request_key(_req(30)) not in older and request_key(_req(3)) in older
 
 
-def test_a_canonical_record_edited_in_place_stops_when_read_with_file_and_line(tmp_path):
+def test_a_canonical_record_edited_in_place_stops_the_open_with_file_and_line(tmp_path):
+    """The index no longer vouches for the edited shard, so its lines are checked in full when it is opened:
+    the run stops before any request is paid for."""
     store = _filled(tmp_path, 5)
     lines = store.shard_path.read_text().splitlines(keepends=True)
     lines[3] = lines[3].replace('"prompt":"p3"', '"prompt":"p9"')  # still starts with the same key
     store.shard_path.write_text("".join(lines))
-    with pytest.warns(UserWarning, match="stale"):
-        edited = ResponseStore(tmp_path, "sample")
-    assert edited.get(request_key(_req(1)))["response"]["text"] == "answer 1"
+    with pytest.warns(UserWarning, match="stale"), \
+            pytest.raises(StoreError, match=r"sample.jsonl:4: the key does not match its request"):
+        ResponseStore(tmp_path, "sample")
+
+
+def test_a_record_edited_after_the_open_stops_when_read_with_file_and_line(tmp_path):
+    """What the open checked can still change under a running store: the key is checked again when read."""
+    store = _filled(tmp_path, 5)
+    lines = store.shard_path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"prompt":"p3"', '"prompt":"p9"')  # same length, same key at its start
+    store.shard_path.write_text("".join(lines))
+    assert store.get(request_key(_req(1)))["response"]["text"] == "answer 1"
     with pytest.raises(StoreError, match=r"sample.jsonl:4: the key does not match its request"):
-        edited.get(request_key(_req(3)))
+        store.get(request_key(_req(3)))
 
 
 def test_memory_per_response_is_the_key_directory_not_the_text(tmp_path):
