@@ -104,15 +104,12 @@ def write_index(shard: Path, keys: ShardKeys) -> None:
         pass
 
 
-def scan(shard: Path, start: int, first_line: int, slow_key: Callable[[int, bytes], bytes],
-         check_every_line: bool = True) -> ShardKeys:
+def scan(shard: Path, start: int, first_line: int, slow_key: Callable[[int, bytes], bytes]) -> ShardKeys:
     """The keys of the whole lines from byte `start` on, read in chunks (memory: one chunk, not the shard).
 
-    With `check_every_line` (the store's default) every line goes to `slow_key(line number, line)`, which
-    parses and checks it (JSON, schema, a key that is its request's) and returns its key or raises: lines no
-    saved index vouches for are checked once, one at a time, so a damaged store stops the run before any
-    request is paid for, and memory stays one chunk. Without it only a line that does not start the
-    canonical way is parsed (the benchmark's key-only open).
+    Every line goes to `slow_key(line number, line)`, which parses and checks it (JSON, schema, a key that
+    is its request's) and returns its key or raises: lines no saved index vouches for are checked once, one
+    at a time, so a damaged store stops the run before any request is paid for, and memory stays one chunk.
     """
     keys, offsets, lengths = bytearray(), array("Q"), array("I")
     carry, pos, number = b"", start, first_line
@@ -122,11 +119,8 @@ def scan(shard: Path, start: int, first_line: int, slow_key: Callable[[int, byte
             data, base = carry + chunk, pos - len(carry)
             i = 0
             while (j := data.find(b"\n", i)) >= 0:
-                key = None if check_every_line else _line_key(data, i, j)
-                if key is None and data[i:j].strip():
-                    key = slow_key(number, data[i:j])
-                if key is not None:
-                    keys += key
+                if data[i:j].strip():
+                    keys += slow_key(number, data[i:j])
                     offsets.append(base + i)
                     lengths.append(j + 1 - i)
                 number += 1
@@ -136,16 +130,6 @@ def scan(shard: Path, start: int, first_line: int, slow_key: Callable[[int, byte
     entries["key"] = np.frombuffer(bytes(keys), dtype="S32") if offsets else entries["key"]
     entries["offset"], entries["length"] = offsets, lengths
     return ShardKeys(entries, pos - len(carry), number - 1, torn=bool(carry))
-
-
-def _line_key(data: bytes, i: int, j: int) -> bytes | None:
-    """The raw key of the line data[i:j] if it starts the canonical way, else None."""
-    if j - i < HEAD or not data.startswith(KEY_START, i) or data[i + HEAD - 2:i + HEAD] != b'",':
-        return None
-    try:
-        return bytes.fromhex(data[i + len(KEY_START):i + HEAD - 2].decode("ascii"))
-    except ValueError:
-        return None
 
 
 def prefixes(keys: np.ndarray) -> np.ndarray:

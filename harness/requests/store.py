@@ -411,16 +411,21 @@ SHARD_MB_ENV = "HARNESS_SHARD_MB"  # a writer starts a new shard file past this 
 DEFAULT_SHARD_MB = 256.0
 
 
+def _positive_setting(name: str, default: float, unit: str) -> float:
+    """A positive number from the environment variable `name`, or `default` where it is unset or empty."""
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise StoreError(f"{name}={raw!r}: must be a number of {unit}") from None
+    if value <= 0:
+        raise StoreError(f"{name}={raw!r}: must be a positive number of {unit}")
+    return value
+
+
 def shard_limit() -> int:
     """The size in bytes past which a shard is closed for good and its writer starts a new one."""
-    raw = os.environ.get(SHARD_MB_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_SHARD_MB
-    except ValueError:
-        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a number of megabytes") from None
-    if value <= 0:
-        raise StoreError(f"{SHARD_MB_ENV}={raw!r}: must be a positive number of megabytes")
-    return int(value * 1_000_000)
+    return int(_positive_setting(SHARD_MB_ENV, DEFAULT_SHARD_MB, "megabytes") * 1_000_000)
 
 
 def _closed_mark(shard: Path) -> Path:
@@ -512,14 +517,7 @@ DEFAULT_LEASE_S = 60.0
 
 
 def lease_seconds() -> float:
-    raw = os.environ.get(LEASE_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_LEASE_S
-    except ValueError:
-        raise StoreError(f"{LEASE_ENV}={raw!r}: must be a number of seconds") from None
-    if value <= 0:
-        raise StoreError(f"{LEASE_ENV}={raw!r}: must be a positive number of seconds")
-    return value
+    return _positive_setting(LEASE_ENV, DEFAULT_LEASE_S, "seconds")
 
 
 class Claims:
@@ -628,7 +626,7 @@ def _check_record(raw: bytes) -> dict[str, Any]:
 
 
 def _slow_key(path: Path, number: int, raw: bytes) -> bytes:
-    """The key of a line that does not start the canonical way, after checking the whole record."""
+    """The key of a line no index vouches for, after checking the whole record."""
     try:
         record = _check_record(raw)
     except _Bad as bad:
