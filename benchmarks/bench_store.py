@@ -5,6 +5,8 @@ response store at scale").
     python benchmarks/bench_store.py run --problems 300 --dir BENCH/300     # the forcing run + replay
     python benchmarks/bench_store.py million --dir BENCH/1m                   # open 1,000,000 responses
     python benchmarks/bench_store.py dvc --dir BENCH/dvc                      # push, 10% more, push again
+    python benchmarks/bench_store.py big --run BENCH/1200 --gb 20             # that run replayed from a 20 GB store
+    python benchmarks/bench_store.py per-sample --budget 1024 --dir BENCH/1k  # bytes and memory per 1,000 samples
 
 The run: budget forcing (`chatml-think`, no Wait) at 5 budgets 256...4,096 with 4 samples each and a pool
 of 32 at 4,096, against a local OpenAI-protocol server (its own process) that answers at once: a thinking
@@ -89,7 +91,8 @@ def start_server() -> tuple[multiprocessing.Process, str]:
     return server, f"http://127.0.0.1:{queue.get(timeout=60)}/v1"
 
 
-def make_project(root: Path, problems: int, url: str) -> None:
+def make_project(root: Path, problems: int, url: str, budgets: list[int] | None = None, samples: int = 4,
+                 vote_samples: int = 32) -> None:
     """A run directory: params.yaml and a local dataset of integer problems."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "problems.jsonl", "w") as fh:
@@ -97,9 +100,9 @@ def make_project(root: Path, problems: int, url: str) -> None:
     params = {
         "model": {"base_url": url, "name": "bench", "chat_template": "chatml-think", "max_retries": 2},
         "data": {"source": "problems.jsonl", "answer_type": "integer"},
-        "budgets": {"method": "forcing", "requested": BUDGETS, "wait": False, "answer_cue": CUE},
+        "budgets": {"method": "forcing", "requested": budgets or BUDGETS, "wait": False, "answer_cue": CUE},
         "calibrate": {"problems": 30},
-        "sampling": {"samples": 4, "vote_samples": 32, "concurrency": 64, "temperature": 0.7},
+        "sampling": {"samples": samples, "vote_samples": vote_samples, "concurrency": 64, "temperature": 0.7},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -116,36 +119,46 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[
     return {"rss_gb": round(rss_kb / 1e6, 3), "wall_s": round(seconds, 1)}
 
 
-def digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "outputs").rglob("*")) if p.is_file()}
+def digests(root: Path, outputs: str = "outputs") -> dict[str, str]:
+    return {str(p.relative_to(root / outputs)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / outputs).rglob("*")) if p.is_file()}
 
 
-def store_size(root: Path) -> tuple[int, int]:
-    shards = sorted((root / "store").glob("*.jsonl"))
-    return sum(p.stat().st_size for p in shards), sum(p.read_bytes().count(b"\n") for p in shards)
+def store_size(root: Path) -> dict[str, Any]:
+    """The store on disk, as JSON lines (a sealed shard's records before compression), and its records."""
+    from harness.requests.store import count_records, shard_files, store_summary
+
+    shards = shard_files(root / "store")
+    return {"disk": sum(p.stat().st_size for p in shards), "lines": store_summary(root / "store")["bytes"],
+            "responses": count_records(root / "store"), "shards": len(shards),
+            "sealed": sum(p.name.endswith(".gz") for p in shards)}
 
 
-def bench_run(root: Path, problems: int) -> dict[str, Any]:
+def bench_run(root: Path, problems: int, budgets: list[int] | None = None, samples: int = 4,
+              vote_samples: int = 32) -> dict[str, Any]:
     harness = shutil.which("harness") or sys.exit("harness is not on PATH (activate .nox/replay)")
     server, url = start_server()
     try:
         if root.exists():
             shutil.rmtree(root)
-        make_project(root, problems, url)
+        make_project(root, problems, url, budgets, samples, vote_samples)
         stages = {}
         for stage in ("fetch", "calibrate", "sample", "vote", "plot", "report"):
             stages[stage] = timed([harness, stage], root)
             print(stage, stages[stage], flush=True)
     finally:
         server.kill()
-    size, responses = store_size(root)
+    size = store_size(root)
     live = digests(root)
+    shutil.copytree(root / "outputs", root / "outputs.live")
     shutil.rmtree(root / "outputs")
     replay = timed([harness, "run"], root, {"HARNESS_NO_REQUESTS": "1"})
     same = digests(root) == live
-    result = {"problems": problems, "samples": problems * (4 * 4 + 32), "responses": responses,
-              "store_gb": round(size / 1e9, 3), "stages": stages, "replay": replay, "replay_identical": same}
+    per_problem = samples * (len(budgets or BUDGETS) - 1) + max(samples, vote_samples)
+    result = {"problems": problems, "samples": problems * per_problem, "responses": size["responses"],
+              "store_gb": round(size["disk"] / 1e9, 3), "store_json_lines_gb": round(size["lines"] / 1e9, 3),
+              "shards": size["shards"], "sealed_shards": size["sealed"], "stages": stages, "replay": replay,
+              "replay_identical": same}
     print(json.dumps(result), flush=True)
     return result
 
@@ -231,12 +244,77 @@ def bench_dvc(root: Path, count: int, text_bytes: int, shard_mb: float) -> dict[
     sh("dvc", "add", "bigstore")
     sh("dvc", "push", "-q")
     second = _dir_bytes(remote) - first
-    store = sum(p.stat().st_size for p in (repo / "bigstore").glob("*.jsonl"))
-    result = {"responses": count, "more": count // 10, "shard_mb": shard_mb, "shards": len(list((repo / "bigstore").glob("*.jsonl"))),
+    from harness.requests.store import shard_files
+
+    store = sum(p.stat().st_size for p in shard_files(repo / "bigstore"))
+    result = {"responses": count, "more": count // 10, "shard_mb": shard_mb, "shards": len(shard_files(repo / "bigstore")),
               "store_mb": round(store / 1e6, 1), "first_push_mb": round(first / 1e6, 1),
               "second_push_mb": round(second / 1e6, 1), "second_push_share": round(second / store, 3)}
     print(json.dumps(result), flush=True)
     return result
+
+
+def bench_big(run: Path, gb: float, text_bytes: int) -> dict[str, Any]:
+    """A finished `run` (its outputs are the live run's) replayed from its store grown past `gb` GB with
+    other responses: another run's forced samples (a thinking response of `text_bytes` and an answer
+    request repeating it), written as JSON lines (HARNESS_SEAL=0) by ResponseStore itself, so every shard
+    has its index. The replay reads only its own run's records; memory is set by the count of responses."""
+    harness = shutil.which("harness") or sys.exit("harness is not on PATH (activate .nox/replay)")
+    store = run / "store"
+    live = run / "outputs.live"
+    if not live.is_dir():
+        sys.exit(f"{live}: no live outputs; run `bench_store.py run --dir {run}` first")
+    started = time.perf_counter()
+    have = store_size(run)["disk"]
+    pairs = max(0, int((gb * 1e9 - have) / (2 * text_bytes + 600)) + 1)
+    code = ("import sys, random; from harness.requests.store import ResponseStore; "
+            f"s = ResponseStore({str(store)!r}, 'other'); rng = random.Random(1); words = {WORDS!r}; "
+            "pool = ' '.join(rng.choice(words) for _ in range(400000)); "
+            f"n = {text_bytes}\n"
+            f"for b in range(0, {pairs}, 50):\n"
+            "    batch = []\n"
+            f"    for i in range(b, min(b + 50, {pairs})):\n"
+            "        start = (i * 7919) % (len(pool) - n); thought = pool[start:start + n]\n"
+            "        ask = {'endpoint': 'completions', 'model': 'other', 'prompt': f'problem {i}', 'max_tokens': 10240}\n"
+            "        batch.append((ask, {'text': thought, 'finish_reason': 'length'}))\n"
+            "        batch.append(({**ask, 'prompt': f'problem {i}' + thought + ' Final answer: ', 'max_tokens': 32}, "
+            "{'text': '42}', 'finish_reason': 'stop'}))\n"
+            "    s.append_many(batch)\n"
+            "s.close()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HARNESS_SEAL": "0"})
+    filled = time.perf_counter() - started
+    size = store_size(run)
+    shutil.rmtree(run / "outputs", ignore_errors=True)
+    replay = timed([harness, "run"], run, {"HARNESS_NO_REQUESTS": "1"})
+    same = digests(run) == digests(run, live.name)
+    result = {"store_gb": round(size["disk"] / 1e9, 2), "responses": size["responses"], "shards": size["shards"],
+              "filled_s": round(filled, 1), "replay": replay, "replay_identical": same}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def bench_per_sample(root: Path, budget: int, problems: int, samples: int) -> dict[str, Any]:
+    """Bytes and memory per 1,000 forced samples at one budget: the run at `problems` and at 4x as many
+    (the difference is what 1,000 more samples cost), the store measured as JSON lines and sealed."""
+    harness = shutil.which("harness") or sys.exit("harness is not on PATH (activate .nox/replay)")
+    sizes = {}
+    for n in (problems, 4 * problems):
+        result = bench_run(root / str(n), n, [budget], samples, samples)
+        subprocess.run([harness, "store", "seal", "--all"], cwd=root / str(n), check=True, capture_output=True)
+        sealed = store_size(root / str(n))
+        sizes[n] = {**result, "sealed_gb": round(sealed["disk"] / 1e9, 3)}
+    small, big = sizes[problems], sizes[4 * problems]
+    more = (big["samples"] - small["samples"]) / 1000
+    per = {"budget": budget, "samples": [small["samples"], big["samples"]],
+           "json_lines_mb_per_1000": round((big["store_json_lines_gb"] - small["store_json_lines_gb"]) * 1e3 / more, 1),
+           "sealed_mb_per_1000": round((big["sealed_gb"] - small["sealed_gb"]) * 1e3 / more, 1),
+           "rss_mb_per_1000": {stage: round((big["stages"][stage]["rss_gb"] - small["stages"][stage]["rss_gb"]) * 1e3
+                                            / more, 1) for stage in big["stages"]},
+           "replay_rss_mb_per_1000": round((big["replay"]["rss_gb"] - small["replay"]["rss_gb"]) * 1e3 / more, 1),
+           "peak_rss_gb": {n: max([v["rss_gb"] for v in sizes[n]["stages"].values()] + [sizes[n]["replay"]["rss_gb"]])
+                           for n in sizes}}
+    print(json.dumps(per), flush=True)
+    return per
 
 
 def main() -> None:
@@ -254,8 +332,21 @@ def main() -> None:
     dvc.add_argument("--text-bytes", type=int, default=20_000)
     dvc.add_argument("--shard-mb", type=float, default=32)
     dvc.add_argument("--dir", type=Path, required=True)
+    big = sub.add_parser("big")
+    big.add_argument("--run", type=Path, required=True, help="a run directory `run` made (its outputs.live)")
+    big.add_argument("--gb", type=float, default=20)
+    big.add_argument("--text-bytes", type=int, default=60_000)
+    per = sub.add_parser("per-sample")
+    per.add_argument("--budget", type=int, required=True)
+    per.add_argument("--problems", type=int, default=50)
+    per.add_argument("--samples", type=int, default=8)
+    per.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args()
-    if args.what == "dvc":
+    if args.what == "big":
+        bench_big(args.run, args.gb, args.text_bytes)
+    elif args.what == "per-sample":
+        bench_per_sample(args.dir, args.budget, args.problems, args.samples)
+    elif args.what == "dvc":
         bench_dvc(args.dir, args.count, args.text_bytes, args.shard_mb)
     elif args.what == "run":
         bench_run(args.dir, args.problems)

@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_share(sub)
     _add_import(sub)
     _add_export(sub)
+    _add_store(sub)
     repro = sub.add_parser("reproduce", help="the main job: `dvc repro --force` (zero requests with a warm store)")
     repro.add_argument("--incremental", action="store_true", help="plain `dvc repro`: only stages whose inputs changed")
     return parser
@@ -176,6 +177,39 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--out", default="logs", metavar="DIR", help="where the logs go (default: logs/)")
 
 
+def _add_store(sub: argparse._SubParsersAction) -> None:
+    store = sub.add_parser("store", help="the response store itself: seal (compress) shards no run writes to")
+    actions = store.add_subparsers(dest="action", required=True)
+    seal = actions.add_parser("seal", help="compress the shards of writers that have ended, record by record, "
+                              "readable with zcat (docs/store.md)")
+    seal.add_argument("dir", nargs="?", default=None, metavar="STORE", help="the store directory (default: store/)")
+    seal.add_argument("--all", action="store_true", help="the stages' shards too: only when no run is writing to "
+                      "the store and the store is tracked as a whole (not as the pipeline's per-stage outputs)")
+
+
+def _seal(directory: str | None, every: bool) -> int:
+    """`harness store seal`: what was sealed, and the bytes before and after."""
+    from pathlib import Path
+
+    from .requests.store import StoreError, seal_store
+
+    root = Path(directory) if directory else store_dir()
+    if not root.is_dir():
+        raise StoreError(f"{root}: no such store directory; give the directory holding the *.jsonl shards")
+    sizes = {p: p.stat().st_size for p in root.glob("*.jsonl")}
+    done = seal_store(root, every)
+    before = sum(sizes[old] for old, _ in done)
+    after = sum(new.stat().st_size for _, new in done)
+    for old, new in done:
+        print(f"sealed {old.name} -> {new.name}")
+    left = len(sizes) - len(done)
+    print(f"store seal: {len(done)} shards, {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB"
+          + (f" ({after / before:.2f}x)" if before else "")
+          + (f"; {left} left as they are (a run may still write to them{'' if every else ': --all seals them'})"
+             if left else ""))
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Run one command; commands over finished runs need no params.yaml of their own."""
     if args.command == "compare":  # reads finished runs only: no params, no model
@@ -198,6 +232,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         import_command(args.format, args.files, args.into, args.force, args.task, args.budget, args.id_field,
                        args.tokenizer, args.model)
         return 0
+    if args.command == "store":  # the store's files only: no params, no model
+        return _seal(args.dir, args.all)
     params = load_params(args.params)
     if args.command == "export":
         from .interop.inspect_log import export_command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from fake_server import FakeModel, body_key, serve
 
 from harness.cli import main
 from harness.requests.client import backoff_seconds, retry_after_seconds
+from harness.requests.store import shard_files
 from harness.stages.sample import STATUSES
 
 TESTS = Path(__file__).resolve().parent
@@ -39,13 +41,19 @@ def faulty_model():
     server.server_close()
 
 
+def _stored_lines(root: Path) -> list[str]:
+    """Every stored record's line, from JSON-lines shards and sealed ones (a writer's own shard is sealed when
+    it closes) alike: what `zcat -f store/*` would print."""
+    lines = []
+    for shard in shard_files(root / "store"):
+        data = shard.read_bytes()
+        lines += (gzip.decompress(data) if shard.suffix == ".gz" else data).decode("utf-8").splitlines()
+    return lines
+
+
 def _stored_bodies(root: Path) -> list[dict]:
-    bodies = []
-    for shard in sorted((root / "store").glob("*.jsonl")):
-        for line in shard.read_text().splitlines():
-            request = json.loads(line)["request"]
-            bodies.append({k: v for k, v in request.items() if k != "endpoint"})
-    return bodies
+    requests = (json.loads(line)["request"] for line in _stored_lines(root))
+    return [{k: v for k, v in request.items() if k != "endpoint"} for request in requests]
 
 
 def _assert_complete(samples: pd.DataFrame, expected: int) -> None:

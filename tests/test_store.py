@@ -1,5 +1,6 @@
 """The response store: durable appends, lookups across shards, torn-write recovery, damage detection."""
 
+import gzip
 import json
 import multiprocessing
 
@@ -266,17 +267,21 @@ def test_a_dead_writers_torn_shard_is_settled_once(tmp_path):
 
 
 def test_a_full_shard_is_closed_for_good_and_its_writer_goes_on_in_a_new_file(tmp_path, monkeypatch):
+    """Closed shards never change again: the stage's keeps its name and form (a DVC output), a writer's own
+    is sealed (compressed, tests/test_sealed.py) the moment it closes, and stays those bytes."""
     monkeypatch.setenv("HARNESS_SHARD_MB", "0.004")  # 4,000 bytes: two batches of four records a file
     store = ResponseStore(tmp_path, "sample")
     for i in range(0, 40, 4):
         store.append_many([(_req(j), {"text": "x" * 300}) for j in range(i, i + 4)])
-        if i == 8:
-            frozen = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl") if p != store.shard_path}
+        if i == 20:  # the stage's shard and one sealed shard are closed by now
+            frozen = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl*") if p != store.shard_path}
     store.close()
-    shards = sorted(tmp_path.glob("*.jsonl"))
-    assert len(shards) == 5 and all(p.stat().st_size <= 4000 for p in shards), [p.stat().st_size for p in shards]
-    assert all(p.name.startswith("sample@") for p in shards if p.name != "sample.jsonl")
-    assert frozen and all((tmp_path / name).read_bytes() == data for name, data in frozen.items())  # closed
+    shards = sorted(tmp_path.glob("*.jsonl*"))
+    lines = {p.name: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in shards}
+    assert len(shards) == 5 and all(len(data) <= 4000 for data in lines.values()), {k: len(v) for k, v in lines.items()}
+    assert [p.name for p in shards if p.suffix == ".jsonl"] == ["sample.jsonl"]
+    assert all(p.name.startswith("sample@") and p.name.endswith(".jsonl.gz") for p in shards if p.suffix == ".gz")
+    assert len(frozen) == 2 and all((tmp_path / name).read_bytes() == data for name, data in frozen.items())
     before = {p.name: p.read_bytes() for p in shards}
     again = ResponseStore(tmp_path, "sample")
     assert len(again) == 40 and again.get(request_key(_req(37)))["response"]["text"] == "x" * 300
@@ -284,4 +289,4 @@ def test_a_full_shard_is_closed_for_good_and_its_writer_goes_on_in_a_new_file(tm
     again.append_many([(_req(j), {"text": "x" * 300}) for j in range(40, 44)])
     again.close()
     assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
-    assert len(list(tmp_path.glob("*.jsonl"))) == 6
+    assert len(list(tmp_path.glob("*.jsonl*"))) == 6

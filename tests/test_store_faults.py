@@ -28,7 +28,7 @@ from test_engine import (
 )
 
 from harness.cli import main
-from harness.requests.store import ResponseStore
+from harness.requests.store import ResponseStore, shard_files
 
 SMALL_RUN = {"budgets": {"requested": [8, 32, 64]},
              "sampling": {"samples": 4, "vote_samples": 8, "concurrency": 8}}
@@ -210,9 +210,9 @@ def test_two_hosts_sharing_a_store_write_their_own_shards_and_pay_once(project, 
         outs = [run.communicate(timeout=180) for run in runs]
         for run, (_, err) in zip(runs, outs):
             assert run.returncode == 0, err
-        shards = sorted(p.name for p in (tmp_path / "store").glob("sample*.jsonl"))
-        own = [name for name in shards if name != "sample.jsonl"]
-        assert len(own) == 1 and own[0].split("@")[1] in {"alpha", "beta"}, shards
+        shards = sorted(p.name for p in shard_files(tmp_path / "store") if p.name.startswith("sample"))
+        own = [name for name in shards if name != "sample.jsonl"]  # sealed when its writer ended
+        assert len(own) == 1 and own[0].split("@")[1] in {"alpha", "beta"} and own[0].endswith(".jsonl.gz"), shards
         assert (tmp_path / "store" / own[0]).stat().st_size > 0, "the second writer stored nothing: no overlap"
         billable = _billable_counts(log)
         assert not {k: c for k, c in billable.items() if c > 1}, "paid twice"

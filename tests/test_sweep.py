@@ -25,6 +25,7 @@ from conftest import REPO, arithmetic_problems
 from gitrepo import GIT, run
 
 from harness.files import STORE_ENV, repository_root
+from harness.requests.store import count_records
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -129,7 +130,7 @@ def test_two_queued_experiments_share_one_store_and_the_second_pays_nothing_for_
     assert overlap > 0 and second > 0
     assert set(fake_model.successes.values()) == {1}, "a response was paid twice"
     shared = sweep_repo / "shared-store"
-    assert sum(len(p.read_text().splitlines()) for p in shared.glob("*.jsonl")) == len(fake_model.requests)
+    assert count_records(shared) == len(fake_model.requests)
     assert not (sweep_repo / "store" / "sample.jsonl").read_text()  # the project's own shard stays as committed
 
     rows = _experiments(sweep_repo)

@@ -41,7 +41,7 @@ from ..files import CURVE, DATASET_INFO, METRICS, REPORT, SAMPLES, read_json, re
 from ..params import Params, load_params
 from ..redact import register, scrub
 from ..requests.chain import INSERTIONS, Job, Missing, Outcome, first_request, stored, walk
-from ..requests.store import ResponseStore
+from ..requests.store import ResponseStore, store_summary
 from . import grid as report_grid
 from . import page as report_page
 from .transcript import pieces
@@ -134,9 +134,7 @@ def read_run(path: Path) -> RunData:
         root = store_dir()
         store = ResponseStore(root.resolve(), "sample", readonly=True)  # read again later, from anywhere
         outcomes = Walks(params, problems, store, asyncio.run(_gaps(params, problems, samples, store)))
-        shards = sorted(root.glob("*.jsonl"))
-        store_info = {"responses": len(store), "bytes": sum(p.stat().st_size for p in shards),
-                      "shards": [p.name for p in shards]}
+        store_info = {"responses": len(store), **store_summary(root)}
         return RunData(label=run_label(params) + tokens_note(samples), params=params, problems=problems, samples=samples,
                        curve=curve, metrics=read_json(METRICS), dataset=read_json(DATASET_INFO), store=store_info,
                        outcomes=outcomes)

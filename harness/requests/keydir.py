@@ -126,10 +126,15 @@ def scan(shard: Path, start: int, first_line: int, slow_key: Callable[[int, byte
                 number += 1
                 i = j + 1
             carry, pos = data[i:], pos + len(chunk)
-    entries = np.empty(len(offsets), dtype=ENTRY)
-    entries["key"] = np.frombuffer(bytes(keys), dtype="S32") if offsets else entries["key"]
-    entries["offset"], entries["length"] = offsets, lengths
-    return ShardKeys(entries, pos - len(carry), number - 1, torn=bool(carry))
+    return ShardKeys(entries(keys, offsets, lengths), pos - len(carry), number - 1, torn=bool(carry))
+
+
+def entries(keys: bytearray, offsets: array, lengths: array) -> np.ndarray:
+    """A shard's ENTRY table from its keys (32 bytes each, back to back), offsets and lengths."""
+    table = np.empty(len(offsets), dtype=ENTRY)
+    table["key"] = np.frombuffer(bytes(keys), dtype="S32") if offsets else table["key"]
+    table["offset"], table["length"] = offsets, lengths
+    return table
 
 
 def prefixes(keys: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..files import canonical_json, process_alive
 from ..redact import scrub
-from . import keydir
+from . import keydir, sealed
 
 SCHEMA_VERSION = 1
 
@@ -131,7 +131,7 @@ class ResponseStore:
         self._read_to: list[tuple[int, int]] = []  # per shard: (bytes, lines) of whole lines indexed
         self._recent: dict[str, tuple[int, int, int]] = {}
         found = []
-        for path in sorted(self.root.glob("*.jsonl")):
+        for path in shard_files(self.root):
             keys = self._shard_keys(path, save=not self.readonly)
             self._shards.append(path)
             self._read_to.append((keys.covered, keys.lines))
@@ -145,7 +145,7 @@ class ResponseStore:
         if problem:
             warnings.warn(f"{keydir.index_path(path)}: {problem}; rebuilt from {path}", stacklevel=4)
         start, lines = (saved.covered, saved.lines) if saved else (0, 0)
-        tail = keydir.scan(path, start, lines + 1, lambda n, raw: _slow_key(path, n, raw))
+        tail = _scan(path, start, lines + 1)
         if tail.torn:
             warnings.warn(
                 f"{path}: the last line is incomplete (a run was killed mid-write); it is ignored and will be "
@@ -165,7 +165,7 @@ class ResponseStore:
         it every poll. A partial last line is another writer mid-append: it is read next time.
         """
         added = 0
-        for path in sorted(self.root.glob("*.jsonl")):
+        for path in shard_files(self.root):
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
@@ -188,7 +188,7 @@ class ResponseStore:
         return self._shards.index(path)
 
     def _index_tail(self, path: Path, number: int, offset: int, lines: int) -> int:
-        tail = keydir.scan(path, offset, lines + 1, lambda n, raw: _slow_key(path, n, raw))
+        tail = _scan(path, offset, lines + 1)
         added = 0
         with self._index_lock:
             for entry in tail.entries:
@@ -221,10 +221,25 @@ class ResponseStore:
             return False
         if key in self._recent:
             return True
-        return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
+        try:
+            return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
+        except FileNotFoundError:  # sealed by another process since: read the keys again
+            self._load()
+            return key in self._recent or any(
+                self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored record for `key`, read from its shard now (checked: its line's key and its request's)."""
+        """The stored record for `key`, read from its shard now (checked: its line's key and its request's).
+
+        A shard another process sealed since this store opened is gone from its path: the store reads its
+        keys again (the sealed twin holds the same records) and looks once more."""
+        try:
+            return self._get(key)
+        except FileNotFoundError:
+            self._load()
+            return self._get(key)
+
+    def _get(self, key: str) -> dict[str, Any] | None:
         spots = [self._recent[key]] if key in self._recent else []
         for spot in spots or self._table.candidates(keydir.key_prefix(key)):
             record = self._read(spot, key)
@@ -241,6 +256,9 @@ class ResponseStore:
     def _head(self, spot: tuple[int, int, int]) -> str | None:
         """The key a line starts with (the canonical start), without reading the rest of the line."""
         number, offset, _length = spot
+        if sealed.is_sealed(self._shards[number]):
+            found = sealed.head(os.pread(self._fd(number), sealed.HEADER, offset))
+            return found[0].hex() if found else self._read(spot, None)["key"]  # type: ignore[index]
         head = os.pread(self._fd(number), keydir.HEAD, offset)
         if head.startswith(keydir.KEY_START):
             return head[len(keydir.KEY_START):keydir.HEAD - 2].decode("ascii", "replace")
@@ -252,20 +270,21 @@ class ResponseStore:
         path = self._shards[number]
         raw = os.pread(self._fd(number), length, offset)
         try:
-            record = _check_record(raw)
-        except _Bad as bad:
-            raise StoreError(f"{path}:{_line_number(path, offset)}: {bad}") from None
+            record = _check_record(sealed.inflate(raw) if sealed.is_sealed(path) else raw)
+        except (_Bad, ValueError) as bad:
+            raise StoreError(f"{_where(path, offset)}: {bad}") from None
         if key is not None and record["key"] != key:
             if key in self._recent or keydir.key_prefix(record["key"]) != keydir.key_prefix(key):
                 raise StoreError(
-                    f"{path}:{_line_number(path, offset)}: this line's key is not the one its index names "
+                    f"{_where(path, offset)}: this record's key is not the one its index names "
                     f"({key[:12]}...); the shard changed under its index: delete {keydir.index_path(path)} "
                     "and rerun")
             return None  # another key sharing the prefix: the next candidate is the one
         return record
 
     def close(self) -> None:
-        """Save the index of the shard this store wrote (the next open reads it instead of the shard)."""
+        """Save the index of the shard this store wrote (the next open reads it instead of the shard); a
+        shard of this writer's own (named for its host and process) is never appended to again: seal it."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
@@ -274,6 +293,9 @@ class ResponseStore:
                 self._shard_keys(self.shard_path, save=True)
             except (OSError, StoreError):
                 pass  # an index is a cache: the next open reads the shard (and reports what is wrong there)
+            if self._lease is None:
+                _seal_quietly(self.shard_path)
+                self.shard_path = self._own_shard()  # a later append starts a new file, never the sealed one's
         if self._lease is not None:
             _give_lease(self._lease)
             self._lease = None
@@ -291,13 +313,13 @@ class ResponseStore:
         """
         records = [self._record(request, response) for request, response in pairs]
         lines = [_line(r) for r in records]
-        start, path = 0, self.shard_path
+        start, path, closed = 0, self.shard_path, None
         try:
             with _locked(self._lock_path):
                 _cut_torn_tail(self.shard_path)
                 start = self.shard_path.stat().st_size if self.shard_path.exists() else 0  # a writer's own
                 if start and start + sum(map(len, lines)) > shard_limit():
-                    self._rotate()
+                    closed = self._rotate()
                     start = 0
                 path = self.shard_path
                 _append_whole(path, lines)
@@ -307,15 +329,19 @@ class ResponseStore:
         except OSError as exc:  # the lock or the torn-tail cut could not be written: nothing was
             raise StoreWriteFailed(self.shard_path, exc) from None
         self._index(path, records, lines, start)
+        if closed is not None:  # after the lock: other writers append while this one compresses
+            _seal_quietly(closed)
         return records
 
     def _own_shard(self) -> Path:
         return self.root / f"{self.stage}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
 
-    def _rotate(self) -> None:
+    def _rotate(self) -> Path | None:
         """Close the full shard for good (its index saved, never appended to again) and start a new one:
         Bitcask's rotation, so a big store is many files of at most `shard_limit()` bytes, and a DVC push
-        after more samples uploads only the new files."""
+        after more samples uploads only the new files. Returns the closed shard when it is to be sealed: a
+        writer's own (the stage's shard is a DVC output in the pipeline and keeps its name)."""
+        closed = self.shard_path if self._lease is None else None
         try:
             self._shard_keys(self.shard_path, save=True)
             _closed_mark(self.shard_path).touch()
@@ -325,6 +351,7 @@ class ResponseStore:
             _give_lease(self._lease)
             self._lease = None
         self.shard_path = self._own_shard()
+        return closed
 
     def _index(self, path: Path, records: list[dict[str, Any]], lines: list[bytes], start: int) -> None:
         """Where the records just written are: their shard, offsets from `start`, lengths."""
@@ -441,15 +468,108 @@ def _line(record: dict[str, Any]) -> bytes:
     return (canonical_json(record) + "\n").encode("utf-8")
 
 
+def shard_files(root: str | Path) -> list[Path]:
+    """Every shard of the store: JSON lines (`*.jsonl`) and sealed (`*.jsonl.gz`), in one order every
+    reader shares (a key stored twice is read from the first)."""
+    root = Path(root)
+    return sorted([*root.glob("*.jsonl"), *root.glob("*.jsonl" + sealed.SUFFIX)])
+
+
+def store_summary(root: str | Path) -> dict[str, Any]:
+    """What a report says of the store: its shards and its bytes as JSON lines (a sealed shard under the
+    JSON-lines name it had, its records' bytes before compression), so sealing changes no output."""
+    shards = shard_files(root)
+    return {"bytes": sum(sealed.lines_bytes(p) if sealed.is_sealed(p) else p.stat().st_size for p in shards),
+            "shards": sorted({sealed.lines_name(p) if sealed.is_sealed(p) else p.name for p in shards})}
+
+
 def count_records(root: str | Path) -> int:
     """Complete records in every shard of `root` (no parsing: a before/after count of what a run added).
-    Read a chunk at a time: a store of many gigabytes is counted in flat memory."""
+    Read a chunk (or a record header) at a time: a store of many gigabytes is counted in flat memory."""
     total = 0
-    for path in sorted(Path(root).glob("*.jsonl")):
+    for path in shard_files(root):
+        if sealed.is_sealed(path):
+            total += sum(1 for *_, whole in sealed.members(path) if whole is not None)
+            continue
         with open(path, "rb") as fh:
             while chunk := fh.read(16 << 20):
                 total += chunk.count(b"\n")
     return total
+
+
+SEAL_ENV = "HARNESS_SEAL"  # "0": closed shards stay JSON lines (to grep them, or to time the plain format)
+
+
+def _seal_quietly(path: Path) -> None:
+    """Seal a writer's closed shard unless HARNESS_SEAL=0; a seal that fails (a full disk) leaves the
+    shard as it is, readable, for `harness store seal` to finish later."""
+    if os.environ.get(SEAL_ENV, "1") == "0":
+        return
+    try:
+        seal_shard(path)
+    except (OSError, StoreError) as exc:
+        warnings.warn(f"{path}: not sealed ({exc}); it stays readable as JSON lines: `harness store seal` "
+                      "seals it later", stacklevel=3)
+
+
+def seal_shard(path: Path) -> Path:
+    """Seal a JSON-lines shard nobody appends to any more (sealed.py): every whole line is checked, then
+    written compressed beside it under a name no sealed shard has yet; the shard goes once that is on disk.
+    Returns the sealed shard's path (the shard itself when it has no records: nothing to seal)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return path
+    target = sealed.sealed_path(path)
+    n = 0
+    while target.exists():  # never write over a sealed shard: a stage's shard may be sealed more than once
+        n += 1
+        target = path.with_name(f"{path.stem}+{n}.jsonl{sealed.SUFFIX}")
+    sealed.seal(path, _checked_lines(path), target)
+    return target
+
+
+def seal_store(root: str | Path, every: bool = False) -> list[tuple[Path, Path]]:
+    """`harness store seal`: seal the shards of writers that have ended (their own shards, named
+    `<stage>@<host>@<pid>@<token>.jsonl`, whose process is gone from this host or that were closed for
+    good). `every`: the stages' shards too, and other hosts' writers' shards: only when no run is
+    writing to the store (the stages' shards are DVC outputs in the pipeline: track the store as a
+    whole instead, docs/store.md)."""
+    done = []
+    for path in sorted(Path(root).glob("*.jsonl")):
+        if every or _writer_ended(path):
+            target = seal_shard(path)
+            if target != path:
+                done.append((path, target))
+    return done
+
+
+def _writer_ended(path: Path) -> bool:
+    if path.stem.count("@") != 3:
+        return False  # a stage's shard: the next run of the stage appends to it
+    _, owner, pid, _ = path.stem.rsplit("@", 3)
+    if _closed_mark(path).exists():
+        return True
+    return owner == host_name() and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid))
+
+
+def _checked_lines(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """(key, line) for every whole line of a JSON-lines shard, each checked in full first (a damaged line
+    stops the seal with its file and line, and the shard stays as it is). A torn last line is no record."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.endswith(b"\n"):
+                return
+            if line.strip():
+                yield _slow_key(path, number, line), line
+
+
+def _scan(path: Path, start: int, first: int) -> keydir.ShardKeys:
+    """A shard's keys from byte `start` on, every record checked (JSON lines or sealed)."""
+    if not sealed.is_sealed(path):
+        return keydir.scan(path, start, first, lambda n, raw: _slow_key(path, n, raw))
+    try:
+        return sealed.scan(path, start, first, lambda n, raw: _slow_key(path, n, raw, "record "))
+    except sealed.Damaged as bad:
+        raise StoreError(f"{path}: record {bad.number}: {bad}") from None
 
 
 @contextmanager
@@ -625,17 +745,25 @@ def _check_record(raw: bytes) -> dict[str, Any]:
     return record
 
 
-def _slow_key(path: Path, number: int, raw: bytes) -> bytes:
+def _slow_key(path: Path, number: int, raw: bytes, unit: str = "") -> bytes:
     """The key of a line no index vouches for, after checking the whole record."""
+    place = f"{path}: {unit}{number}" if unit else f"{path}:{number}"
     try:
         record = _check_record(raw)
     except _Bad as bad:
-        raise StoreError(f"{path}:{number}: {bad}") from None
+        raise StoreError(f"{place}: {bad}") from None
     try:
         return bytes.fromhex(record["key"])
     except (TypeError, ValueError):
-        raise StoreError(f"{path}:{number}: the key is not a sha256 in hex; delete that line to re-request "
+        raise StoreError(f"{place}: the key is not a sha256 in hex; delete that line to re-request "
                          "it") from None
+
+
+def _where(path: Path, offset: int) -> str:
+    """`file:line` of the record at byte `offset` (a sealed shard's: `file: record N`)."""
+    if sealed.is_sealed(path):
+        return f"{path}: record {sealed.record_number(path, offset)}"
+    return f"{path}:{_line_number(path, offset)}"
 
 
 def _line_number(path: Path, offset: int) -> int:
