@@ -234,6 +234,12 @@ def test_harness_seal_0_keeps_a_closed_shard_as_json_lines(tmp_path, monkeypatch
     assert not list(tmp_path.glob("*.gz")) and len(list(tmp_path.glob("sample@*.jsonl"))) == 2
 
 
+def _write_in_batches(store, n):
+    for i in range(0, n, 4):
+        store.append_many([(_req(j), {"text": "x" * 300}) for j in range(i, i + 4)])
+    store.close()
+
+
 def test_a_seal_that_fails_leaves_the_shard_readable_and_says_so(tmp_path, monkeypatch):
     import errno
 
@@ -244,8 +250,24 @@ def test_a_seal_that_fails_leaves_the_shard_readable_and_says_so(tmp_path, monke
     monkeypatch.setenv("HARNESS_SHARD_MB", "0.004")
     store = ResponseStore(tmp_path, "sample")
     with pytest.warns(UserWarning, match=r"not sealed .*No space left.*harness store seal"):
-        for i in range(0, 24, 4):
-            store.append_many([(_req(j), {"text": "x" * 300}) for j in range(i, i + 4)])
-        store.close()
+        _write_in_batches(store, 24)
     assert not list(tmp_path.glob("*.gz"))
     assert len(ResponseStore(tmp_path, "vote", readonly=True)) == 24
+
+
+def test_a_shard_sealed_since_the_open_is_read_from_its_index_on_refresh(tmp_path, monkeypatch):
+    """A writer polling for another run's responses (refresh) meets a shard that run just sealed: it reads
+    the sealed shard's index, not every record again (256 MB inflated and checked per seal, per poller)."""
+    from harness.requests import store as store_module
+
+    reader = ResponseStore(tmp_path, "report", readonly=True)
+    other = tmp_path / "other"
+    seal_shard(_filled(other, n=12))
+    for name in ("sample.jsonl.gz", ".index/sample.jsonl.gz.idx"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(other / name, tmp_path / name)
+    scan, starts = store_module._scan, []
+    monkeypatch.setattr(store_module, "_scan", lambda path, start, first: starts.append(start) or scan(path, start, first))
+    assert reader.refresh() == 12
+    assert starts == [(tmp_path / "sample.jsonl.gz").stat().st_size]  # only past the index: nothing to read
+    assert reader.get(request_key(_req(11)))["response"]["text"].startswith("answer 11 ")

@@ -133,8 +133,8 @@ def lines_bytes(path: Path) -> int:
     read from the members' headers and trailers only."""
     total = 0
     with open(path, "rb") as fh:
-        offset = 0
-        while (found := head(os.pread(fh.fileno(), HEADER, offset))) is not None:
+        offset, size = 0, os.fstat(fh.fileno()).st_size
+        while (found := head(os.pread(fh.fileno(), HEADER, offset))) is not None and offset + found[1] <= size:
             total += struct.unpack("<I", os.pread(fh.fileno(), 4, offset + found[1] - 4))[0]
             offset += found[1]
     return total

@@ -138,6 +138,13 @@ class ResponseStore:
             found.append(keys)
         self._table = keydir.Table.build(found)
 
+    def _reload(self) -> None:
+        """Read every shard's keys again (a shard was replaced or sealed away since the open)."""
+        with self._index_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._load()
+
     def _shard_keys(self, path: Path, save: bool) -> keydir.ShardKeys:
         """A shard's keys: its index, then the lines past it; a bad index is rebuilt, saying so."""
         size = path.stat().st_size
@@ -174,7 +181,7 @@ class ResponseStore:
             offset, lines = self._read_to[number]
             if size < offset:  # replaced (a checkout): read the whole store again
                 before = len(self)
-                self._load()
+                self._reload()
                 return max(0, len(self) - before)
             if size > offset:
                 added += self._index_tail(path, number, offset, lines)
@@ -188,7 +195,9 @@ class ResponseStore:
         return self._shards.index(path)
 
     def _index_tail(self, path: Path, number: int, offset: int, lines: int) -> int:
-        tail = _scan(path, offset, lines + 1)
+        # a shard sealed since the open is whole and has its index: read that, not every record
+        new_seal = offset == 0 and sealed.is_sealed(path)
+        tail = self._shard_keys(path, save=False) if new_seal else _scan(path, offset, lines + 1)
         added = 0
         with self._index_lock:
             for entry in tail.entries:
@@ -224,7 +233,7 @@ class ResponseStore:
         try:
             return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
         except FileNotFoundError:  # sealed by another process since: read the keys again
-            self._load()
+            self._reload()
             return key in self._recent or any(
                 self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
 
@@ -236,7 +245,7 @@ class ResponseStore:
         try:
             return self._get(key)
         except FileNotFoundError:
-            self._load()
+            self._reload()
             return self._get(key)
 
     def _get(self, key: str) -> dict[str, Any] | None:
