@@ -125,13 +125,27 @@ class ResponseStore:
         self._load()
 
     def _load(self) -> None:
-        """Read every shard's keys (from its index where it has a good one) into one table."""
+        """Read every shard's keys (from its index where it has a good one) into one table.
+
+        Each shard is opened here, and its descriptor kept: a shard another process seals (and removes)
+        later stays readable through it, so a record this store located is always where it says."""
+        for attempt in range(3):
+            try:
+                return self._load_once()
+            except FileNotFoundError:  # a shard was sealed away between listing and opening it
+                for fd in self._fds.values():
+                    os.close(fd)
+                if attempt == 2:
+                    raise
+
+    def _load_once(self) -> None:
         self._shards: list[Path] = []
         self._fds: dict[int, int] = {}
         self._read_to: list[tuple[int, int]] = []  # per shard: (bytes, lines) of whole lines indexed
         self._recent: dict[str, tuple[int, int, int]] = {}
         found = []
         for path in shard_files(self.root):
+            self._fds[len(self._shards)] = os.open(path, os.O_RDONLY)
             keys = self._shard_keys(path, save=not self.readonly)
             self._shards.append(path)
             self._read_to.append((keys.covered, keys.lines))
@@ -171,13 +185,17 @@ class ResponseStore:
         Cheap when nothing changed (one stat per shard): a run waiting for another run's response calls
         it every poll. A partial last line is another writer mid-append: it is read next time.
         """
+        if not all(p.exists() for p in self._shards):  # sealed away by their writers: read the keys again
+            before = len(self)
+            self._reload()
+            return max(0, len(self) - before)
         added = 0
         for path in shard_files(self.root):
             try:
                 size = path.stat().st_size
+                number = self._number(path)
             except FileNotFoundError:
                 continue
-            number = self._number(path)
             offset, lines = self._read_to[number]
             if size < offset:  # replaced (a checkout): read the whole store again
                 before = len(self)
@@ -188,8 +206,11 @@ class ResponseStore:
         return added
 
     def _number(self, path: Path) -> int:
+        """The shard's number in this store, opening it the first time (FileNotFoundError if it is gone)."""
         if path not in self._shards:
+            fd = os.open(path, os.O_RDONLY)
             with self._index_lock:
+                self._fds[len(self._shards)] = fd
                 self._shards.append(path)
                 self._read_to.append((0, 0))
         return self._shards.index(path)
@@ -199,9 +220,10 @@ class ResponseStore:
         new_seal = offset == 0 and sealed.is_sealed(path)
         tail = self._shard_keys(path, save=False) if new_seal else _scan(path, offset, lines + 1)
         added = 0
+        keys = tail.entries["key"].tobytes()  # 32 bytes each (an element of the array drops trailing NULs)
         with self._index_lock:
-            for entry in tail.entries:
-                key = entry["key"].hex()
+            for i, entry in enumerate(tail.entries):
+                key = keys[32 * i:32 * i + 32].hex()
                 if key not in self:
                     self._recent[key] = (number, int(entry["offset"]), int(entry["length"]))
                     added += 1
@@ -230,25 +252,10 @@ class ResponseStore:
             return False
         if key in self._recent:
             return True
-        try:
-            return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
-        except FileNotFoundError:  # sealed by another process since: read the keys again
-            self._reload()
-            return key in self._recent or any(
-                self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
+        return any(self._head(spot) == key for spot in self._table.candidates(keydir.key_prefix(key)))
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored record for `key`, read from its shard now (checked: its line's key and its request's).
-
-        A shard another process sealed since this store opened is gone from its path: the store reads its
-        keys again (the sealed twin holds the same records) and looks once more."""
-        try:
-            return self._get(key)
-        except FileNotFoundError:
-            self._reload()
-            return self._get(key)
-
-    def _get(self, key: str) -> dict[str, Any] | None:
+        """The stored record for `key`, read from its shard now (checked: its line's key and its request's)."""
         spots = [self._recent[key]] if key in self._recent else []
         for spot in spots or self._table.candidates(keydir.key_prefix(key)):
             record = self._read(spot, key)
@@ -257,6 +264,7 @@ class ResponseStore:
         return None
 
     def _fd(self, number: int) -> int:
+        """The shard's descriptor, opened with its keys (_load, _number); again after `close`."""
         fd = self._fds.get(number)
         if fd is None:
             fd = self._fds[number] = os.open(self._shards[number], os.O_RDONLY)
@@ -293,18 +301,20 @@ class ResponseStore:
 
     def close(self) -> None:
         """Save the index of the shard this store wrote (the next open reads it instead of the shard); a
-        shard of this writer's own (named for its host and process) is never appended to again: seal it."""
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds = {}
+        shard of this writer's own (named for its host and process) is never appended to again: seal it.
+        A store used after `close` opens its shards again as it reads them."""
         if not self.readonly and self.shard_path.exists():
             try:
                 self._shard_keys(self.shard_path, save=True)
             except (OSError, StoreError):
                 pass  # an index is a cache: the next open reads the shard (and reports what is wrong there)
             if self._lease is None:
-                _seal_quietly(self.shard_path)
+                self._seal_own(self.shard_path)
                 self.shard_path = self._own_shard()  # a later append starts a new file, never the sealed one's
+        with self._index_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds = {}
         if self._lease is not None:
             _give_lease(self._lease)
             self._lease = None
@@ -339,8 +349,14 @@ class ResponseStore:
             raise StoreWriteFailed(self.shard_path, exc) from None
         self._index(path, records, lines, start)
         if closed is not None:  # after the lock: other writers append while this one compresses
-            _seal_quietly(closed)
+            self._seal_own(closed)
         return records
+
+    def _seal_own(self, path: Path) -> None:
+        """Seal a shard this writer closed, then read the keys again: they point at the sealed file, and the
+        descriptor holding the removed JSON-lines shard (its disk space) is let go."""
+        if _seal_quietly(path):
+            self._reload()
 
     def _own_shard(self) -> Path:
         return self.root / f"{self.stage}@{host_name()}@{os.getpid()}@{secrets.token_hex(3)}.jsonl"
@@ -509,16 +525,17 @@ def count_records(root: str | Path) -> int:
 SEAL_ENV = "HARNESS_SEAL"  # "0": closed shards stay JSON lines (to grep them, or to time the plain format)
 
 
-def _seal_quietly(path: Path) -> None:
+def _seal_quietly(path: Path) -> bool:
     """Seal a writer's closed shard unless HARNESS_SEAL=0; a seal that fails (a full disk) leaves the
-    shard as it is, readable, for `harness store seal` to finish later."""
+    shard as it is, readable, for `harness store seal` to finish later. Whether it was sealed."""
     if os.environ.get(SEAL_ENV, "1") == "0":
-        return
+        return False
     try:
-        seal_shard(path)
+        return seal_shard(path) != path
     except (OSError, StoreError) as exc:
         warnings.warn(f"{path}: not sealed ({exc}); it stays readable as JSON lines: `harness store seal` "
                       "seals it later", stacklevel=3)
+        return False
 
 
 def seal_shard(path: Path) -> Path:
