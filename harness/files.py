@@ -5,18 +5,20 @@ same inputs must give the same bytes (no timestamps, no absolute paths, fixed or
 Every output goes through a temp file in the same directory, fsync, then rename: a process killed at
 any instant leaves either the previous file or the new one, never a mix. What a kill can leave is the
 hidden temp file itself (`.<name>.<pid>.<random>.tmp`); the next write of that output removes it once
-its writer is gone (two runs sharing a checkout may be writing the same output at the same moment).
+its writer is gone (two runs sharing a checkout may be writing the same output at the same moment). A
+writer's scratch file (`scratch_file`) is named and cleaned up the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .redact import scrub
 
@@ -97,12 +99,24 @@ def json_number(v: float | None, digits: int = 6) -> float | None:
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync of the directory)."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file whose bytes replace `path` atomically when the block ends (temp file, fsync, rename,
+    fsync of the directory); if the block raises, the temp file goes and `path` keeps its previous bytes.
+
+    Why a writer and not only `write_bytes`: an output too large to hold as one string (the report of a
+    run of thousands of problems) is written piece by piece, with the same guarantees as every other.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -112,7 +126,27 @@ def write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def _create_temp(path: Path) -> tuple[int, str]:
+@contextlib.contextmanager
+def scratch_file(path: Path) -> Iterator[IO[bytes]]:
+    """A temp file beside `path` to write and read back (opened "w+b"), deleted however the block ends.
+
+    Why beside `path` and named like its temp files: a writer's scratch data is as large as its output
+    (the report spools its cells' payloads here), so it belongs on the output's filesystem, not in a
+    small /tmp; and if the writer is killed, the next scratch file of `path` removes the dead one's.
+    `path` itself is never written: give a name no output has (the report uses `report_cells`).
+    """
+    path = Path(os.path.abspath(path))  # the block may change directory (the report reads each run from its own)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    fd, tmp = _create_temp(path, os.O_RDWR)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            yield fh
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _create_temp(path: Path, access: int = os.O_WRONLY) -> tuple[int, str]:
     """A new, empty temp file beside `path`, created with mode 0666 less the user's umask.
 
     Why not tempfile.mkstemp: it creates 0600 whatever the umask, so every output (report.html too) was
@@ -122,7 +156,7 @@ def _create_temp(path: Path) -> tuple[int, str]:
     while True:
         tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+            return os.open(tmp, access | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
         except FileExistsError:  # a name already taken (4 random bytes: practically never): draw again
             continue
 

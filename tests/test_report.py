@@ -22,14 +22,16 @@ from harness import redact
 from harness.cli import main
 from harness.params import load_params
 from harness.report import page as report_page
-from harness.report.build import metric_tables
+from harness.report.build import metric_tables, write_report
 from harness.requests.chain import first_request
 from harness.requests.store import request_key
+
+CELL = r'<script type="application/octet-stream" id="(cell-[A-Z]-\d+)">([^<]*)</script>\n'
 
 
 def cells(html: str) -> dict[str, object]:
     """Every cell payload of a single-file page, decoded as the browser decodes it."""
-    found = re.findall(r'<script type="application/octet-stream" id="(cell-[A-Z]-\d+)">([^<]*)</script>', html)
+    found = re.findall(CELL, html)
     assert found, "no cell in the page"
     return {cid: report_page.unpacked(text) for cid, text in found}
 
@@ -168,6 +170,76 @@ def test_a_split_report_moves_each_problems_cells_into_a_script_file_beside_it(t
     assert loaded == cells(single)
     assert index_of(split)["split"] == "report_files"
     assert build(run, monkeypatch) == single and not (run / "outputs" / "report_files").exists()
+
+
+def test_the_streamed_split_report_is_the_whole_page_moved_out_cell_for_cell(tmp_path, monkeypatch):
+    """The report spools its cells to disk and writes the page and its files piece by piece: the bytes must
+    be those of the page built whole in memory (`page.page`), the split page must be the single page
+    without its cells, each file its problem's cells as lines, and the summed payload lengths decide."""
+    run = shutil.copytree(THINK, tmp_path / "run")
+    single = build(run, monkeypatch)
+    texts = dict(re.findall(CELL, single))  # cell id -> packed payload, in cell order
+    size = sum(len(t) for t in texts.values())
+    monkeypatch.setattr(report_page, "SINGLE_FILE_LIMIT", size - 1)  # one byte too many for one file
+    split = build(run, monkeypatch)  # no --split: the summed lengths decide
+    files = {f.name: f.read_text(encoding="utf-8") for f in (run / "outputs" / "report_files").iterdir()}
+
+    index = index_of(single)
+    payloads = {r["id"]: [texts[report_page.cell_id(r["id"], c)] for c in range(len(r["cells"]))]
+                for r in index["runs"]}
+    whole = report_page.page(index, payloads, True, "report_files")
+    assert split == whole.html and files == whole.files
+    assert single == report_page.page(index, payloads, False, "report_files").html
+
+    # the same, spelled out without page.py: each problem's file is its cells' lines, in cell order ...
+    expected: dict[str, str] = {}
+    for cid, text in texts.items():
+        run_id, c = cid.split("-")[1:]
+        name = f"{run_id}-{index['runs'][0]['cells'][int(c)]['p']}.js"
+        expected[name] = expected.get(name, "") + f'window.harnessReportCells("{cid}","{text}");\n'
+    assert files == expected and len(files) == 4
+    # ... and the split page is the single page without its cells, its index saying where they went and its
+    # policy letting the page load them
+    assert index_of(split) == {**index, "split": "report_files"}
+    blank = lambda html: re.sub(r'(id="report-index">).*?(</script>)', r"\1\2", html, flags=re.DOTALL)
+    without = re.sub(r"(script-src '[^']+')", r"\1 'self'", re.sub(CELL, "", single), count=1)
+    assert blank(split) == blank(without)
+
+    monkeypatch.setattr(report_page, "SINGLE_FILE_LIMIT", size)  # exactly the cells' size: still one file
+    assert build(run, monkeypatch) == single and not (run / "outputs" / "report_files").exists()
+
+
+@pytest.mark.parametrize("failing", ["packed", "cell_element"])
+def test_a_failed_report_leaves_the_previous_page_and_no_scratch_file(failing, tmp_path, monkeypatch):
+    """The cells wait in a scratch file beside the page while it is built (`packed`: a run half read) and
+    written (`cell_element`: the page half written); whatever fails, the scratch file goes, the page's temp
+    file goes, and the previous page stays. A killed report's scratch file goes with the next report."""
+    run = shutil.copytree(THINK, tmp_path / "run")
+    outputs, page = run / "outputs", run / "outputs" / "report.html"
+    page.write_bytes(b"the previous page\n")
+    dead = outputs / ".report_cells.999999999.0badf00d.tmp"  # no process has this id: a killed report's
+    dead.write_text("a killed report's cells")
+    temps = lambda: sorted(p.name for p in outputs.glob(".*.tmp"))
+    real, seen = getattr(report_page, failing), []
+
+    def fails_on_the_third_call(*args):
+        seen.append(temps())
+        if len(seen) == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(report_page, failing, fails_on_the_third_call)
+    monkeypatch.chdir(run)
+    with pytest.raises(OSError, match="No space left"):
+        write_report([Path(".")], Path("outputs/report.html"))
+    (spooled,) = [n for n in seen[-1] if n.startswith(".report_cells.")]  # it was there, and only ours
+    assert spooled != dead.name
+    assert any(n.startswith(".report.html.") for n in seen[-1]) == (failing == "cell_element")
+    assert temps() == [] and page.read_bytes() == b"the previous page\n"
+
+    monkeypatch.setattr(report_page, failing, real)
+    write_report([Path(".")], Path("outputs/report.html"))
+    assert temps() == [] and "cell-A-0" in page.read_text(encoding="utf-8")
 
 
 def test_metrics_are_laid_out_by_their_shape_so_a_new_metric_shows_without_code():

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Self
 
 import pandas as pd
 
@@ -37,7 +37,18 @@ from ..analysis.confidence import LOGPROB_COLUMN
 from ..analysis.thinking_measures import hit_cap
 from ..budget_axis import Budget, as_budget, budget_rank, largest, ordered
 from ..data import integer_answers, read_problems
-from ..files import CURVE, DATASET_INFO, METRICS, REPORT, SAMPLES, read_json, require, store_dir, write_bytes
+from ..files import (
+    CURVE,
+    DATASET_INFO,
+    METRICS,
+    REPORT,
+    SAMPLES,
+    atomic_writer,
+    read_json,
+    require,
+    scratch_file,
+    store_dir,
+)
 from ..params import Params, load_params
 from ..redact import register, scrub
 from ..requests.chain import INSERTIONS, Job, Missing, Outcome, first_request, stored, walk
@@ -86,30 +97,107 @@ def report_command(runs: list[str], output: str | None, split: bool) -> Path:
 
 
 def write_report(runs: list[Path], out: Path, split: bool | None = None) -> Path:
-    """Read each run, build the page, write it (atomically; a split page's files first, then the page)."""
+    """Read each run, build the page, write it (atomically; a split page's files first, then the page).
+
+    The cells' payloads wait in a scratch file beside the page (`Spool`), and the page is written piece by
+    piece: the report's memory is the index's and one cell's, never the run's text."""
     if not 1 <= len(runs) <= len(RUN_IDS):
         raise ReportError(f"report: give one run, or two to compare side by side (got {len(runs)})")
-    built = [build_run(RUN_IDS[i], read_run(path)) for i, path in enumerate(runs)]
-    if len(runs) > 1:  # which run is which, as the command named them (relative paths stay the same anywhere)
-        for entry, path in zip((b[0] for b in built), runs):
-            entry["label"] = f"{path.as_posix()}: {entry['label']}"
-    index: dict[str, Any] = {"runs": [b[0] for b in built], "sample_fields": list(SAMPLE_FIELDS)}
-    payloads = {b[0]["id"]: b[1] for b in built}
-    if split is None:
-        split = sum(len(text) for cells in payloads.values() for text in cells) > report_page.SINGLE_FILE_LIMIT
-    files_dir = out.with_name(out.stem + "_files")
-    page = report_page.page(index, payloads, split, files_dir.name)
-    if files_dir.is_dir() and all(re.fullmatch(r"[A-Z]-\d+\.js", f.name) for f in files_dir.iterdir()):
-        shutil.rmtree(files_dir)  # an earlier split page's cells must not linger beside this one
-    if page.files:
-        for name, text in sorted(page.files.items()):
-            write_bytes(files_dir / name, scrub(text).encode("utf-8"))
-    write_bytes(out, scrub(page.html).encode("utf-8"))
-    where = f" and {len(page.files)} cell files in {files_dir}/" if page.files else ""
-    entries = [b[0] for b in built]
+    with Spool(out.with_name(out.stem + "_cells")) as spool:
+        entries = [build_run(RUN_IDS[i], read_run(path), spool) for i, path in enumerate(runs)]
+        if len(runs) > 1:  # which run is which, as the command named them (relative paths stay the same anywhere)
+            for entry, path in zip(entries, runs):
+                entry["label"] = f"{path.as_posix()}: {entry['label']}"
+        index: dict[str, Any] = {"runs": entries, "sample_fields": list(SAMPLE_FIELDS)}
+        if split is None:
+            split = spool.total() > report_page.SINGLE_FILE_LIMIT
+        files_dir = out.with_name(out.stem + "_files")
+        around = report_page.frame(index, split, files_dir.name)
+        if files_dir.is_dir() and all(re.fullmatch(r"[A-Z]-\d+\.js", f.name) for f in files_dir.iterdir()):
+            shutil.rmtree(files_dir)  # an earlier split page's cells must not linger beside this one
+        files = _write_cell_files(files_dir, index, spool) if split else 0
+        _write_page(out, around, index, spool, split)
+    where = f" and {files} cell files in {files_dir}/" if files else ""
     print(f"report: {sum(len(r['cells']) for r in entries)} cells, "
           f"{sum(len(r['problems']) for r in entries)} problem rows -> {out}{where}")
     return out
+
+
+class Spool:
+    """The cells' packed payloads, written to a scratch file beside the page as the runs are built and read
+    back one at a time as the page is written; in memory only each cell's (offset, length). The file is
+    made with the first cell (a run that cannot be read leaves nothing behind) and removed when the `with`
+    block ends, however it ends.
+
+    Why: the payloads are the page's bulk (65 of the 67 MB of a 300-problem forcing run's page). Held as
+    strings, then joined into the page, then encoded, they made the report's peak memory grow with the
+    run's text: 0.49 GB at 300 problems, 1.4 GB projected at 1,200; spooled, 0.23 GB at 300
+    (benchmarks/bench_store.py's run, `harness report` alone under /usr/bin/time -v)."""
+
+    def __init__(self, beside: Path):
+        self.beside = beside
+        self.closing = contextlib.ExitStack()
+        self.fh: IO[bytes] | None = None
+        self.spans: dict[str, list[tuple[int, int]]] = {}
+        self.end = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.close()
+
+    def add(self, run_id: str, text: str) -> None:
+        data = text.encode("ascii")  # base85: one byte per character
+        if self.fh is None:
+            self.fh = self.closing.enter_context(scratch_file(self.beside))
+        self.fh.seek(self.end)
+        self.fh.write(data)
+        self.spans.setdefault(run_id, []).append((self.end, len(data)))
+        self.end += len(data)
+
+    def text(self, run_id: str, cell: int) -> str:
+        offset, length = self.spans[run_id][cell]
+        assert self.fh is not None  # a cell was added, so the file exists
+        self.fh.seek(offset)
+        data = self.fh.read(length)
+        if len(data) != length:
+            raise ReportError(f"report: the scratch file of the cells ended early ({len(data)} of {length} bytes "
+                              f"of cell {run_id}-{cell}); was it removed or truncated while the report ran?")
+        return data.decode("ascii")
+
+    def count(self, run_id: str) -> int:
+        return len(self.spans.get(run_id, []))
+
+    def total(self) -> int:
+        """Every cell's payload length, summed: the size the split decision weighs."""
+        return sum(length for spans in self.spans.values() for _, length in spans)
+
+
+# Every chunk below is scrubbed on its own. The scrub replaces registered secrets (API keys), and every chunk
+# ends in a newline (the page's part before its cells, each cell's element or line, each file); no secret
+# holds one (a key with a line break cannot be sent in an HTTP header), so no secret can span two chunks,
+# and scrubbing chunk by chunk gives the bytes that scrubbing the whole page at once gave.
+
+def _write_page(out: Path, around: report_page.Frame, index: dict[str, Any], spool: Spool, split: bool) -> None:
+    """The page, streamed into its atomic temp file: the part before the cells, each cell, the part after."""
+    with atomic_writer(out) as fh:
+        fh.write(scrub(around.head).encode("utf-8"))
+        runs = [] if split else [run["id"] for run in index["runs"]]  # a split page's cells are in its files
+        for run_id in runs:
+            for c in range(spool.count(run_id)):
+                fh.write(scrub(report_page.cell_element(run_id, c, spool.text(run_id, c))).encode("utf-8"))
+        fh.write(scrub(around.tail).encode("utf-8"))
+
+
+def _write_cell_files(files_dir: Path, index: dict[str, Any], spool: Spool) -> int:
+    """A split page's per-problem script files, each streamed like the page; how many were written."""
+    names = report_page.problem_files(index)
+    for name, run_id, cells in names:
+        with atomic_writer(files_dir / name) as fh:
+            for c in cells:
+                fh.write(scrub(report_page.cell_line(run_id, c, spool.text(run_id, c))).encode("utf-8"))
+    return len(names)
 
 
 @contextlib.contextmanager
@@ -218,15 +306,14 @@ class Walks:
 
 # ---- assembly: the run's data -> the page's index and its cells' payloads ----
 
-def build_run(run_id: str, data: RunData) -> tuple[dict[str, Any], list[str]]:
-    """One run's part of the page: its index entry, and its cells' packed payloads in cell order."""
+def build_run(run_id: str, data: RunData, spool: Spool) -> dict[str, Any]:
+    """One run's part of the page: its index entry; its cells' packed payloads go to `spool`, in cell order."""
     params, frame = data.params, data.samples
     budgets = ordered(frame["budget"]) if len(frame) else []
     ids = [p["id"] for p in data.problems if p["id"] in set(frame["problem_id"].astype(str))]
     integer = integer_answers(params)
     frame = frame.assign(_budget=[as_budget(b) for b in frame["budget"]], _hit=_hit_budget(frame, params))
     cells: list[dict[str, Any]] = []
-    payloads: list[str] = []
     fractions: dict[tuple[str, Budget], float | None] = {}
     verdicts: dict[str, list[tuple[Budget, float | None]]] = {}
     vote_budget = _vote_budget(data.metrics, budgets)
@@ -247,8 +334,8 @@ def build_run(run_id: str, data: RunData) -> tuple[dict[str, Any], list[str]]:
             if budget == vote_budget:
                 votes[pid] = [report_grid.maj_at_k(graded, k, params.sampling.seed) for k in ks]
             cells.append(_cell_entry(p, b, cell, graded, rows, data.outcomes))
-            payloads.append(report_page.packed(scrub(report_page.compact_json(_payload(params, data, pid, budget,
-                                                                                            rows)))))
+            spool.add(run_id, report_page.packed(scrub(report_page.compact_json(_payload(params, data, pid, budget,
+                                                                                          rows)))))
     difficulties = [report_grid.difficulty(fractions.get((pid, b)) for b in budgets) for pid in ids]
     flips = [f for pid in ids for f in report_grid.flips(pid, verdicts.get(pid, []))]
     problems = {p["id"]: p for p in data.problems}
@@ -272,7 +359,7 @@ def build_run(run_id: str, data: RunData) -> tuple[dict[str, Any], list[str]]:
         "flips": [{"p": ids.index(f.problem_id), "before": str(f.before), "after": str(f.after),
                    "direction": f.direction} for f in flips],
     }
-    return entry, payloads
+    return entry
 
 
 def _vote_budget(metrics: dict[str, Any], budgets: list[Budget]) -> Budget | None:

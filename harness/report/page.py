@@ -15,7 +15,8 @@ Why each rule:
   per-problem script files beside it (`fetch` is refused on `file://`, a `<script src>` is not).
 - Same inputs, same bytes: sorted keys, no timestamps, a fixed compression level, no paths of the machine.
 
-Pure: the index and the cells' payloads in, the page's text (and the side files' texts) out.
+Pure: the index and the cells' payloads in, the page's text (and the side files' texts) out, whole
+(`page`) or in pieces to write one after another (`frame`, `cell_element`, `problem_files`, `cell_line`).
 """
 
 from __future__ import annotations
@@ -111,37 +112,69 @@ class Page:
     files: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Frame:
+    """The page around its cells: the HTML before them and after them. The cells go in between, one
+    `cell_element` each (a single file) or none (split: they are in the `problem_files`)."""
+
+    head: str
+    tail: str
+
+
 def cell_id(run: str, cell: int) -> str:
     return f"cell-{run}-{cell}"
 
 
 def page(index: dict[str, Any], payloads: dict[str, list[str]], split: bool, files_dir: str) -> Page:
-    """The page for `index` (its `runs`, each with an `id`) and each run's packed cells, in cell order.
+    """The page for `index` (its `runs`, each with an `id`) and each run's packed cells, in cell order,
+    as one string: what the report's streamed write puts on disk piece by piece (build.py), for a page
+    small enough to hold at once (the tests compare the two).
 
     `split`: the cells go to `files_dir`/<run>-<problem>.js, one file per problem (what a cell needs is
     then one small script away); otherwise each cell is a non-executing element of the page itself."""
+    around = frame(index, split, files_dir)
+    files = {name: "".join(cell_line(run, c, payloads[run][c]) for c in cells)
+             for name, run, cells in problem_files(index)} if split else {}
+    elements = "" if split else "".join(cell_element(run["id"], c, text) for run in index["runs"]
+                                        for c, text in enumerate(payloads[run["id"]]))
+    return Page(around.head + elements + around.tail, files)
+
+
+def frame(index: dict[str, Any], split: bool, files_dir: str) -> Frame:
+    """The page's HTML before and after its cells: the policy, style, script, index and title filled in.
+
+    The template is cut at {{CELLS}} before anything is filled in, then each part is filled in one pass,
+    as the whole page was: text put in (a model's answer in the index) is never read for placeholders."""
     script, style = asset("report.js"), asset("report.css")
     for name, text in (("report.js", script), ("report.css", style)):
         if re.search(r"</(script|style)", text, re.IGNORECASE):
             raise ValueError(f"{ASSETS}/{name} contains a closing tag, which would end its inline element early")
-    files: dict[str, str] = {}
     index = {**index, "split": files_dir if split else None}
-    if split:
-        elements = ""
-        for run in index["runs"]:
-            for problem, cells in _cells_by_problem(run).items():
-                lines = [f"window.harnessReportCells({json.dumps(cell_id(run['id'], c))},"
-                         f"{json.dumps(payloads[run['id']][c])});" for c in cells]
-                files[f"{run['id']}-{problem}.js"] = "\n".join(lines) + "\n"
-    else:
-        elements = "".join(
-            f'<script type="application/octet-stream" id="{cell_id(run["id"], c)}">{text}</script>\n'
-            for run in index["runs"] for c, text in enumerate(payloads[run["id"]]))
     policy = (CSP_SPLIT if split else CSP_SINGLE).format(script=csp_hash(script), style=csp_hash(style))
-    values = {"CSP": policy, "STYLE": style, "SCRIPT": script, "INDEX": inline_json(index), "CELLS": elements,
+    values = {"CSP": policy, "STYLE": style, "SCRIPT": script, "INDEX": inline_json(index),
               "TITLE": _escape_text(" | ".join(run["label"] for run in index["runs"]))}
-    html = _PLACEHOLDER.sub(lambda m: values[m.group(1)], asset("report.html"))  # one pass: inserted text stays
-    return Page(html, files)
+    parts = asset("report.html").split("{{CELLS}}")
+    if len(parts) != 2:
+        raise ValueError(f"{ASSETS}/report.html must hold {{{{CELLS}}}} once (it holds it {len(parts) - 1} times)")
+    head, tail = (_PLACEHOLDER.sub(lambda m: values[m.group(1)], part) for part in parts)
+    return Frame(head, tail)
+
+
+def cell_element(run: str, cell: int, text: str) -> str:
+    """One cell of a single-file page: its packed payload in a non-executing element, ending in a newline."""
+    return f'<script type="application/octet-stream" id="{cell_id(run, cell)}">{text}</script>\n'
+
+
+def cell_line(run: str, cell: int, text: str) -> str:
+    """One cell of a split page: a line of its problem's script file, ending in a newline."""
+    return f"window.harnessReportCells({json.dumps(cell_id(run, cell))},{json.dumps(text)});\n"
+
+
+def problem_files(index: dict[str, Any]) -> list[tuple[str, str, list[int]]]:
+    """A split page's script files: each one's name, its run's id and its cells (every cell of one
+    problem, in cell order), sorted by name."""
+    return sorted((f"{run['id']}-{problem}.js", run["id"], cells)
+                  for run in index["runs"] for problem, cells in _cells_by_problem(run).items())
 
 
 def _cells_by_problem(run: dict[str, Any]) -> dict[int, list[int]]:
