@@ -104,7 +104,7 @@ def write_report(runs: list[Path], out: Path, split: bool | None = None) -> Path
     if not 1 <= len(runs) <= len(RUN_IDS):
         raise ReportError(f"report: give one run, or two to compare side by side (got {len(runs)})")
     with Spool(out.with_name(out.stem + "_cells")) as spool:
-        entries = [build_run(RUN_IDS[i], read_run(path), spool) for i, path in enumerate(runs)]
+        entries = [_built(RUN_IDS[i], path, spool) for i, path in enumerate(runs)]
         if len(runs) > 1:  # which run is which, as the command named them (relative paths stay the same anywhere)
             for entry, path in zip(entries, runs):
                 entry["label"] = f"{path.as_posix()}: {entry['label']}"
@@ -221,7 +221,8 @@ def read_run(path: Path) -> RunData:
         curve = pd.read_csv(require(CURVE, "vote"))
         root = store_dir()
         store = ResponseStore(root.resolve(), "sample", readonly=True)  # read again later, from anywhere
-        outcomes = Walks(params, problems, store, asyncio.run(_gaps(params, problems, samples, store)))
+        _check_problems(samples, problems)
+        outcomes = Walks(params, problems, store)
         store_info = {"responses": len(store), **store_summary(root)}
         return RunData(label=run_label(params) + tokens_note(samples), params=params, problems=problems, samples=samples,
                        curve=curve, metrics=read_json(METRICS), dataset=read_json(DATASET_INFO), store=store_info,
@@ -251,40 +252,55 @@ def _job(row: Any, problems: dict[str, dict[str, str]]) -> Job:
     return Job(problem["id"], problem["problem"], problem["answer"], as_budget(row.budget), int(row.sample))
 
 
-async def _gaps(params: Params, problems: list[dict[str, str]], samples: pd.DataFrame,
-               store: ResponseStore) -> dict[tuple[str, Budget, int], Missing]:
-    """Where each sample's chain stops short over the store alone (nothing is sent, no text is kept); an
-    answered sample without its whole chain stops the report here, before anything is written."""
-    by_id = {p["id"]: p for p in problems}
-    fetch = stored(store)
-    gaps: dict[tuple[str, Budget, int], Missing] = {}
+def _check_problems(samples: pd.DataFrame, problems: list[dict[str, str]]) -> None:
+    unknown = set(samples["problem_id"].astype(str)) - {p["id"] for p in problems}
+    if unknown:
+        first = next(str(pid) for pid in samples["problem_id"] if str(pid) in unknown)
+        raise ReportError(f"report: {SAMPLES} names problem {first!r}, which outputs/problems.jsonl does not have; "
+                          "rerun the pipeline (`dvc repro`) so the two agree")
+
+
+def _built(run_id: str, path: Path, spool: Spool) -> dict[str, Any]:
+    """One run read and built into the spool; an answered sample whose chain the store lacks stops the
+    report here, before the page is written (the spool goes with the error)."""
+    data = read_run(path)
+    entry = build_run(run_id, data, spool)
+    _check_chains(data, path)
+    return entry
+
+
+def _check_chains(data: RunData, path: Path) -> None:
+    """Every sample was walked over the store as its cell was built (Walks); those that stopped short and
+    are not failed samples (which never had a whole chain) mean the store and samples.csv disagree."""
+    gaps = data.outcomes.gaps
+    if not gaps:
+        return
     missing = []
-    for row in samples.itertuples(index=False):
-        job = _job(row, by_id)
-        try:
-            await walk(params, job, fetch)
-        except Missing as gap:
-            gaps[job.problem_id, job.budget, job.sample] = gap
-            if not str(row.status).startswith("failed"):
-                missing.append(f"{job.problem_id} at {job.budget} sample {job.sample} ({gap.step} request)")
+    for row in data.samples.itertuples(index=False):  # in samples.csv order
+        gap = gaps.get((str(row.problem_id), as_budget(row.budget), int(row.sample)))
+        if gap is not None and not str(row.status).startswith("failed"):
+            missing.append(f"{row.problem_id} at {row.budget} sample {row.sample} ({gap.step} request)")
     if missing:
+        with _inside(path):
+            where = store_dir()
         raise ReportError(
-            f"report: {len(missing)} answered sample(s) of {SAMPLES} have no complete chain in {store_dir()}/ "
+            f"report: {len(missing)} answered sample(s) of {SAMPLES} have no complete chain in {where}/ "
             f"(first: {missing[0]}); the report reads every transcript from the store: restore it "
             "(`git checkout store`, `dvc pull`) or rerun `harness sample`")
-    return gaps
 
 
 class Walks:
     """Each sample's chain walked over the store when the page asks for it, one cell's samples kept at a time.
 
     Why not every walk up front: a walk holds its sample's whole text, and a run of 57,600 forced samples
-    held gigabytes; the page is built cell by cell, so it needs one cell's transcripts at once.
+    held gigabytes; the page is built cell by cell, so it needs one cell's transcripts at once. Each sample
+    is walked once (a first pass to find the gaps read the whole store a second time): a chain the store
+    lacks is kept as its `Missing`, and judged once the run is built (`_check_chains`).
     """
 
-    def __init__(self, params: Params, problems: list[dict[str, str]], store: ResponseStore,
-                 gaps: dict[tuple[str, Budget, int], Missing]):
-        self.params, self.store, self.gaps = params, store, gaps
+    def __init__(self, params: Params, problems: list[dict[str, str]], store: ResponseStore):
+        self.params, self.store = params, store
+        self.gaps: dict[tuple[str, Budget, int], Missing] = {}  # the samples whose chain stops short
         self.problems = {p["id"]: p for p in problems}
         self.fetch = stored(store)
         self.cell: tuple[str, Budget] | None = None
@@ -300,7 +316,11 @@ class Walks:
         if sample not in self.walked:
             problem = self.problems[pid]
             job = Job(problem["id"], problem["problem"], problem["answer"], budget, sample)
-            self.walked[sample] = self.loop.run_until_complete(walk(self.params, job, self.fetch))
+            try:
+                self.walked[sample] = self.loop.run_until_complete(walk(self.params, job, self.fetch))
+            except Missing as gap:  # kept: the page shows it, and _check_chains judges it
+                self.gaps[where] = gap
+                return gap
         return self.walked[sample]
 
 
