@@ -271,3 +271,18 @@ def test_a_shard_sealed_since_the_open_is_read_from_its_index_on_refresh(tmp_pat
     assert reader.refresh() == 12
     assert starts == [(tmp_path / "sample.jsonl.gz").stat().st_size]  # only past the index: nothing to read
     assert reader.get(request_key(_req(11)))["response"]["text"].startswith("answer 11 ")
+
+
+def test_the_committed_1_5b_store_seals_under_0_6x_as_docs_store_md_says(tmp_path):
+    """The issue's goal for the repeated thinking (0.6x of the bytes of a forced sample's records at most)
+    on the committed 1.5B store, and the ratio docs/store.md and benchmarks/README.md quote."""
+    store = shutil.copytree(REPO / "examples" / "reasoning-1.5b" / "store", tmp_path / "store",
+                            ignore=shutil.ignore_patterns(".index"))
+    before = {p.name: p.stat().st_size for p in store.glob("*.jsonl")}
+    sealed_shards = {old.name: new for old, new in seal_store(store, every=True)}
+    ratio = sum(p.stat().st_size for p in sealed_shards.values()) / sum(before.values())
+    sample = sealed_shards["sample.jsonl"].stat().st_size / before["sample.jsonl"]
+    assert ratio <= 0.6 and sample <= 0.6
+    for doc in (REPO / "docs" / "store.md", REPO / "benchmarks" / "README.md"):
+        text = doc.read_text()
+        assert f"{ratio:.2f}x" in text and f"{sample:.2f}x" in text, doc
