@@ -286,11 +286,28 @@ def bench_big(run: Path, gb: float, text_bytes: int) -> dict[str, Any]:
     size = store_size(run)
     shutil.rmtree(run / "outputs", ignore_errors=True)
     replay = timed([harness, "run"], run, {"HARNESS_NO_REQUESTS": "1"})
-    same = digests(run) == digests(run, live.name)
-    result = {"store_gb": round(size["disk"] / 1e9, 2), "responses": size["responses"], "shards": size["shards"],
-              "filled_s": round(filled, 1), "replay": replay, "replay_identical": same}
+    now, then = digests(run), digests(run, live.name)
+    others = [name for name in then if name != "report.html"]
+    result = {"store_gb": round(size["disk"] / 1e9, 2), "store_json_lines_gb": round(size["lines"] / 1e9, 2),
+              "responses": size["responses"], "shards": size["shards"], "filled_s": round(filled, 1),
+              "replay": replay, "replay_identical_but_report": all(now.get(n) == then[n] for n in others),
+              # the report's provenance counts the store it read, which now holds the other responses too
+              "report_identical_but_store_provenance": _page_sans_store(run / "outputs" / "report.html")
+              == _page_sans_store(live / "report.html")}
     print(json.dumps(result), flush=True)
     return result
+
+
+def _page_sans_store(page: Path) -> tuple[str, Any]:
+    """A report page with its index's store_* provenance taken out: everything the run's samples decide."""
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="report-index">(.*?)</script>', text, re.DOTALL)
+    if found is None:
+        return text, None
+    index = json.loads(found.group(1))
+    for run in index["runs"]:
+        run["provenance"] = {k: v for k, v in run["provenance"].items() if not k.startswith("store_")}
+    return text[:found.start()] + text[found.end():], index
 
 
 def bench_per_sample(root: Path, budget: int, problems: int, samples: int) -> dict[str, Any]:
