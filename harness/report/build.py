@@ -244,14 +244,6 @@ def tokens_note(samples: pd.DataFrame) -> str:
     return " · tokens " + ", ".join(f"{how} ({n})" for how, n in counted.items())
 
 
-def _job(row: Any, problems: dict[str, dict[str, str]]) -> Job:
-    problem = problems.get(str(row.problem_id))
-    if problem is None:
-        raise ReportError(f"report: {SAMPLES} names problem {row.problem_id!r}, which outputs/problems.jsonl does "
-                          "not have; rerun the pipeline (`dvc repro`) so the two agree")
-    return Job(problem["id"], problem["problem"], problem["answer"], as_budget(row.budget), int(row.sample))
-
-
 def _check_problems(samples: pd.DataFrame, problems: list[dict[str, str]]) -> None:
     unknown = set(samples["problem_id"].astype(str)) - {p["id"] for p in problems}
     if unknown:
