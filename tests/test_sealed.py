@@ -286,3 +286,12 @@ def test_the_committed_1_5b_store_seals_under_0_6x_as_docs_store_md_says(tmp_pat
     for doc in (REPO / "docs" / "store.md", REPO / "benchmarks" / "README.md"):
         text = doc.read_text()
         assert f"{ratio:.2f}x" in text and f"{sample:.2f}x" in text, doc
+
+
+def test_a_killed_seals_temp_file_is_removed_by_the_next_seal(tmp_path):
+    shard = _filled(tmp_path, n=3)
+    dead = tmp_path / ".sample.jsonl.gz.999999999.0badf00d.tmp"  # a seal killed mid-write (no such process)
+    dead.write_bytes(b"\x1f\x8b half a member")
+    seal_shard(shard)
+    assert not dead.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(ResponseStore(tmp_path, "vote", readonly=True)) == 3

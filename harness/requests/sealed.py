@@ -19,13 +19,13 @@ where a member ends is known without inflating it. mtime is 0, so the same recor
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..files import atomic_writer
 from . import keydir
 
 SUFFIX = ".gz"  # `sample@host@pid@token.jsonl` seals to `sample@host@pid@token.jsonl.gz`
@@ -68,21 +68,32 @@ def inflate(raw: bytes) -> bytes:
         raise ValueError(f"a damaged compressed record ({exc})") from None
 
 
-def members(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, bytes | None]]:
-    """(offset, raw member, or None past a cut-short end) for each member from `start`, one at a time."""
+def members(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, raw member, whether it is whole) for each member from `start`, one at a time; the last one
+    is not whole when the file ends inside it or holds bytes that start no member."""
     with open(path, "rb") as fh:
         fh.seek(start)
         offset = start
         while raw := fh.read(HEADER):
             found = head(raw)
-            if found is None or len(raw) < HEADER:
-                yield offset, raw, None
+            if found is None:
+                yield offset, raw, False
                 return
             rest = fh.read(found[1] - HEADER)
-            if len(rest) < found[1] - HEADER:
-                yield offset, raw + rest, None
+            whole = len(rest) == found[1] - HEADER
+            yield offset, raw + rest, whole
+            if not whole:
                 return
-            yield offset, raw + rest, raw
+            offset += found[1]
+
+
+def spans(path: Path) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each whole member, from the headers alone (a pread of 52 bytes each): what
+    counting a sealed shard's records or their bytes needs, without reading the records."""
+    with open(path, "rb") as fh:
+        offset, size = 0, os.fstat(fh.fileno()).st_size
+        while (found := head(os.pread(fh.fileno(), HEADER, offset))) is not None and offset + found[1] <= size:
+            yield offset, found[1]
             offset += found[1]
 
 
@@ -104,7 +115,7 @@ def scan(path: Path, start: int, first: int, slow_key: Callable[[int, bytes], by
     keys, offsets, lengths = bytearray(), array("Q"), array("I")
     covered, number = start, first
     for offset, raw, whole in members(path, start):
-        if whole is None:
+        if not whole:
             raise Damaged(number, f"byte {offset} starts no whole compressed record; the file is damaged or "
                                   f"cut short: {RESTORE}")
         try:
@@ -131,13 +142,9 @@ def lines_name(path: Path) -> str:
 def lines_bytes(path: Path) -> int:
     """How many bytes a sealed shard's records take as JSON lines (each member's trailer says its own),
     read from the members' headers and trailers only."""
-    total = 0
     with open(path, "rb") as fh:
-        offset, size = 0, os.fstat(fh.fileno()).st_size
-        while (found := head(os.pread(fh.fileno(), HEADER, offset))) is not None and offset + found[1] <= size:
-            total += struct.unpack("<I", os.pread(fh.fileno(), 4, offset + found[1] - 4))[0]
-            offset += found[1]
-    return total
+        return sum(struct.unpack("<I", os.pread(fh.fileno(), 4, offset + length - 4))[0]
+                   for offset, length in spans(path))
 
 
 def record_number(path: Path, offset: int) -> int:
@@ -148,37 +155,18 @@ def record_number(path: Path, offset: int) -> int:
     return 0
 
 
-def seal(shard: Path, lines: Iterator[tuple[bytes, bytes]], target: Path) -> keydir.ShardKeys:
-    """Write `lines` ((key, JSON line) in shard order) to `target`, with its index; only then remove the
-    JSON-lines shard and its index (a kill in between leaves both: the same records twice, read once)."""
-    tmp = shard.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+def seal(lines: Iterator[tuple[bytes, bytes]], target: Path) -> keydir.ShardKeys:
+    """Write `lines` ((key, JSON line) in shard order) to `target` as every output is written (a temp file
+    beside it, fsync, rename, fsync of the directory: a killed seal leaves its temp file, which the next
+    seal of `target` removes), then its index. The caller removes the JSON-lines shard only after this."""
     offsets, lengths, keys = array("Q"), array("I"), bytearray()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # less the umask, as every shard
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for key, line in lines:
-                data = member(line, key)
-                offsets.append(out.tell())
-                lengths.append(len(data))
-                keys += key
-                out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_writer(target) as out:
+        for key, line in lines:
+            data = member(line, key)
+            offsets.append(out.tell())
+            lengths.append(len(data))
+            keys += key
+            out.write(data)
     sealed = keydir.ShardKeys(keydir.entries(keys, offsets, lengths), target.stat().st_size, len(offsets))
     keydir.write_index(target, sealed)
-    _fsync_dir(shard.parent)
-    for old in (shard, keydir.index_path(shard), keydir.index_path(shard).with_suffix(".closed")):
-        old.unlink(missing_ok=True)
     return sealed
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

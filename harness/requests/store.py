@@ -514,7 +514,7 @@ def count_records(root: str | Path) -> int:
     total = 0
     for path in shard_files(root):
         if sealed.is_sealed(path):
-            total += sum(1 for *_, whole in sealed.members(path) if whole is not None)
+            total += sum(1 for _ in sealed.spans(path))  # the members' headers, not the records
             continue
         with open(path, "rb") as fh:
             while chunk := fh.read(16 << 20):
@@ -549,7 +549,9 @@ def seal_shard(path: Path) -> Path:
     while target.exists():  # never write over a sealed shard: a stage's shard may be sealed more than once
         n += 1
         target = path.with_name(f"{path.stem}+{n}.jsonl{sealed.SUFFIX}")
-    sealed.seal(path, _checked_lines(path), target)
+    sealed.seal(_checked_lines(path), target)
+    for old in (path, keydir.index_path(path), _closed_mark(path)):  # only now: the sealed twin is on disk
+        old.unlink(missing_ok=True)
     return target
 
 
